@@ -1,0 +1,233 @@
+package domain
+
+import (
+	"fmt"
+	"slices"
+	"unicode/utf8"
+)
+
+// ConversationType is "chat" (a direct chat of at most two) or "group".
+type ConversationType string
+
+const (
+	Direct ConversationType = "chat"
+	Group  ConversationType = "group"
+)
+
+// Limits are the configurable bounds of the rules.
+type Limits struct {
+	MaxGroupMembers int // default 1024
+	MaxTextBytes    int // default 64 KiB
+	MaxNameRunes    int // 255
+	MaxDescription  int // runes, default 4096
+	MaxReadBatch    int // message ids in one read, default 1000
+}
+
+// DefaultLimits are the limits of the API contract.
+func DefaultLimits() Limits {
+	return Limits{MaxGroupMembers: 1024, MaxTextBytes: 64 << 10, MaxNameRunes: 255, MaxDescription: 4096, MaxReadBatch: 1000}
+}
+
+func (l Limits) capacity(t ConversationType) int {
+	if t == Direct {
+		return 2
+	}
+	return l.MaxGroupMembers
+}
+
+// Conversation is the state of a conversation-<id> stream: what the rules
+// need, not the messages themselves.
+type Conversation struct {
+	ID          int64
+	Type        ConversationType
+	Name        *string
+	Description *string
+	CreatedBy   int64
+	members     map[int64]int64 // user id → membership id
+}
+
+// Exists reports whether the conversation has been created.
+func (c *Conversation) Exists() bool { return c.ID != 0 }
+
+// MembershipOf returns the user's membership id and whether they are a member.
+func (c *Conversation) MembershipOf(user int64) (int64, bool) {
+	id, ok := c.members[user]
+	return id, ok
+}
+
+// Members returns the member ids in ascending order.
+func (c *Conversation) Members() []int64 {
+	out := make([]int64, 0, len(c.members))
+	for u := range c.members {
+		out = append(out, u)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Clone returns a deep copy, so a cached state can be evolved safely.
+func (c *Conversation) Clone() *Conversation {
+	d := *c
+	d.members = make(map[int64]int64, len(c.members))
+	for k, v := range c.members {
+		d.members[k] = v
+	}
+	return &d
+}
+
+// Apply evolves the conversation by one event. Events of other kinds are ignored.
+func (c *Conversation) Apply(e Event) {
+	if c.members == nil {
+		c.members = map[int64]int64{}
+	}
+	switch e := e.(type) {
+	case ConversationCreated:
+		c.ID, c.Type, c.Name, c.Description, c.CreatedBy = e.ConversationID, e.Type, e.Name, e.Description, e.CreatedBy
+		for _, m := range e.Members {
+			c.members[m.UserID] = m.MembershipID
+		}
+	case MemberJoined:
+		c.members[e.UserID] = e.MembershipID
+	case MemberLeft:
+		delete(c.members, e.UserID)
+	}
+}
+
+// NewConversation is what a client asks for when creating a chatroom.
+type NewConversation struct {
+	Type        ConversationType
+	Name        *string
+	Description *string
+	Creator     int64
+	Members     []int64 // other members; duplicates and the creator are ignored
+}
+
+// Check validates the request on its own (the caller checks that members exist).
+// It returns the member list to create, creator first, without duplicates.
+func (n NewConversation) Check(l Limits) ([]int64, error) {
+	fields := map[string][]string{}
+	switch n.Type {
+	case Direct, Group:
+	default:
+		fields["type"] = []string{fmt.Sprintf("%q is not a valid choice.", string(n.Type))}
+	}
+	if n.Name != nil && utf8.RuneCountInString(*n.Name) > l.MaxNameRunes {
+		fields["name"] = []string{fmt.Sprintf("Ensure this field has no more than %d characters.", l.MaxNameRunes)}
+	}
+	if n.Description != nil && utf8.RuneCountInString(*n.Description) > l.MaxDescription {
+		fields["description"] = []string{fmt.Sprintf("Ensure this field has no more than %d characters.", l.MaxDescription)}
+	}
+	members := []int64{n.Creator}
+	for _, m := range n.Members {
+		if m <= 0 {
+			fields["members"] = []string{fmt.Sprintf("Invalid pk \"%d\" - object does not exist.", m)}
+			break
+		}
+		if !slices.Contains(members, m) {
+			members = append(members, m)
+		}
+	}
+	if _, bad := fields["type"]; !bad && len(members) > l.capacity(n.Type) {
+		fields["members"] = append(fields["members"], fmt.Sprintf("A %s can have at most %d members.", n.Type, l.capacity(n.Type)))
+	}
+	if len(fields) > 0 {
+		return nil, &Error{Kind: KindInvalid, Fields: fields}
+	}
+	return members, nil
+}
+
+// Create decides the event that opens a conversation. membershipIDs are the
+// ids of the memberships of members, in the same order.
+func Create(id int64, n NewConversation, members, membershipIDs []int64) []Event {
+	ms := make([]Membership, len(members))
+	for i, u := range members {
+		ms[i] = Membership{UserID: u, MembershipID: membershipIDs[i]}
+	}
+	return []Event{ConversationCreated{
+		ConversationID: id, Type: n.Type, Name: n.Name, Description: n.Description,
+		CreatedBy: n.Creator, Members: ms,
+	}}
+}
+
+// CheckJoin tells whether user may join: it returns their existing
+// membership id (already a member), or an error when the room does not exist
+// or is full. A zero id and nil error mean a new membership is needed.
+func (c *Conversation) CheckJoin(user int64, l Limits) (int64, error) {
+	if !c.Exists() {
+		return 0, ErrConversationNotFound
+	}
+	if id, ok := c.members[user]; ok {
+		return id, nil
+	}
+	if len(c.members) >= l.capacity(c.Type) {
+		return 0, ErrRoomFull
+	}
+	return 0, nil
+}
+
+// Join decides the event of a new membership; call CheckJoin first.
+func (c *Conversation) Join(user, membershipID int64) []Event {
+	return []Event{MemberJoined{ConversationID: c.ID, UserID: user, MembershipID: membershipID}}
+}
+
+// Leave decides the event of user leaving.
+func (c *Conversation) Leave(user int64) ([]Event, error) {
+	if !c.Exists() {
+		return nil, ErrConversationNotFound
+	}
+	id, ok := c.members[user]
+	if !ok {
+		return nil, ErrNotMemberToLeave
+	}
+	return []Event{MemberLeft{ConversationID: c.ID, UserID: user, MembershipID: id}}, nil
+}
+
+// CheckMember returns an error unless user may read or write the conversation.
+func (c *Conversation) CheckMember(user int64) error {
+	if !c.Exists() {
+		return ErrConversationNotFound
+	}
+	if _, ok := c.members[user]; !ok {
+		return ErrNotMember
+	}
+	return nil
+}
+
+// MessageContent is what a sender supplies.
+type MessageContent struct {
+	Text    string
+	Picture *Attachment
+	Video   *Attachment
+}
+
+// CheckSend validates a send before a message id is taken.
+func (c *Conversation) CheckSend(sender int64, m MessageContent, l Limits) error {
+	if err := c.CheckMember(sender); err != nil {
+		return err
+	}
+	if len(m.Text) > l.MaxTextBytes {
+		return FieldError("text", fmt.Sprintf("Ensure this field has no more than %d bytes.", l.MaxTextBytes))
+	}
+	if !utf8.ValidString(m.Text) {
+		return FieldError("text", "Text must be valid UTF-8.")
+	}
+	if m.Text == "" && m.Picture == nil && m.Video == nil {
+		return ErrEmptyMessage
+	}
+	return nil
+}
+
+// Send decides the message event; call CheckSend first. Receivers are the
+// other members now.
+func (c *Conversation) Send(sender, messageID int64, m MessageContent) []Event {
+	receivers := make([]int64, 0, len(c.members))
+	for _, u := range c.Members() {
+		if u != sender {
+			receivers = append(receivers, u)
+		}
+	}
+	return []Event{MessageSent{
+		ConversationID: c.ID, MessageID: messageID, SenderID: sender, Receivers: receivers,
+		Text: m.Text, Picture: m.Picture, Video: m.Video,
+	}}
+}

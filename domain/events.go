@@ -1,0 +1,247 @@
+package domain
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Wire names of the events. A wire name is never renamed; a changed shape
+// gets a new version and an upcaster (see Registry).
+const (
+	TypeUsernameReserved    = "chat.username_reserved"
+	TypeUserRegistered      = "chat.user_registered"
+	TypeConversationCreated = "chat.conversation_created"
+	TypeMemberJoined        = "chat.member_joined"
+	TypeMemberLeft          = "chat.member_left"
+	TypeMessageSent         = "chat.message_sent"
+	TypeMessagesRead        = "chat.messages_read"
+)
+
+// Event is a fact that happened. EventType is its stable wire name.
+type Event interface {
+	EventType() string
+}
+
+// UsernameReserved claims a lower-cased username for a user id. It is the
+// only event of the stream username-<name>, appended with "no stream"
+// expected, which makes usernames unique on every event store.
+type UsernameReserved struct {
+	Username string `json:"username"`
+	UserID   int64  `json:"user_id"`
+}
+
+// UserRegistered creates a user. PasswordHash is a slow salted hash; audit
+// output redacts it.
+type UserRegistered struct {
+	UserID       int64  `json:"user_id"`
+	Username     string `json:"username"`
+	PasswordHash string `json:"password_hash"`
+}
+
+// Membership pairs a member with the id of their membership.
+type Membership struct {
+	UserID       int64 `json:"user_id"`
+	MembershipID int64 `json:"membership_id"`
+}
+
+// ConversationCreated opens a chatroom with its first members (the creator first).
+type ConversationCreated struct {
+	ConversationID int64            `json:"conversation_id"`
+	Type           ConversationType `json:"type"`
+	Name           *string          `json:"name"`
+	Description    *string          `json:"description"`
+	CreatedBy      int64            `json:"created_by"`
+	Members        []Membership     `json:"members"`
+}
+
+// MemberJoined adds a member.
+type MemberJoined struct {
+	ConversationID int64 `json:"conversation_id"`
+	UserID         int64 `json:"user_id"`
+	MembershipID   int64 `json:"membership_id"`
+}
+
+// MemberLeft removes a member.
+type MemberLeft struct {
+	ConversationID int64 `json:"conversation_id"`
+	UserID         int64 `json:"user_id"`
+	MembershipID   int64 `json:"membership_id"`
+}
+
+// Attachment is a stored file, named by its content hash.
+type Attachment struct {
+	Key         string `json:"key"`
+	ContentType string `json:"content_type"`
+	Size        int64  `json:"size"`
+}
+
+// MessageSent is a message. Receivers are the members other than the
+// sender at the moment of sending, fixed for ever.
+type MessageSent struct {
+	ConversationID int64       `json:"conversation_id"`
+	MessageID      int64       `json:"message_id"`
+	SenderID       int64       `json:"sender_id"`
+	Receivers      []int64     `json:"receivers"`
+	Text           string      `json:"text"`
+	Picture        *Attachment `json:"attachment_picture,omitempty"`
+	Video          *Attachment `json:"attachment_video,omitempty"`
+}
+
+// MessagesRead marks messages read by one of their receivers. It lives in a
+// stream per conversation and reader (receipts-<conversation>-<reader>), out
+// of the way of message sends.
+type MessagesRead struct {
+	ConversationID int64   `json:"conversation_id"`
+	ReaderID       int64   `json:"reader_id"`
+	MessageIDs     []int64 `json:"message_ids"`
+}
+
+func (UsernameReserved) EventType() string    { return TypeUsernameReserved }
+func (UserRegistered) EventType() string      { return TypeUserRegistered }
+func (ConversationCreated) EventType() string { return TypeConversationCreated }
+func (MemberJoined) EventType() string        { return TypeMemberJoined }
+func (MemberLeft) EventType() string          { return TypeMemberLeft }
+func (MessageSent) EventType() string         { return TypeMessageSent }
+func (MessagesRead) EventType() string        { return TypeMessagesRead }
+
+// Metadata says who caused an event, when, and in answer to what. It is what
+// makes the log an audit trail.
+type Metadata struct {
+	ActorID       int64     `json:"actor_id,omitempty"`
+	RequestID     string    `json:"request_id,omitempty"`
+	CorrelationID string    `json:"correlation_id,omitempty"`
+	CausationID   string    `json:"causation_id,omitempty"`
+	Time          time.Time `json:"time"`
+	// Version is the payload's schema version; absent means 1.
+	Version int `json:"v,omitempty"`
+}
+
+// Stream names.
+func UserStream(id int64) string              { return fmt.Sprintf("user-%d", id) }
+func UsernameStream(lower string) string      { return "username-" + lower }
+func ConversationStream(id int64) string      { return fmt.Sprintf("conversation-%d", id) }
+func ReceiptStream(conv, reader int64) string { return fmt.Sprintf("receipts-%d-%d", conv, reader) }
+
+// Upcaster turns the payload of an old version of an event into the next
+// version's payload.
+type Upcaster func(data []byte) ([]byte, error)
+
+type registration struct {
+	current  int
+	decode   func([]byte) (Event, error)
+	upcaster map[int]Upcaster // from version → to version+1
+}
+
+// Registry maps wire names to payload types and upgrades old versions on
+// read. Build it with NewRegistry; it is read-only afterwards.
+type Registry struct {
+	types map[string]registration
+}
+
+func register[E Event](r *Registry, current int, upcasters map[int]Upcaster) {
+	var zero E
+	r.types[zero.EventType()] = registration{
+		current:  current,
+		upcaster: upcasters,
+		decode: func(b []byte) (Event, error) {
+			var e E
+			if err := json.Unmarshal(b, &e); err != nil {
+				return nil, err
+			}
+			return e, nil
+		},
+	}
+}
+
+// NewRegistry returns the registry of every event of the chat, with the
+// upcasters of their old versions.
+func NewRegistry() *Registry {
+	r := &Registry{types: map[string]registration{}}
+	register[UsernameReserved](r, 1, nil)
+	register[UserRegistered](r, 1, nil)
+	register[ConversationCreated](r, 1, nil)
+	register[MemberJoined](r, 1, nil)
+	register[MemberLeft](r, 1, nil)
+	// Version 1 of chat.message_sent had a single "attachment" URL string and
+	// "sender" instead of "sender_id"; version 2 is the current shape.
+	register[MessageSent](r, 2, map[int]Upcaster{1: upcastMessageSentV1})
+	register[MessagesRead](r, 1, nil)
+	return r
+}
+
+// Version returns the current payload version of an event type (0 if unknown).
+func (r *Registry) Version(eventType string) int { return r.types[eventType].current }
+
+// Encode returns the wire name and JSON payload of e.
+func (r *Registry) Encode(e Event) (string, []byte, error) {
+	if _, ok := r.types[e.EventType()]; !ok {
+		return "", nil, fmt.Errorf("encode event: unregistered type %q", e.EventType())
+	}
+	b, err := json.Marshal(e)
+	return e.EventType(), b, err
+}
+
+// Decode returns the event of the given wire name and payload version,
+// upcast to the current version.
+func (r *Registry) Decode(eventType string, version int, data []byte) (Event, error) {
+	reg, ok := r.types[eventType]
+	if !ok {
+		return nil, fmt.Errorf("decode event: unknown type %q", eventType)
+	}
+	if version == 0 {
+		version = 1
+	}
+	for v := version; v < reg.current; v++ {
+		up, ok := reg.upcaster[v]
+		if !ok {
+			return nil, fmt.Errorf("decode %s: no upcaster from version %d", eventType, v)
+		}
+		var err error
+		if data, err = up(data); err != nil {
+			return nil, fmt.Errorf("decode %s: upcast from version %d: %w", eventType, v, err)
+		}
+	}
+	if version > reg.current {
+		return nil, fmt.Errorf("decode %s: version %d is newer than this program's %d", eventType, version, reg.current)
+	}
+	e, err := reg.decode(data)
+	if err != nil {
+		return nil, fmt.Errorf("decode %s: %w", eventType, err)
+	}
+	return e, nil
+}
+
+// messageSentV1 is the first shape of chat.message_sent.
+type messageSentV1 struct {
+	ConversationID int64   `json:"conversation_id"`
+	MessageID      int64   `json:"message_id"`
+	Sender         int64   `json:"sender"`
+	Receivers      []int64 `json:"receivers"`
+	Text           string  `json:"text"`
+	Attachment     string  `json:"attachment"`
+	AttachmentType string  `json:"attachment_type"` // "picture" or "video"
+}
+
+func upcastMessageSentV1(data []byte) ([]byte, error) {
+	var old messageSentV1
+	if err := json.Unmarshal(data, &old); err != nil {
+		return nil, err
+	}
+	m := MessageSent{
+		ConversationID: old.ConversationID, MessageID: old.MessageID, SenderID: old.Sender,
+		Receivers: old.Receivers, Text: old.Text,
+	}
+	if m.Receivers == nil {
+		m.Receivers = []int64{}
+	}
+	if old.Attachment != "" {
+		a := &Attachment{Key: old.Attachment}
+		if old.AttachmentType == "video" {
+			m.Video = a
+		} else {
+			m.Picture = a
+		}
+	}
+	return json.Marshal(m)
+}

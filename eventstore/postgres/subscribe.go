@@ -1,0 +1,197 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/evchat/evchat/eventstore"
+)
+
+// SubscribeAll implements eventstore.Store.
+//
+// It reads the log from its cursor in batches. When it has nothing to read
+// it waits for a wake-up: an append in this process, a NOTIFY from another
+// process (a hint on a dedicated connection), or the polling interval, so a
+// lost notification costs latency, never data. When rows exist that the
+// visibility horizon still hides (a transaction older than them is running)
+// it looks again after a short, growing delay instead of waiting for a hint.
+func (s *Store) SubscribeAll(ctx context.Context, from eventstore.Position, handle func(context.Context, eventstore.Delivery) error) error {
+	s.startListener()
+	cursor := from
+	reported := false
+	var hiddenDelay, failDelay time.Duration
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+
+	for {
+		woken := s.wake.wait()
+		events, hidden, err := s.readAll(ctx, cursor, s.opts.BatchSize)
+		switch {
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case errors.Is(err, eventstore.ErrUnavailable):
+			failDelay = grow(failDelay, 50*time.Millisecond, 5*time.Second)
+			s.log.Warn("event subscription: store unavailable, retrying", "err", err, "in", failDelay)
+			if err := sleep(ctx, timer, failDelay); err != nil {
+				return err
+			}
+			continue
+		case err != nil:
+			return err
+		}
+		failDelay = 0
+
+		if len(events) > 0 {
+			full := len(events) == s.opts.BatchSize
+			cursor = events[len(events)-1].Position
+			if err := handle(ctx, eventstore.Delivery{Events: events, CaughtUp: !full}); err != nil {
+				return err
+			}
+			reported = reported || !full
+			if full {
+				continue
+			}
+		} else if !reported {
+			reported = true
+			if err := handle(ctx, eventstore.Delivery{CaughtUp: true}); err != nil {
+				return err
+			}
+		}
+
+		wait := s.opts.PollInterval
+		if hidden {
+			hiddenDelay = grow(hiddenDelay, time.Millisecond, 50*time.Millisecond)
+			wait = hiddenDelay
+		} else {
+			hiddenDelay = 0
+		}
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-woken:
+			if !timer.Stop() {
+				<-timer.C
+			}
+		case <-timer.C:
+		}
+	}
+}
+
+func grow(d, first, limit time.Duration) time.Duration {
+	if d == 0 {
+		return first
+	}
+	return min(d*2, limit)
+}
+
+func sleep(ctx context.Context, timer *time.Timer, d time.Duration) error {
+	timer.Reset(d)
+	select {
+	case <-ctx.Done():
+		if !timer.Stop() {
+			<-timer.C
+		}
+		return ctx.Err()
+	case <-timer.C:
+		return nil
+	}
+}
+
+// poke wakes this process's subscribers at once and asks the notify loop to
+// tell other processes.
+func (s *Store) poke() {
+	s.wake.signal()
+	select {
+	case s.pokes <- struct{}{}:
+	default:
+	}
+}
+
+// notifyLoop sends NOTIFY outside the appending transactions: a NOTIFY inside
+// them would take PostgreSQL's global notify lock at every commit and
+// serialise them. Pokes that arrive while one is in flight coalesce.
+func (s *Store) notifyLoop() {
+	defer s.wg.Done()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-s.pokes:
+		}
+		if _, err := s.pool.Exec(s.ctx, `SELECT pg_notify($1, '')`, Channel); err != nil && s.ctx.Err() == nil {
+			s.log.Debug("event store: notify failed", "err", err)
+		}
+	}
+}
+
+// startListener starts, once, the goroutine that LISTENs on a dedicated
+// connection and turns notifications into wake-ups.
+func (s *Store) startListener() {
+	s.listenOnce.Do(func() {
+		s.wg.Add(1)
+		go s.listenLoop()
+	})
+}
+
+func (s *Store) listenLoop() {
+	defer s.wg.Done()
+	var delay time.Duration
+	for s.ctx.Err() == nil {
+		err := s.listen()
+		if s.ctx.Err() != nil {
+			return
+		}
+		delay = grow(delay, 100*time.Millisecond, 5*time.Second)
+		s.log.Warn("event store: listener lost, polling until it reconnects", "err", err, "retry_in", delay)
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+	}
+}
+
+func (s *Store) listen() error {
+	conn, err := pgx.ConnectConfig(s.ctx, s.pool.Config().ConnConfig.Copy())
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(s.ctx, `LISTEN `+pgx.Identifier{Channel}.Sanitize()); err != nil {
+		return err
+	}
+	s.wake.signal() // events may have arrived while no listener ran
+	for {
+		if _, err := conn.WaitForNotification(s.ctx); err != nil {
+			return err
+		}
+		s.wake.signal()
+	}
+}
+
+// broadcaster wakes every waiter at once: wait returns a channel that the
+// next signal closes.
+type broadcaster struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+func newBroadcaster() *broadcaster { return &broadcaster{ch: make(chan struct{})} }
+
+func (b *broadcaster) wait() <-chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.ch
+}
+
+func (b *broadcaster) signal() {
+	b.mu.Lock()
+	close(b.ch)
+	b.ch = make(chan struct{})
+	b.mu.Unlock()
+}
