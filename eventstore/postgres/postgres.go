@@ -227,10 +227,25 @@ func (s *Store) ReadStream(ctx context.Context, stream string, dir eventstore.Di
 
 // ReadAll implements eventstore.Store: only rows of transactions older than
 // every running transaction are read, so the result never has a hole that a
-// later commit could fill.
+// later commit could fill. When the batch is not full and rows exist that
+// the horizon still hides, it waits (up to 5 s, growing delays from 1 ms) for
+// the older transactions to end, so a caller reads what committed before it
+// called.
 func (s *Store) ReadAll(ctx context.Context, from eventstore.Position, count int) ([]eventstore.RecordedEvent, error) {
-	events, _, err := s.readAll(ctx, from, count)
-	return events, err
+	deadline := time.Now().Add(5 * time.Second)
+	var delay time.Duration
+	for {
+		events, hidden, err := s.readAll(ctx, from, count)
+		if err != nil || !hidden || time.Now().After(deadline) {
+			return events, err
+		}
+		delay = grow(delay, time.Millisecond, 50*time.Millisecond)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(delay):
+		}
+	}
 }
 
 // readAll also reports whether committed-or-running rows exist past from that
@@ -250,15 +265,19 @@ func (s *Store) readAll(ctx context.Context, from eventstore.Position, count int
 	if err != nil {
 		return nil, false, fmt.Errorf("read all: %w", classify(err))
 	}
-	if len(events) > 0 {
+	if len(events) == count {
 		return events, false, nil
+	}
+	after := from
+	if len(events) > 0 {
+		after = events[len(events)-1].Position
 	}
 	var hidden bool
 	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM events WHERE (tx_id, position) > ($1, $2))`,
-		int64(from.Commit), int64(from.Prepare)).Scan(&hidden); err != nil {
+		int64(after.Commit), int64(after.Prepare)).Scan(&hidden); err != nil {
 		return nil, false, fmt.Errorf("read all: %w", classify(err))
 	}
-	return nil, hidden, nil
+	return events, hidden, nil
 }
 
 func scanEvents(rows pgx.Rows) ([]eventstore.RecordedEvent, error) {
@@ -280,11 +299,11 @@ func scanEvents(rows pgx.Rows) ([]eventstore.RecordedEvent, error) {
 	return out, rows.Err()
 }
 
-// Head implements eventstore.Store. It reports the last visible event.
+// Head implements eventstore.Store. It reports the last committed event,
+// which whole-log readers reach once older transactions have ended.
 func (s *Store) Head(ctx context.Context) (eventstore.Position, error) {
 	var tx, pos int64
 	err := s.pool.QueryRow(ctx, `SELECT tx_id, position FROM events
-		WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
 		ORDER BY tx_id DESC, position DESC LIMIT 1`).Scan(&tx, &pos)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return eventstore.Start, nil

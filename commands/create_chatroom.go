@@ -1,0 +1,76 @@
+package commands
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/evchat/evchat/domain"
+	"github.com/evchat/evchat/eventstore"
+)
+
+// CreateChatroom is a request to open a conversation.
+type CreateChatroom struct {
+	Type        domain.ConversationType
+	Name        *string
+	Description *string
+	Members     []int64
+}
+
+// Created is the new conversation.
+type Created struct {
+	Written
+	Conversation *domain.Conversation
+}
+
+// CreateChatroom opens a conversation with the actor as its first member.
+// Unknown member ids and too many members are field errors.
+func (s *Service) CreateChatroom(ctx context.Context, a Actor, cmd CreateChatroom) (Created, error) {
+	if cmd.Type == "" {
+		cmd.Type = domain.Direct
+	}
+	n := domain.NewConversation{Type: cmd.Type, Name: cmd.Name, Description: cmd.Description, Creator: a.UserID, Members: cmd.Members}
+	members, err := n.Check(s.limits)
+	if err != nil {
+		return Created{}, err
+	}
+	if len(members) > 1 {
+		missing, err := s.rm.MissingUsers(ctx, members[1:])
+		if err != nil {
+			return Created{}, fmt.Errorf("create chatroom: %w", err)
+		}
+		if len(missing) > 0 {
+			slices.Sort(missing)
+			ids := make([]string, len(missing))
+			for i, m := range missing {
+				ids[i] = fmt.Sprint(m)
+			}
+			return Created{}, domain.FieldError("members", fmt.Sprintf("Invalid pk \"%s\" - object does not exist.", strings.Join(ids, ", ")))
+		}
+	}
+	id, err := s.ids.Next(ctx, ConversationIDs)
+	if err != nil {
+		return Created{}, fmt.Errorf("create chatroom: %w", err)
+	}
+	mids, err := s.ids.NextN(ctx, MembershipIDs, len(members))
+	if err != nil {
+		return Created{}, fmt.Errorf("create chatroom: %w", err)
+	}
+	events := domain.Create(id, n, members, mids)
+	data, _, err := s.encode(a, nil, events...)
+	if err != nil {
+		return Created{}, err
+	}
+	stream := domain.ConversationStream(id)
+	res, err := s.store.Append(ctx, stream, eventstore.NoStream(), data...)
+	if err != nil {
+		return Created{}, fmt.Errorf("create chatroom: %w", err)
+	}
+	c := &domain.Conversation{}
+	for _, e := range events {
+		c.Apply(e)
+	}
+	s.convs.put(stream, c.Clone(), int64(res.Revision))
+	return Created{Written: Written{Position: res.Position}, Conversation: c}, nil
+}

@@ -1,0 +1,38 @@
+package commands
+
+import (
+	"context"
+
+	"github.com/evchat/evchat/domain"
+)
+
+// Joined is the actor's membership.
+type Joined struct {
+	Written
+	MembershipID   int64
+	ConversationID int64
+	UserID         int64
+	// New is false when the actor was a member already (nothing appended).
+	New bool
+}
+
+// JoinChatroom makes the actor a member. Joining a room one is in already
+// returns the existing membership. Errors: ErrConversationNotFound, ErrRoomFull.
+func (s *Service) JoinChatroom(ctx context.Context, a Actor, conversationID int64) (Joined, error) {
+	out := Joined{ConversationID: conversationID, UserID: a.UserID}
+	w, _, err := s.updateConversation(ctx, a, conversationID, nil, func(c *domain.Conversation) ([]domain.Event, error) {
+		existing, err := c.CheckJoin(a.UserID, s.limits)
+		if err != nil || existing != 0 {
+			out.MembershipID, out.New = existing, false
+			return nil, err
+		}
+		mid, err := s.ids.Next(ctx, MembershipIDs)
+		if err != nil {
+			return nil, err
+		}
+		out.MembershipID, out.New = mid, true
+		return c.Join(a.UserID, mid), nil
+	})
+	out.Written = w
+	return out, err
+}

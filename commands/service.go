@@ -1,0 +1,268 @@
+// Package commands holds the write side: one file per use case. Each loads
+// the aggregate, lets the domain decide, and appends the new events with the
+// expected revision; a conflict is retried a bounded number of times.
+package commands
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/evchat/evchat/domain"
+	"github.com/evchat/evchat/eventstore"
+)
+
+// EventStore is what the commands need of the event store.
+type EventStore interface {
+	Append(ctx context.Context, stream string, expected eventstore.ExpectedRevision, events ...eventstore.EventData) (eventstore.AppendResult, error)
+	ReadStream(ctx context.Context, stream string, dir eventstore.Direction, from uint64, count int) ([]eventstore.RecordedEvent, error)
+}
+
+// IDKind names an id sequence.
+type IDKind string
+
+const (
+	UserIDs         IDKind = "users"
+	ConversationIDs IDKind = "conversations"
+	MembershipIDs   IDKind = "memberships"
+	MessageIDs      IDKind = "messages"
+)
+
+// IDs hands out the API's integer ids.
+type IDs interface {
+	Next(ctx context.Context, kind IDKind) (int64, error)
+	NextN(ctx context.Context, kind IDKind, n int) ([]int64, error)
+}
+
+// ReadModel is what the commands ask of the read model. Its answers may lag
+// the log; the rules that must be exact are decided on the log itself.
+type ReadModel interface {
+	// MissingUsers returns the ids among ids that belong to no user.
+	MissingUsers(ctx context.Context, ids []int64) ([]int64, error)
+	// UsernameTaken reports whether a user has the lower-cased name.
+	UsernameTaken(ctx context.Context, lower string) (bool, error)
+	// ReceiptTargets returns, of ids, those that are messages of the
+	// conversation, and those of them the reader received and has not read.
+	ReceiptTargets(ctx context.Context, conversation, reader int64, ids []int64) (inRoom, unread []int64, err error)
+}
+
+// SendKeys remembers the message each idempotency key made.
+type SendKeys interface {
+	Lookup(ctx context.Context, user int64, key string) (KeyedSend, bool, error)
+	Save(ctx context.Context, user int64, key string, s KeyedSend) error
+}
+
+// KeyedSend is what an idempotency key made.
+type KeyedSend struct {
+	ConversationID int64
+	MessageID      int64
+	Position       eventstore.Position
+}
+
+// Actor is who asks for a command, for the events' metadata.
+type Actor struct {
+	UserID    int64
+	RequestID string
+}
+
+// Written tells where a command's last event landed, so a caller can wait
+// for the read model to show it.
+type Written struct {
+	Position eventstore.Position
+}
+
+// Config wires a Service.
+type Config struct {
+	Store     EventStore
+	IDs       IDs
+	ReadModel ReadModel
+	SendKeys  SendKeys
+	Registry  *domain.Registry
+	Limits    domain.Limits
+	Logger    *slog.Logger
+	Now       func() time.Time
+	// CacheSize bounds the aggregate-state cache (streams). Default 10,000.
+	CacheSize int
+	// MaxRetries bounds conflict retries. Default 8.
+	MaxRetries int
+}
+
+// Service runs the commands. It is safe for concurrent use.
+type Service struct {
+	store    EventStore
+	ids      IDs
+	rm       ReadModel
+	keys     SendKeys
+	registry *domain.Registry
+	limits   domain.Limits
+	log      *slog.Logger
+	now      func() time.Time
+	retries  int
+	convs    *stateCache[*domain.Conversation]
+	locks    *streamLocks
+}
+
+// New returns a Service.
+func New(c Config) *Service {
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.CacheSize <= 0 {
+		c.CacheSize = 10_000
+	}
+	if c.MaxRetries <= 0 {
+		c.MaxRetries = 8
+	}
+	if c.Limits == (domain.Limits{}) {
+		c.Limits = domain.DefaultLimits()
+	}
+	return &Service{
+		store: c.Store, ids: c.IDs, rm: c.ReadModel, keys: c.SendKeys, registry: c.Registry,
+		limits: c.Limits, log: c.Logger, now: c.Now, retries: c.MaxRetries,
+		convs: newStateCache[*domain.Conversation](c.CacheSize), locks: newStreamLocks(),
+	}
+}
+
+// Limits returns the limits the service enforces.
+func (s *Service) Limits() domain.Limits { return s.limits }
+
+// ErrConflict is returned when a command still conflicts after its retries.
+var ErrConflict = domain.Errorf(domain.KindConflict, "The conversation is busy; try again.")
+
+// encode turns domain events into event data with metadata.
+func (s *Service) encode(a Actor, ids []uuid.UUID, events ...domain.Event) ([]eventstore.EventData, time.Time, error) {
+	at := s.now().UTC().Truncate(time.Microsecond)
+	out := make([]eventstore.EventData, len(events))
+	for i, e := range events {
+		typ, data, err := s.registry.Encode(e)
+		if err != nil {
+			return nil, at, err
+		}
+		md, err := json.Marshal(domain.Metadata{
+			ActorID: a.UserID, RequestID: a.RequestID, CorrelationID: a.RequestID,
+			Time: at, Version: s.registry.Version(typ),
+		})
+		if err != nil {
+			return nil, at, err
+		}
+		id := uuid.New()
+		if i < len(ids) {
+			id = ids[i]
+		}
+		out[i] = eventstore.EventData{ID: id, Type: typ, Data: data, Metadata: md}
+	}
+	return out, at, nil
+}
+
+// expectedAfter is the expected revision of an append after revision rev
+// (-1 when the stream has no events).
+func expectedAfter(rev int64) eventstore.ExpectedRevision {
+	if rev < 0 {
+		return eventstore.NoStream()
+	}
+	return eventstore.Exact(uint64(rev))
+}
+
+// loadConversation returns the conversation's state and revision (-1 when it
+// does not exist), reading only the events after the cached revision.
+func (s *Service) loadConversation(ctx context.Context, id int64) (*domain.Conversation, int64, error) {
+	stream := domain.ConversationStream(id)
+	state, rev, ok := s.convs.get(stream)
+	if !ok {
+		state, rev = &domain.Conversation{}, -1
+	} else {
+		state = state.Clone()
+	}
+	const chunk = 1000
+	for {
+		events, err := s.store.ReadStream(ctx, stream, eventstore.Forwards, uint64(rev+1), chunk)
+		if errors.Is(err, eventstore.ErrStreamNotFound) {
+			return state, -1, nil
+		}
+		if err != nil {
+			return nil, 0, fmt.Errorf("load %s: %w", stream, err)
+		}
+		for _, re := range events {
+			// Messages do not change the state the rules need: skip decoding them.
+			if re.Type != domain.TypeMessageSent {
+				ev, err := s.decode(re)
+				if err != nil {
+					return nil, 0, fmt.Errorf("load %s: %w", stream, err)
+				}
+				state.Apply(ev)
+			}
+			rev = int64(re.Revision)
+		}
+		if len(events) < chunk {
+			break
+		}
+	}
+	s.convs.put(stream, state.Clone(), rev)
+	return state, rev, nil
+}
+
+func (s *Service) decode(re eventstore.RecordedEvent) (domain.Event, error) {
+	var md domain.Metadata
+	if len(re.Metadata) > 0 {
+		if err := json.Unmarshal(re.Metadata, &md); err != nil {
+			return nil, fmt.Errorf("event %s metadata: %w", re.ID, err)
+		}
+	}
+	return s.registry.Decode(re.Type, md.Version, re.Data)
+}
+
+// conflict reports whether err is an optimistic-concurrency conflict.
+func conflict(err error) bool {
+	var wev *eventstore.WrongExpectedVersionError
+	return errors.As(err, &wev)
+}
+
+// updateConversation runs decide under the stream's in-process lock, then
+// appends its events at the loaded revision, retrying on conflicts with other
+// processes. decide returns the events (none: nothing to do) and may set a
+// result through its closure.
+func (s *Service) updateConversation(ctx context.Context, a Actor, id int64, eventIDs []uuid.UUID,
+	decide func(c *domain.Conversation) ([]domain.Event, error),
+) (Written, *domain.Conversation, error) {
+	stream := domain.ConversationStream(id)
+	unlock := s.locks.lock(stream)
+	defer unlock()
+	for attempt := 0; ; attempt++ {
+		c, rev, err := s.loadConversation(ctx, id)
+		if err != nil {
+			return Written{}, nil, err
+		}
+		events, err := decide(c)
+		if err != nil || len(events) == 0 {
+			return Written{}, c, err
+		}
+		data, _, err := s.encode(a, eventIDs, events...)
+		if err != nil {
+			return Written{}, nil, err
+		}
+		res, err := s.store.Append(ctx, stream, expectedAfter(rev), data...)
+		if conflict(err) && attempt < s.retries {
+			s.convs.drop(stream)
+			continue
+		}
+		if conflict(err) {
+			return Written{}, nil, ErrConflict
+		}
+		if err != nil {
+			return Written{}, nil, fmt.Errorf("append to %s: %w", stream, err)
+		}
+		for _, e := range events {
+			c.Apply(e)
+		}
+		s.convs.putIfNewer(stream, c.Clone(), int64(res.Revision))
+		return Written{Position: res.Position}, c, nil
+	}
+}
