@@ -1,0 +1,841 @@
+// Package embeddedpg runs a private PostgreSQL server for development and
+// tests, using the PostgreSQL server binaries installed on the machine.
+//
+// A server lives in a data folder (Config.DataDir) laid out as follows:
+//
+//	pgdata/        the cluster (initdb runs on first use)
+//	password       the generated superuser password (mode 0600)
+//	port           the TCP port of the running server, for other processes
+//	postgres.log   the server log
+//	run/           the server's private Unix socket folder
+//	lock           serialises Start and Stop between processes
+//
+// The server listens on 127.0.0.1 only, on a port picked at start. A second
+// Start on a folder whose server is running (started by another process, or
+// by an earlier Start in this one) attaches to it instead of starting another.
+//
+// The package is Unix-only: when run as root it runs the PostgreSQL programs
+// as an unprivileged user, since PostgreSQL refuses to run as root.
+package embeddedpg
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// ErrBinariesNotFound is wrapped by the error Start returns when no
+// PostgreSQL server binaries (initdb, pg_ctl, postgres) can be found.
+var ErrBinariesNotFound = errors.New("PostgreSQL server binaries (initdb, pg_ctl, postgres) not found; " +
+	"install them (Debian/Ubuntu: apt-get install postgresql) or put their folder on PATH")
+
+// Superuser is the name of the superuser role created by initdb.
+const Superuser = "postgres"
+
+const (
+	pgdataName   = "pgdata"
+	passwordName = "password"
+	portName     = "port"
+	logName      = "postgres.log"
+	socketName   = "run"
+	lockName     = "lock"
+	confName     = "embeddedpg.conf" // inside pgdata, rewritten at every start
+
+	defaultStartTimeout = 30 * time.Second
+	startAttempts       = 5                // retries when the picked port is taken meanwhile
+	maxLogSize          = 10 << 20         // the log is rotated at start beyond this size
+	maxSocketPath       = 107              // sizeof(sockaddr_un.sun_path) - 1 on Linux
+	orphanWait          = 10 * time.Second // how long to wait for backends of a killed postmaster
+)
+
+// Config configures Start.
+type Config struct {
+	// DataDir is the folder that holds the cluster and the server's state
+	// files. It is created if missing. Required.
+	DataDir string
+
+	// Logger receives progress messages. Nil means slog.Default().
+	Logger *slog.Logger
+
+	// Fast trades durability for speed (fsync, synchronous_commit and
+	// full_page_writes off). Meant for tests; a crash may corrupt the cluster.
+	Fast bool
+
+	// BinDir, when set, is the only folder searched for initdb, pg_ctl and
+	// postgres. Empty means: PATH, then pg_config --bindir, then the highest
+	// version in /usr/lib/postgresql/*/bin.
+	BinDir string
+
+	// StartTimeout bounds how long Start waits for the server to start and
+	// accept connections (initdb is not included). Zero means 30 seconds.
+	StartTimeout time.Duration
+
+	pickPort func() (int, error) // tests: nil means freePort
+}
+
+// Server is a PostgreSQL server running on a data folder, either started by
+// Start or attached to by it. Its methods are safe for concurrent use.
+type Server struct {
+	logger   *slog.Logger
+	dataDir  string
+	pgdata   string
+	runAs    *account // nil: run the programs as the current user
+	bins     binaries // zero when attached
+	password string
+	port     int
+	started  bool
+	pid      int // postmaster PID when started
+
+	mu      sync.Mutex
+	stopped bool
+}
+
+// Start returns a running server on cfg.DataDir. It finds the binaries, runs
+// initdb on first use, starts the server and waits until it accepts
+// connections. If a server is already running on cfg.DataDir, Start attaches
+// to it instead: Started then reports false and Stop leaves it running.
+//
+// Errors are prefixed with "embeddedpg:"; when no binaries exist the error
+// wraps ErrBinariesNotFound; when the server fails to come up it includes the
+// tail of the server log. Start honours ctx; on failure it leaves no server
+// of its own running.
+func Start(ctx context.Context, cfg Config) (*Server, error) {
+	s, err := start(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("embeddedpg: start: %w", err)
+	}
+	return s, nil
+}
+
+func start(ctx context.Context, cfg Config) (*Server, error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("data folder (Config.DataDir) is required")
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	timeout := cfg.StartTimeout
+	if timeout <= 0 {
+		timeout = defaultStartTimeout
+	}
+	dataDir, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("data folder: %w", err)
+	}
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data folder: %w", err)
+	}
+	s := &Server{
+		logger:  logger.With("component", "embeddedpg", "dir", dataDir),
+		dataDir: dataDir,
+		pgdata:  filepath.Join(dataDir, pgdataName),
+	}
+
+	unlock, err := lockDir(ctx, dataDir)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+
+	// A live postmaster on the folder: attach.
+	pid, state, err := readPostmaster(s.pgdata)
+	if err != nil {
+		return nil, err
+	}
+	if state == postmasterAlive {
+		if err := s.attach(ctx, pid, timeout); err != nil {
+			return nil, err
+		}
+		return s, nil
+	}
+
+	if s.runAs, err = serverAccount(s.pgdata); err != nil {
+		return nil, err
+	}
+	if s.bins, err = findBinaries(ctx, cfg.BinDir); err != nil {
+		return nil, err
+	}
+	if s.runAs != nil {
+		if err := makeTraversable(s.logger, dataDir); err != nil {
+			return nil, err
+		}
+	}
+	if state == postmasterStale {
+		if err := s.removeStalePID(ctx, pid); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.ensureCluster(ctx); err != nil {
+		return nil, err
+	}
+	pickPort := cfg.pickPort
+	if pickPort == nil {
+		pickPort = freePort
+	}
+	if err := s.run(ctx, cfg.Fast, timeout, pickPort); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// URL returns the connection URL of the given database as the superuser,
+// "postgres://postgres:PASSWORD@127.0.0.1:PORT/DATABASE?sslmode=disable".
+func (s *Server) URL(database string) string {
+	u := url.URL{
+		Scheme:   "postgres",
+		User:     url.UserPassword(Superuser, s.password),
+		Host:     net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)),
+		Path:     "/" + database,
+		RawQuery: "sslmode=disable",
+	}
+	return u.String()
+}
+
+// Port returns the TCP port the server listens on (on 127.0.0.1).
+func (s *Server) Port() int { return s.port }
+
+// DataDir returns the absolute path of the data folder.
+func (s *Server) DataDir() string { return s.dataDir }
+
+// Started reports whether Start started the server (false when it attached to
+// a server that was already running).
+func (s *Server) Started() bool { return s.started }
+
+// Stop shuts down, with pg_ctl stop -m fast, a server this Server started and
+// waits until it is gone. It is a no-op for an attached server, for a server
+// already stopped, and when the postmaster it started is no longer running.
+// Errors are prefixed with "embeddedpg: stop:" and include pg_ctl's output.
+func (s *Server) Stop(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.started || s.stopped {
+		return nil
+	}
+	if err := s.stop(ctx); err != nil {
+		return fmt.Errorf("embeddedpg: stop: %w", err)
+	}
+	s.stopped = true
+	return nil
+}
+
+func (s *Server) stop(ctx context.Context) error {
+	unlock, err := lockDir(ctx, s.dataDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+
+	pid, state, err := readPostmaster(s.pgdata)
+	if err != nil {
+		return err
+	}
+	if state != postmasterAlive || pid != s.pid {
+		s.logger.Info("postgres already stopped", "pid", s.pid)
+		return nil
+	}
+	out, err := s.runCmd(ctx, s.bins.pgCtl, "stop", "-D", s.pgdata, "-m", "fast", "-w", "-t", "120", "-s")
+	if err != nil {
+		return cmdError("pg_ctl stop", err, out)
+	}
+	if err := os.Remove(filepath.Join(s.dataDir, portName)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	s.logger.Info("postgres stopped", "pid", pid)
+	return nil
+}
+
+// attach adopts the live postmaster pid on the folder.
+func (s *Server) attach(ctx context.Context, pid int, timeout time.Duration) error {
+	pw, err := readPassword(s.dataDir)
+	if err != nil {
+		return fmt.Errorf("attach to running postgres (pid %d): %w", pid, err)
+	}
+	data, err := os.ReadFile(filepath.Join(s.dataDir, portName))
+	if err != nil {
+		return fmt.Errorf("attach to running postgres (pid %d): %w", pid, err)
+	}
+	port, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil || port <= 0 || port > 65535 {
+		return fmt.Errorf("attach to running postgres (pid %d): bad port file %q", pid, data)
+	}
+	s.password, s.port = pw, port
+	if err := s.waitReady(ctx, timeout); err != nil {
+		return fmt.Errorf("attach to running postgres (pid %d) on port %d: %w", pid, port, err)
+	}
+	s.logger.Info("attached to running postgres", "pid", pid, "port", port)
+	return nil
+}
+
+// removeStalePID removes the postmaster.pid left by a postmaster that is gone,
+// once no process of the dead server still uses the cluster.
+func (s *Server) removeStalePID(ctx context.Context, pid int) error {
+	s.logger.Warn("removing stale postmaster.pid", "pid", pid)
+	deadline := time.Now().Add(orphanWait)
+	for {
+		orphans := clusterProcesses(s.pgdata)
+		if len(orphans) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("postmaster %d is gone but its processes %v still use %s", pid, orphans, s.pgdata)
+		}
+		if err := sleep(ctx, 50*time.Millisecond); err != nil {
+			return err
+		}
+	}
+	if err := os.Remove(filepath.Join(s.pgdata, "postmaster.pid")); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove stale postmaster.pid: %w", err)
+	}
+	return nil
+}
+
+// ensureCluster runs initdb unless the folder already holds a cluster, and
+// loads the superuser password.
+func (s *Server) ensureCluster(ctx context.Context) error {
+	_, verErr := os.Stat(filepath.Join(s.pgdata, "PG_VERSION"))
+	pw, pwErr := readPassword(s.dataDir)
+	switch {
+	case verErr == nil && pwErr == nil:
+		s.password = pw
+		return nil
+	case verErr == nil:
+		return fmt.Errorf("%s holds a cluster but its password file is unusable (%v); "+
+			"remove %s to start afresh", s.pgdata, pwErr, s.dataDir)
+	case !errors.Is(verErr, fs.ErrNotExist):
+		return verErr
+	}
+	return s.initdb(ctx)
+}
+
+func (s *Server) initdb(ctx context.Context) error {
+	s.logger.Info("initializing cluster (initdb)", "bindir", filepath.Dir(s.bins.initdb))
+	// Anything in pgdata without PG_VERSION is what an interrupted initdb left.
+	if err := os.RemoveAll(s.pgdata); err != nil {
+		return fmt.Errorf("initdb: %w", err)
+	}
+	if err := os.Mkdir(s.pgdata, 0o700); err != nil {
+		return fmt.Errorf("initdb: %w", err)
+	}
+	if err := s.runAs.chown(s.pgdata); err != nil {
+		return fmt.Errorf("initdb: %w", err)
+	}
+
+	pw, err := newPassword()
+	if err != nil {
+		return fmt.Errorf("initdb: %w", err)
+	}
+	// initdb reads the password from a file, which must be readable by the
+	// server account; the permanent password file stays with the caller.
+	pwFile := filepath.Join(s.dataDir, "initdb-pwfile")
+	if err := os.WriteFile(pwFile, []byte(pw+"\n"), 0o600); err != nil {
+		return fmt.Errorf("initdb: %w", err)
+	}
+	defer os.Remove(pwFile)
+	if err := s.runAs.chown(pwFile); err != nil {
+		return fmt.Errorf("initdb: %w", err)
+	}
+
+	var out string
+	for _, locale := range []string{"C.UTF-8", "C"} {
+		out, err = s.runCmd(ctx, s.bins.initdb,
+			"-D", s.pgdata,
+			"--username="+Superuser,
+			"--pwfile="+pwFile,
+			"--auth=scram-sha-256",
+			"--encoding=UTF8",
+			"--locale="+locale,
+		)
+		if err == nil || !strings.Contains(out, "locale") || ctx.Err() != nil {
+			break
+		}
+		s.logger.Info("initdb failed with locale, retrying", "locale", locale, "output", out)
+	}
+	if err != nil {
+		return cmdError("initdb", err, out)
+	}
+
+	include := "\n# Added by embeddedpg; embeddedpg.conf is rewritten at every start.\n" +
+		"include_if_exists = '" + confName + "'\n"
+	if err := appendFile(filepath.Join(s.pgdata, "postgresql.conf"), include); err != nil {
+		return fmt.Errorf("initdb: %w", err)
+	}
+	// Written last: a password file next to PG_VERSION marks a complete cluster.
+	if err := writeFileAtomic(filepath.Join(s.dataDir, passwordName), []byte(pw+"\n"), 0o600); err != nil {
+		return fmt.Errorf("initdb: %w", err)
+	}
+	s.password = pw
+	return nil
+}
+
+// run starts the postmaster with pg_ctl on a free port and waits until it
+// accepts connections.
+func (s *Server) run(ctx context.Context, fast bool, timeout time.Duration, pickPort func() (int, error)) error {
+	logPath := filepath.Join(s.dataDir, logName)
+	if err := s.prepareRunFiles(logPath); err != nil {
+		return err
+	}
+	for attempt := 1; ; attempt++ {
+		port, err := pickPort()
+		if err != nil {
+			return err
+		}
+		if err := s.writeConf(port, fast); err != nil {
+			return err
+		}
+		offset := fileSize(logPath)
+		s.logger.Debug("starting postgres", "port", port, "attempt", attempt)
+		err = s.startOnce(ctx, port, logPath, timeout)
+		if err == nil {
+			s.started = true
+			s.logger.Info("postgres started", "pid", s.pid, "port", port, "log", logPath)
+			return nil
+		}
+		s.abort()
+		tail := logTail(logPath, offset)
+		if attempt < startAttempts && ctx.Err() == nil && portTaken(tail) {
+			s.logger.Info("port taken, retrying", "port", port)
+			continue
+		}
+		return fmt.Errorf("%w\nserver log:\n%s", err, tail)
+	}
+}
+
+// startOnce runs pg_ctl start with the server on port, waits until it accepts
+// connections, and publishes the port. timeout bounds the whole.
+func (s *Server) startOnce(ctx context.Context, port int, logPath string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	waitSecs := strconv.Itoa(max(1, int(timeout.Round(time.Second)/time.Second)))
+	out, err := s.runCmd(ctx, s.bins.pgCtl, "start", "-D", s.pgdata, "-l", logPath, "-w", "-t", waitSecs, "-s")
+	if err != nil {
+		return cmdError("pg_ctl start", err, out)
+	}
+	pid, state, err := readPostmaster(s.pgdata)
+	if err != nil {
+		return err
+	}
+	if state != postmasterAlive {
+		return errors.New("postmaster exited right after start")
+	}
+	s.port, s.pid = port, pid
+	if err := s.waitReady(ctx, timeout); err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(s.dataDir, portName), []byte(strconv.Itoa(port)+"\n"), 0o644)
+}
+
+// abort kills, without waiting for clients, a postmaster left by a failed
+// start. It uses its own context: ctx may be what made the start fail.
+func (s *Server) abort() {
+	if _, state, _ := readPostmaster(s.pgdata); state != postmasterAlive {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if out, err := s.runCmd(ctx, s.bins.pgCtl, "stop", "-D", s.pgdata, "-m", "immediate", "-w", "-s"); err != nil {
+		s.logger.Warn("could not stop postgres after failed start", "err", err, "output", out)
+	}
+}
+
+// prepareRunFiles creates the log file and socket folder and hands the files
+// the server writes to the server account.
+func (s *Server) prepareRunFiles(logPath string) error {
+	if fi, err := os.Stat(logPath); err == nil && fi.Size() > maxLogSize {
+		if err := os.Rename(logPath, logPath+".1"); err != nil {
+			return err
+		}
+	}
+	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Join(s.dataDir, socketName), 0o700); err != nil {
+		return err
+	}
+	for _, p := range []string{logPath, filepath.Join(s.dataDir, socketName)} {
+		if err := s.runAs.chown(p); err != nil {
+			return err
+		}
+	}
+	return s.runAs.chownTree(s.pgdata)
+}
+
+// writeConf writes the per-start settings into pgdata/embeddedpg.conf, which
+// postgresql.conf includes.
+func (s *Server) writeConf(port int, fast bool) error {
+	socketDir := filepath.Join(s.dataDir, socketName)
+	if len(socketDir)+len("/.s.PGSQL.65535.lock") > maxSocketPath {
+		socketDir = "" // TCP only: the path is too long for a Unix socket
+	}
+	var b strings.Builder
+	b.WriteString("# Written by embeddedpg at every start; edits are lost.\n")
+	fmt.Fprintf(&b, "listen_addresses = '127.0.0.1'\n")
+	fmt.Fprintf(&b, "port = %d\n", port)
+	fmt.Fprintf(&b, "unix_socket_directories = %s\n", confQuote(socketDir))
+	b.WriteString("unix_socket_permissions = 0700\n")
+	b.WriteString("max_connections = 200\n")
+	b.WriteString("shared_buffers = 128MB\n")
+	b.WriteString("password_encryption = 'scram-sha-256'\n")
+	b.WriteString("logging_collector = off\n")
+	if fast {
+		b.WriteString("fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n")
+	}
+	path := filepath.Join(s.pgdata, confName)
+	if err := writeFileAtomic(path, []byte(b.String()), 0o600); err != nil {
+		return err
+	}
+	return s.runAs.chown(path)
+}
+
+// waitReady connects until the server answers "select 1" or timeout passes.
+// Authentication failures end the wait at once.
+func (s *Server) waitReady(ctx context.Context, timeout time.Duration) error {
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for {
+		err := ping(wctx, s.URL("postgres"))
+		if err == nil {
+			return nil
+		}
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && (pgErr.Code == "28P01" || pgErr.Code == "28000") {
+			return fmt.Errorf("connect: %w", err)
+		}
+		if sleep(wctx, 100*time.Millisecond) != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("not accepting connections after %s: %w", timeout, err)
+		}
+	}
+}
+
+func ping(ctx context.Context, connURL string) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, connURL)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var one int
+	return conn.QueryRow(ctx, "select 1").Scan(&one)
+}
+
+// cmdError describes a failed program run, with its output if any.
+func cmdError(what string, err error, out string) error {
+	if out == "" {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return fmt.Errorf("%s: %w: %s", what, err, out)
+}
+
+// runCmd runs a PostgreSQL program as the server account and returns its
+// combined output. Cancelling ctx interrupts the program (SIGINT, which lets
+// initdb clean up and pg_ctl stop a half-started server), then kills it.
+func (s *Server) runCmd(ctx context.Context, name string, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir = s.dataDir // the programs need a current folder they can reach
+	cmd.Env = childEnv()
+	cmd.SysProcAttr = s.runAs.sysProcAttr()
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.WaitDelay = 10 * time.Second
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	if err != nil && ctx.Err() != nil {
+		err = fmt.Errorf("%w (%w)", err, ctx.Err())
+	}
+	return strings.TrimSpace(out.String()), err
+}
+
+// childEnv is the environment without PG* variables, which could point the
+// programs at another cluster or port.
+func childEnv() []string {
+	env := os.Environ()
+	kept := env[:0:0]
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, "PG") {
+			kept = append(kept, kv)
+		}
+	}
+	return kept
+}
+
+// binaries holds the paths of the server programs, all from one folder.
+type binaries struct {
+	initdb, pgCtl, postgres string
+}
+
+// findBinaries looks for the server programs in binDir if set, else in the
+// folder of postgres on PATH, then pg_config --bindir, then the highest
+// version in /usr/lib/postgresql/*/bin.
+func findBinaries(ctx context.Context, binDir string) (binaries, error) {
+	dirs := []string{binDir}
+	if binDir == "" {
+		dirs = candidateBinDirs(ctx)
+	}
+	for _, dir := range dirs {
+		if b, ok := binariesIn(dir); ok {
+			return b, nil
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return binaries{}, err
+	}
+	return binaries{}, fmt.Errorf("%w (searched: %s)", ErrBinariesNotFound, strings.Join(dirs, ", "))
+}
+
+func candidateBinDirs(ctx context.Context) []string {
+	var dirs []string
+	add := func(dir string) {
+		if dir == "" {
+			return
+		}
+		for _, d := range dirs {
+			if d == dir {
+				return
+			}
+		}
+		dirs = append(dirs, dir)
+	}
+	if p, err := exec.LookPath("postgres"); err == nil {
+		if real, err := filepath.EvalSymlinks(p); err == nil {
+			add(filepath.Dir(real))
+		}
+		add(filepath.Dir(p))
+	}
+	// pg_config may come from the client packages only, so its bindir is
+	// a candidate, not an answer: binariesIn checks it.
+	if p, err := exec.LookPath("pg_config"); err == nil {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		out, err := exec.CommandContext(cctx, p, "--bindir").Output()
+		cancel()
+		if err == nil {
+			add(strings.TrimSpace(string(out)))
+		}
+	}
+	versioned, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	sortByVersionDesc(versioned)
+	for _, d := range versioned {
+		add(d)
+	}
+	return dirs
+}
+
+// sortByVersionDesc sorts /usr/lib/postgresql/VERSION/bin paths, highest
+// version first ("16" > "15" > "9.6").
+func sortByVersionDesc(dirs []string) {
+	version := func(dir string) []int {
+		var v []int
+		for _, part := range strings.Split(filepath.Base(filepath.Dir(dir)), ".") {
+			n, err := strconv.Atoi(part)
+			if err != nil {
+				n = -1
+			}
+			v = append(v, n)
+		}
+		return v
+	}
+	sort.SliceStable(dirs, func(i, j int) bool {
+		a, b := version(dirs[i]), version(dirs[j])
+		for k := 0; k < len(a) && k < len(b); k++ {
+			if a[k] != b[k] {
+				return a[k] > b[k]
+			}
+		}
+		return len(a) > len(b)
+	})
+}
+
+func binariesIn(dir string) (binaries, bool) {
+	b := binaries{
+		initdb:   filepath.Join(dir, "initdb"),
+		pgCtl:    filepath.Join(dir, "pg_ctl"),
+		postgres: filepath.Join(dir, "postgres"),
+	}
+	for _, p := range []string{b.initdb, b.pgCtl, b.postgres} {
+		fi, err := os.Stat(p)
+		if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
+			return binaries{}, false
+		}
+	}
+	return b, true
+}
+
+// postmasterState classifies pgdata/postmaster.pid.
+type postmasterState int
+
+const (
+	postmasterNone  postmasterState = iota // no postmaster.pid
+	postmasterStale                        // postmaster.pid of a postmaster that is gone
+	postmasterAlive                        // postmaster.pid of a running postmaster
+)
+
+// readPostmaster reads pgdata/postmaster.pid and checks whether the process
+// it names is a live postgres serving pgdata.
+func readPostmaster(pgdata string) (int, postmasterState, error) {
+	data, err := os.ReadFile(filepath.Join(pgdata, "postmaster.pid"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, postmasterNone, nil
+	}
+	if err != nil {
+		return 0, postmasterNone, fmt.Errorf("read postmaster.pid: %w", err)
+	}
+	first, _, _ := strings.Cut(string(data), "\n")
+	pid, err := strconv.Atoi(strings.TrimSpace(first))
+	if err != nil || pid <= 0 {
+		return 0, postmasterStale, nil // garbage, e.g. a torn write
+	}
+	if !postgresAlive(pid, pgdata) {
+		return pid, postmasterStale, nil
+	}
+	return pid, postmasterAlive, nil
+}
+
+func readPassword(dataDir string) (string, error) {
+	data, err := os.ReadFile(filepath.Join(dataDir, passwordName))
+	if err != nil {
+		return "", err
+	}
+	pw := strings.TrimSpace(string(data))
+	if pw == "" {
+		return "", fmt.Errorf("%s is empty", filepath.Join(dataDir, passwordName))
+	}
+	return pw, nil
+}
+
+func newPassword() (string, error) {
+	b := make([]byte, 24)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(b), nil
+}
+
+// freePort asks the kernel for a free port on 127.0.0.1. Another process may
+// take it before postgres binds it; run retries then.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("pick a port: %w", err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	if err := l.Close(); err != nil {
+		return 0, fmt.Errorf("pick a port: %w", err)
+	}
+	return port, nil
+}
+
+func portTaken(log string) bool {
+	return strings.Contains(log, "Address already in use") || strings.Contains(log, "could not bind")
+}
+
+// confQuote quotes s as a postgresql.conf string.
+func confQuote(s string) string {
+	s = strings.ReplaceAll(s, `\`, `\\`)
+	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
+}
+
+func fileSize(path string) int64 {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
+
+// logTail returns the end (at most 4 KiB) of the log written after offset.
+func logTail(path string, offset int64) string {
+	const maxTail = 4 << 10
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Sprintf("(cannot read %s: %v)", path, err)
+	}
+	defer f.Close()
+	if size := fileSize(path); size-offset > maxTail {
+		offset = size - maxTail
+	}
+	if _, err := f.Seek(offset, io.SeekStart); err != nil {
+		return fmt.Sprintf("(cannot read %s: %v)", path, err)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxTail))
+	if err != nil {
+		return fmt.Sprintf("(cannot read %s: %v)", path, err)
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return "(empty)"
+	}
+	return strings.TrimRight(string(data), "\n")
+}
+
+func appendFile(path, text string) error {
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteString(text); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// writeFileAtomic writes data to path through a temporary file and a rename,
+// so that readers in other processes never see a partial file.
+func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // fails harmlessly after the rename
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(perm); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
