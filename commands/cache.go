@@ -43,7 +43,9 @@ func (c *stateCache[S]) get(stream string) (S, int64, bool) {
 func (c *stateCache[S]) put(stream string, state S, rev int64) { c.store(stream, state, rev, false) }
 
 // putIfNewer stores state unless a newer revision is cached.
-func (c *stateCache[S]) putIfNewer(stream string, state S, rev int64) { c.store(stream, state, rev, true) }
+func (c *stateCache[S]) putIfNewer(stream string, state S, rev int64) {
+	c.store(stream, state, rev, true)
+}
 
 func (c *stateCache[S]) store(stream string, state S, rev int64, onlyNewer bool) {
 	c.mu.Lock()

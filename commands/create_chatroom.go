@@ -58,7 +58,7 @@ func (s *Service) CreateChatroom(ctx context.Context, a Actor, cmd CreateChatroo
 		return Created{}, fmt.Errorf("create chatroom: %w", err)
 	}
 	events := domain.Create(id, n, members, mids)
-	data, _, err := s.encode(a, nil, events...)
+	data, at, err := s.encode(a, nil, events...)
 	if err != nil {
 		return Created{}, err
 	}
@@ -72,5 +72,5 @@ func (s *Service) CreateChatroom(ctx context.Context, a Actor, cmd CreateChatroo
 		c.Apply(e)
 	}
 	s.convs.put(stream, c.Clone(), int64(res.Revision))
-	return Created{Written: Written{Position: res.Position}, Conversation: c}, nil
+	return Created{Written: Written{Position: res.Position, At: at}, Conversation: c}, nil
 }

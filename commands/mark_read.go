@@ -61,7 +61,7 @@ func (s *Service) MarkRead(ctx context.Context, a Actor, cmd MarkRead) (Read, er
 	if len(unread) == 0 {
 		return Read{}, nil
 	}
-	data, _, err := s.encode(a, nil, domain.MessagesRead{ConversationID: cmd.ConversationID, ReaderID: a.UserID, MessageIDs: unread})
+	data, at, err := s.encode(a, nil, domain.MessagesRead{ConversationID: cmd.ConversationID, ReaderID: a.UserID, MessageIDs: unread})
 	if err != nil {
 		return Read{}, err
 	}
@@ -69,5 +69,5 @@ func (s *Service) MarkRead(ctx context.Context, a Actor, cmd MarkRead) (Read, er
 	if err != nil {
 		return Read{}, fmt.Errorf("mark read: %w", err)
 	}
-	return Read{Written: Written{Position: res.Position}, MessageIDs: unread}, nil
+	return Read{Written: Written{Position: res.Position, At: at}, MessageIDs: unread}, nil
 }

@@ -62,7 +62,7 @@ func (s *Service) Register(ctx context.Context, a Actor, cmd Register, h Passwor
 	if err != nil {
 		return Registered{}, fmt.Errorf("register: reserve username: %w", err)
 	}
-	user, _, err := s.encode(a, nil, domain.Register(id, cmd.Username, hash)...)
+	user, at, err := s.encode(a, nil, domain.Register(id, cmd.Username, hash)...)
 	if err != nil {
 		return Registered{}, err
 	}
@@ -72,5 +72,5 @@ func (s *Service) Register(ctx context.Context, a Actor, cmd Register, h Passwor
 		// operator can see it with `chatctl audit stream username-<name>`.
 		return Registered{}, fmt.Errorf("register: append user: %w", err)
 	}
-	return Registered{Written: Written{Position: res.Position}, UserID: id, Username: cmd.Username}, nil
+	return Registered{Written: Written{Position: res.Position, At: at}, UserID: id, Username: cmd.Username}, nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/google/uuid"
 
@@ -27,7 +26,6 @@ type SendMessage struct {
 type Sent struct {
 	Written
 	Message  domain.MessageSent
-	At       time.Time
 	Replayed bool
 }
 
@@ -78,9 +76,8 @@ func (s *Service) SendMessage(ctx context.Context, a Actor, cmd SendMessage) (Se
 	if err != nil {
 		return Sent{}, err
 	}
-	at := s.now().UTC().Truncate(time.Microsecond)
 	if cmd.IdempotencyKey == "" {
-		return Sent{Written: w, Message: msg, At: at}, nil
+		return Sent{Written: w, Message: msg}, nil
 	}
 
 	// The store returns the original result when the same event id is in the
@@ -97,7 +94,7 @@ func (s *Service) SendMessage(ctx context.Context, a Actor, cmd SendMessage) (Se
 	if stored.MessageID != msg.MessageID {
 		return replayed(keyed), nil
 	}
-	return Sent{Written: w, Message: msg, At: at}, nil
+	return Sent{Written: w, Message: msg}, nil
 }
 
 func replayed(k KeyedSend) Sent {

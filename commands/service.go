@@ -74,6 +74,8 @@ type Actor struct {
 // for the read model to show it.
 type Written struct {
 	Position eventstore.Position
+	// At is the time recorded in the events' metadata.
+	At time.Time
 }
 
 // Config wires a Service.
@@ -130,6 +132,9 @@ func New(c Config) *Service {
 		convs: newStateCache[*domain.Conversation](c.CacheSize), locks: newStreamLocks(),
 	}
 }
+
+// Registry returns the event registry the service encodes with.
+func (s *Service) Registry() *domain.Registry { return s.registry }
 
 // Limits returns the limits the service enforces.
 func (s *Service) Limits() domain.Limits { return s.limits }
@@ -244,7 +249,7 @@ func (s *Service) updateConversation(ctx context.Context, a Actor, id int64, eve
 		if err != nil || len(events) == 0 {
 			return Written{}, c, err
 		}
-		data, _, err := s.encode(a, eventIDs, events...)
+		data, at, err := s.encode(a, eventIDs, events...)
 		if err != nil {
 			return Written{}, nil, err
 		}
@@ -263,6 +268,6 @@ func (s *Service) updateConversation(ctx context.Context, a Actor, id int64, eve
 			c.Apply(e)
 		}
 		s.convs.putIfNewer(stream, c.Clone(), int64(res.Revision))
-		return Written{Position: res.Position}, c, nil
+		return Written{Position: res.Position, At: at}, c, nil
 	}
 }

@@ -1,0 +1,93 @@
+// Command chatd is the chat server.
+//
+// Configuration comes from flags, which override the environment:
+//
+//	CHAT_ADDR              listen address (default 127.0.0.1:8000)
+//	DATABASE_URL           PostgreSQL; unset: a private PostgreSQL in the data folder
+//	CHAT_DATA_DIR          data folder (default ./.data)
+//	EVENTSTORE_URL         esdb://... to keep the log in EventStoreDB/KurrentDB
+//	CHAT_PUBLIC_URL        base of attachment URLs (default: the request's host)
+//	CHAT_MAX_GROUP_MEMBERS group size cap (default 1024)
+//	CHAT_JWT_KEY_FILE      Ed25519 signing key, PKCS #8 PEM (default DATA_DIR/jwt-ed25519.pem)
+//	CHAT_ACCESS_TTL        access token lifetime (default 15m)
+//	CHAT_REFRESH_TTL       refresh token lifetime (default 168h)
+//	CHAT_ALLOWED_ORIGINS   comma-separated origins allowed to use the login cookie on WebSockets
+//	CHAT_LOG_LEVEL         debug, info, warn or error (default info)
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/evchat/evchat/internal/chatd"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "chatd:", err)
+		os.Exit(1)
+	}
+}
+
+func env(name, def string) string {
+	if v, ok := os.LookupEnv(name); ok && v != "" {
+		return v
+	}
+	return def
+}
+
+func run(args []string) error {
+	fs := flag.NewFlagSet("chatd", flag.ContinueOnError)
+	var cfg chatd.Config
+	var origins, level string
+	maxGroup, _ := strconv.Atoi(env("CHAT_MAX_GROUP_MEMBERS", "1024"))
+	accessTTL, err := time.ParseDuration(env("CHAT_ACCESS_TTL", "15m"))
+	if err != nil {
+		return fmt.Errorf("CHAT_ACCESS_TTL: %w", err)
+	}
+	refreshTTL, err := time.ParseDuration(env("CHAT_REFRESH_TTL", "168h"))
+	if err != nil {
+		return fmt.Errorf("CHAT_REFRESH_TTL: %w", err)
+	}
+	fs.StringVar(&cfg.Addr, "addr", env("CHAT_ADDR", "127.0.0.1:8000"), "listen address")
+	fs.StringVar(&cfg.DatabaseURL, "database-url", env("DATABASE_URL", ""), "PostgreSQL URL (unset: embedded PostgreSQL)")
+	fs.StringVar(&cfg.DataDir, "data-dir", env("CHAT_DATA_DIR", ".data"), "data folder")
+	fs.StringVar(&cfg.EventStoreURL, "eventstore-url", env("EVENTSTORE_URL", ""), "EventStoreDB/KurrentDB URL (unset: PostgreSQL event store)")
+	fs.StringVar(&cfg.PublicURL, "public-url", env("CHAT_PUBLIC_URL", ""), "base URL of attachment links")
+	fs.IntVar(&cfg.MaxGroup, "max-group-members", maxGroup, "group size cap")
+	fs.StringVar(&cfg.JWTKeyFile, "jwt-key-file", env("CHAT_JWT_KEY_FILE", ""), "Ed25519 signing key file")
+	fs.DurationVar(&cfg.AccessTTL, "access-ttl", accessTTL, "access token lifetime")
+	fs.DurationVar(&cfg.RefreshTTL, "refresh-ttl", refreshTTL, "refresh token lifetime")
+	fs.StringVar(&origins, "allowed-origins", env("CHAT_ALLOWED_ORIGINS", ""), "origins allowed to use the login cookie on WebSockets")
+	fs.StringVar(&level, "log-level", env("CHAT_LOG_LEVEL", "info"), "log level")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	for _, o := range strings.Split(origins, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			cfg.Origins = append(cfg.Origins, o)
+		}
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
+		return fmt.Errorf("log level: %w", err)
+	}
+	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	m, err := chatd.New(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	return m.Run(ctx)
+}

@@ -1,0 +1,129 @@
+// Package http is the REST and WebSocket API: echo routes and handlers, JWT
+// auth, attachments, and the one table that turns error kinds into statuses.
+package http
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/evchat/evchat/domain"
+)
+
+// statusOf is the one error-kind-to-status table.
+var statusOf = map[domain.Kind]int{
+	domain.KindInvalid:      http.StatusBadRequest,
+	domain.KindUnauthorized: http.StatusUnauthorized,
+	domain.KindForbidden:    http.StatusForbidden,
+	domain.KindNotFound:     http.StatusNotFound,
+	domain.KindConflict:     http.StatusConflict,
+	domain.KindTooLarge:     http.StatusRequestEntityTooLarge,
+	domain.KindUnsupported:  http.StatusUnsupportedMediaType,
+	domain.KindRateLimited:  http.StatusTooManyRequests,
+	domain.KindInternal:     http.StatusInternalServerError,
+}
+
+// kindOf is the reverse, for errors echo itself raises (404 route, 405, 413).
+func kindOfStatus(code int) domain.Kind {
+	for k, s := range statusOf {
+		if s == code {
+			return k
+		}
+	}
+	if code >= 500 {
+		return domain.KindInternal
+	}
+	return domain.KindInvalid
+}
+
+// rateLimited is a 429 that says when to come back.
+type rateLimited struct {
+	retryAfter int // seconds
+}
+
+func (r *rateLimited) Error() string { return "Request was throttled." }
+
+func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
+	return func(err error, c echo.Context) {
+		if c.Response().Committed {
+			return
+		}
+		status, body := errorResponse(err)
+		if status == http.StatusInternalServerError {
+			log.Error("request failed", "method", c.Request().Method, "path", c.Path(),
+				"request_id", c.Response().Header().Get(echo.HeaderXRequestID), "err", err)
+		}
+		h := c.Response().Header()
+		if status == http.StatusUnauthorized {
+			h.Set("WWW-Authenticate", `Bearer realm="api"`)
+		}
+		var rl *rateLimited
+		if errors.As(err, &rl) {
+			h.Set("Retry-After", strconv.Itoa(rl.retryAfter))
+		}
+		if c.Request().Method == http.MethodHead {
+			err = c.NoContent(status)
+		} else {
+			err = c.JSON(status, body)
+		}
+		if err != nil {
+			log.Debug("write error response", "err", err)
+		}
+	}
+}
+
+// errorResponse returns the status and the DRF-shaped body of err. Only
+// classified errors reach clients with their message; anything else is a
+// generic 500.
+func errorResponse(err error) (int, any) {
+	var de *domain.Error
+	var he *echo.HTTPError
+	var rl *rateLimited
+	switch {
+	case errors.As(err, &rl):
+		return http.StatusTooManyRequests, map[string]string{"detail": "Request was throttled. Expected available in " + strconv.Itoa(rl.retryAfter) + " seconds."}
+	case errors.As(err, &de):
+		status := statusOf[de.Kind]
+		if status == http.StatusInternalServerError {
+			return status, map[string]string{"detail": "A server error occurred."}
+		}
+		if len(de.Fields) > 0 {
+			return status, de.Fields
+		}
+		return status, map[string]string{"detail": de.Message}
+	case errors.As(err, &he):
+		if he.Code >= 500 {
+			return he.Code, map[string]string{"detail": "A server error occurred."}
+		}
+		return he.Code, map[string]string{"detail": echoMessage(he)}
+	}
+	return http.StatusInternalServerError, map[string]string{"detail": "A server error occurred."}
+}
+
+func echoMessage(he *echo.HTTPError) string {
+	switch he.Code {
+	case http.StatusNotFound:
+		return "Not found."
+	case http.StatusMethodNotAllowed:
+		return "Method not allowed."
+	case http.StatusRequestEntityTooLarge:
+		return "Request body is too large."
+	case http.StatusUnsupportedMediaType:
+		return "Unsupported media type in request."
+	}
+	if s, ok := he.Message.(string); ok {
+		return s
+	}
+	return http.StatusText(he.Code)
+}
+
+// Errors of the HTTP layer itself.
+var (
+	errNotAuthenticated = domain.Errorf(domain.KindUnauthorized, "Authentication credentials were not provided.")
+	errBadToken         = domain.Errorf(domain.KindUnauthorized, "Given token not valid for any token type")
+	errBadCredentials   = domain.Errorf(domain.KindUnauthorized, "Invalid username or password")
+	errTooLarge         = domain.Errorf(domain.KindTooLarge, "Request body is too large.")
+)

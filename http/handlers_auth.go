@@ -1,0 +1,107 @@
+package http
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/evchat/evchat/commands"
+	"github.com/evchat/evchat/readmodel"
+)
+
+type userView struct {
+	ID       int64  `json:"id"`
+	Username string `json:"username"`
+}
+
+func (s *Server) register(c echo.Context) error {
+	b, err := readJSON(c)
+	if err != nil {
+		return err
+	}
+	f, err := b.requiredStrings("username", "password")
+	if err != nil {
+		return err
+	}
+	a := commands.Actor{RequestID: c.Response().Header().Get(echo.HeaderXRequestID)}
+	r, err := s.cmd.Register(c.Request().Context(), a, commands.Register{Username: f[0], Password: f[1]}, s.hasher)
+	if err != nil {
+		return err
+	}
+	s.waitProjected(c, r.Position)
+	return c.JSON(http.StatusCreated, userView{ID: r.UserID, Username: r.Username})
+}
+
+func (s *Server) login(c echo.Context) error {
+	b, err := readJSON(c)
+	if err != nil {
+		return err
+	}
+	f, err := b.requiredStrings("username", "password")
+	if err != nil {
+		return err
+	}
+	username, password := f[0], f[1]
+	ctx := c.Request().Context()
+	addr := c.RealIP()
+	if err := s.throttle.check(ctx, username, addr); err != nil {
+		return err
+	}
+	u, err := s.rm.UserByUsername(ctx, username)
+	hash := []byte(u.PasswordHash)
+	if errors.Is(err, readmodel.ErrNotFound) {
+		hash = dummyHash // same work whether or not the user exists
+	} else if err != nil {
+		return err
+	}
+	if bcrypt.CompareHashAndPassword(hash, []byte(password)) != nil || u.ID == 0 {
+		if err := s.throttle.fail(ctx, username, addr); err != nil {
+			s.log.Error("record failed login", "err", err)
+		}
+		return errBadCredentials
+	}
+	if err := s.throttle.succeed(ctx, username); err != nil {
+		s.log.Error("clear failed logins", "err", err)
+	}
+	pair, err := s.tokens.login(ctx, u.ID)
+	if err != nil {
+		return err
+	}
+	c.SetCookie(&http.Cookie{
+		Name: accessCookie, Value: pair.Access, Path: "/", HttpOnly: true,
+		SameSite: http.SameSiteStrictMode, Secure: c.Scheme() == "https",
+		MaxAge: int(s.cfg.AccessTTL.Seconds()),
+	})
+	return c.JSON(http.StatusOK, map[string]any{
+		"message": "Login successful", "access": pair.Access, "refresh": pair.Refresh,
+		"user": userView{ID: u.ID, Username: u.Username},
+	})
+}
+
+func (s *Server) refresh(c echo.Context) error {
+	b, err := readJSON(c)
+	if err != nil {
+		return err
+	}
+	f, err := b.requiredStrings("refresh")
+	if err != nil {
+		return err
+	}
+	pair, err := s.tokens.refresh(c.Request().Context(), f[0])
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, pair)
+}
+
+func (s *Server) logout(c echo.Context) error {
+	cl := caller(c)
+	if err := s.tokens.revoke(c.Request().Context(), cl.SessionID); err != nil {
+		return err
+	}
+	s.hub.endSession(c.Request().Context(), cl.SessionID)
+	c.SetCookie(&http.Cookie{Name: accessCookie, Value: "", Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode, MaxAge: -1})
+	return c.JSON(http.StatusOK, map[string]string{"message": "Logout successful"})
+}

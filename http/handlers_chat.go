@@ -1,0 +1,100 @@
+package http
+
+import (
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/evchat/evchat/commands"
+	"github.com/evchat/evchat/domain"
+)
+
+func (s *Server) createChatroom(c echo.Context) error {
+	b, err := readJSON(c)
+	if err != nil {
+		return err
+	}
+	var cmd commands.CreateChatroom
+	if cmd.Name, err = b.str("name"); err != nil {
+		return err
+	}
+	if cmd.Description, err = b.str("description"); err != nil {
+		return err
+	}
+	typ, err := b.str("type")
+	if err != nil {
+		return err
+	}
+	if typ != nil {
+		cmd.Type = domain.ConversationType(*typ)
+	}
+	if cmd.Members, _, err = b.ids("members"); err != nil {
+		return err
+	}
+	created, err := s.cmd.CreateChatroom(c.Request().Context(), actor(c), cmd)
+	if err != nil {
+		return err
+	}
+	s.waitProjected(c, created.Position)
+	room, err := s.rm.Chatroom(c.Request().Context(), created.Conversation.ID)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, newChatroomView(room, s.mediaURLs(c), false))
+}
+
+func (s *Server) joinChatroom(c echo.Context) error {
+	b, err := readJSON(c)
+	if err != nil {
+		return err
+	}
+	id, err := b.id(b.first("chatroom_id", "conversation", "conversation_id"))
+	if err != nil {
+		return err
+	}
+	if id <= 0 {
+		return domain.ErrConversationNotFound
+	}
+	j, err := s.cmd.JoinChatroom(c.Request().Context(), actor(c), id)
+	if err != nil {
+		return err
+	}
+	status := http.StatusOK
+	if j.New {
+		status = http.StatusCreated
+		s.waitProjected(c, j.Position)
+	}
+	return c.JSON(status, membershipView{ID: j.MembershipID, Conversation: j.ConversationID, User: j.UserID})
+}
+
+func (s *Server) listChatrooms(c echo.Context) error {
+	rooms, err := s.rm.UserChatrooms(c.Request().Context(), caller(c).UserID)
+	if err != nil {
+		return err
+	}
+	urls := s.mediaURLs(c)
+	out := make([]chatroomView, len(rooms))
+	for i, r := range rooms {
+		out[i] = newChatroomView(r, urls, true)
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+func (s *Server) leaveChatroom(c echo.Context) error {
+	id, err := pathID(c, domain.ErrConversationNotFound)
+	if err != nil {
+		return err
+	}
+	w, err := s.cmd.LeaveChatroom(c.Request().Context(), actor(c), id)
+	if err != nil {
+		return err
+	}
+	s.waitProjected(c, w.Position)
+	return c.JSON(http.StatusOK, map[string]string{"message": "Leave chatroom successful"})
+}
+
+type membershipView struct {
+	ID           int64 `json:"id"`
+	Conversation int64 `json:"conversation"`
+	User         int64 `json:"user"`
+}

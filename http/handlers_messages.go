@@ -1,0 +1,308 @@
+package http
+
+import (
+	"context"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+	"unicode"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/evchat/evchat/commands"
+	"github.com/evchat/evchat/domain"
+	"github.com/evchat/evchat/readmodel"
+)
+
+// sendRequest is a send-message request, from JSON or multipart.
+type sendRequest struct {
+	conversation int64
+	text         string
+	key          string
+	picture      *Staged
+	video        *Staged
+	pictureType  string
+	videoType    string
+}
+
+func (r *sendRequest) discard() {
+	for _, st := range []*Staged{r.picture, r.video} {
+		if st != nil {
+			_ = st.Discard()
+		}
+	}
+}
+
+func (s *Server) sendMessage(c echo.Context) error {
+	req := &sendRequest{key: c.Request().Header.Get("Idempotency-Key")}
+	defer req.discard() // after a commit the staged file is gone; discarding is harmless
+	mt, _, _ := mime.ParseMediaType(c.Request().Header.Get(echo.HeaderContentType))
+	var err error
+	if mt == echo.MIMEMultipartForm {
+		err = s.readMultipartSend(c, req)
+	} else {
+		c.Request().Body = http.MaxBytesReader(c.Response(), c.Request().Body, s.cfg.JSONBodyLimit)
+		err = s.readJSONSend(c, req)
+	}
+	if err != nil {
+		return err
+	}
+	if len(req.key) > 255 || strings.IndexFunc(req.key, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
+		return domain.Errorf(domain.KindInvalid, "Idempotency-Key must be at most 255 printable characters.")
+	}
+	cmd := commands.SendMessage{ConversationID: req.conversation, IdempotencyKey: req.key}
+	cmd.Content.Text = req.text
+	if req.picture != nil {
+		cmd.Content.Picture = &domain.Attachment{Key: req.picture.Key, ContentType: req.pictureType, Size: req.picture.Size}
+	}
+	if req.video != nil {
+		cmd.Content.Video = &domain.Attachment{Key: req.video.Key, ContentType: req.videoType, Size: req.video.Size}
+	}
+	ctx := c.Request().Context()
+	if req.picture != nil || req.video != nil {
+		// Keep files of strangers off the disk.
+		if err := s.checkSender(ctx, cmd.ConversationID, caller(c).UserID); err != nil {
+			return err
+		}
+	}
+	// Files become visible before the event that names them, so a socket
+	// that hears of the message can fetch them at once.
+	for _, st := range []*Staged{req.picture, req.video} {
+		if st != nil {
+			if err := st.Commit(); err != nil {
+				return err
+			}
+		}
+	}
+	sent, err := s.cmd.SendMessage(ctx, actor(c), cmd)
+	if err != nil {
+		return err
+	}
+	s.waitProjected(c, sent.Position)
+	if sent.Replayed {
+		m, err := s.rm.Message(ctx, sent.Message.MessageID)
+		if err != nil {
+			return err
+		}
+		return c.JSON(http.StatusCreated, newMessageView(m, s.mediaURLs(c)))
+	}
+	return c.JSON(http.StatusCreated, sentMessageView(sent.Message, sent.At, s.mediaURLs(c)))
+}
+
+func (s *Server) readJSONSend(c echo.Context, req *sendRequest) error {
+	b, err := readJSON(c)
+	if err != nil {
+		return err
+	}
+	if req.conversation, err = b.id(b.first("conversation_id", "conversation")); err != nil {
+		return err
+	}
+	text, err := b.str("text")
+	if err != nil {
+		return err
+	}
+	if text != nil {
+		req.text = *text
+	}
+	if req.key == "" {
+		if cid, err := b.str("client_id"); err == nil && cid != nil {
+			req.key = *cid
+		}
+	}
+	return nil
+}
+
+func (s *Server) readMultipartSend(c echo.Context, req *sendRequest) error {
+	limit := s.cfg.MaxPicture + s.cfg.MaxVideo + int64(s.cmd.Limits().MaxTextBytes) + 1<<20
+	c.Request().Body = http.MaxBytesReader(c.Response(), c.Request().Body, limit)
+	mr, err := c.Request().MultipartReader()
+	if err != nil {
+		return domain.Errorf(domain.KindInvalid, "Multipart form parse error - %s", err.Error())
+	}
+	ctx := c.Request().Context()
+	fields := map[string]string{}
+	for {
+		part, err := mr.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				return errTooLarge
+			}
+			return domain.Errorf(domain.KindInvalid, "Multipart form parse error - %s", err.Error())
+		}
+		name := part.FormName()
+		switch name {
+		case "attachment_picture", "attachment_video":
+			if part.FileName() == "" {
+				continue // an empty form field, as browsers send for no file
+			}
+			max, sniff, kinds := s.cfg.MaxPicture, sniffPicture, "a JPEG, PNG, GIF or WebP picture"
+			if name == "attachment_video" {
+				max, sniff, kinds = s.cfg.MaxVideo, sniffVideo, "an MP4, WebM or QuickTime video"
+			}
+			st, err := s.media.Stage(ctx, part, max)
+			if err != nil {
+				return err
+			}
+			ct := sniff(st.Head)
+			if ct == "" || st.Size == 0 {
+				_ = st.Discard()
+				return errUnsupportedAttachment(name, kinds)
+			}
+			if name == "attachment_picture" {
+				if req.picture != nil {
+					_ = req.picture.Discard()
+				}
+				req.picture, req.pictureType = st, ct
+			} else {
+				if req.video != nil {
+					_ = req.video.Discard()
+				}
+				req.video, req.videoType = st, ct
+			}
+		default:
+			v, err := io.ReadAll(io.LimitReader(part, int64(s.cmd.Limits().MaxTextBytes)+1))
+			if err != nil {
+				var mbe *http.MaxBytesError
+				if errors.As(err, &mbe) {
+					return errTooLarge
+				}
+				return domain.Errorf(domain.KindInvalid, "Multipart form parse error - %s", err.Error())
+			}
+			fields[name] = string(v)
+		}
+	}
+	b := body{}
+	for k, v := range fields {
+		b[k] = []byte(quoteJSON(v))
+	}
+	var err2 error
+	if req.conversation, err2 = b.id(b.first("conversation_id", "conversation")); err2 != nil {
+		return err2
+	}
+	req.text = fields["text"]
+	if req.key == "" {
+		req.key = fields["client_id"]
+	}
+	return nil
+}
+
+func quoteJSON(s string) string {
+	var sb strings.Builder
+	sb.WriteByte('"')
+	for _, r := range s {
+		switch {
+		case r == '"' || r == '\\':
+			sb.WriteByte('\\')
+			sb.WriteRune(r)
+		case r < 0x20:
+			sb.WriteString(" ")
+		default:
+			sb.WriteRune(r)
+		}
+	}
+	sb.WriteByte('"')
+	return sb.String()
+}
+
+func (s *Server) listMessages(c echo.Context) error {
+	before, after, limit, err := page(c)
+	if err != nil {
+		return err
+	}
+	res, err := s.rm.UserMessages(c.Request().Context(), caller(c).UserID, readmodel.Page{Before: before, After: after, Limit: limit})
+	if err != nil {
+		return err
+	}
+	return s.writePage(c, res, limit)
+}
+
+func (s *Server) listConversationMessages(c echo.Context) error {
+	id, err := pathID(c, domain.ErrConversationNotFound)
+	if err != nil {
+		return err
+	}
+	before, after, limit, err := page(c)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	if err := s.checkMember(c, id); err != nil {
+		return err
+	}
+	res, err := s.rm.ConversationMessages(ctx, id, readmodel.Page{Before: before, After: after, Limit: limit})
+	if err != nil {
+		return err
+	}
+	return s.writePage(c, res, limit)
+}
+
+// checkMember answers 404 for a missing conversation and 403 for a non-member.
+func (s *Server) checkMember(c echo.Context, conversation int64) error {
+	exists, member, err := s.rm.Membership(c.Request().Context(), conversation, caller(c).UserID)
+	switch {
+	case err != nil:
+		return err
+	case !exists:
+		return domain.ErrConversationNotFound
+	case !member:
+		return domain.ErrNotMember
+	}
+	return nil
+}
+
+func (s *Server) writePage(c echo.Context, res readmodel.PageResult, limit int) error {
+	urls := s.mediaURLs(c)
+	out := make([]messageView, len(res.Messages))
+	for i, m := range res.Messages {
+		out[i] = newMessageView(m, urls)
+	}
+	if len(out) > 0 {
+		base := s.cfg.PublicURL
+		if base == "" {
+			base = c.Scheme() + "://" + c.Request().Host
+		}
+		if link := linkHeader(c, trimSlash(base), out[0].ID, out[len(out)-1].ID, limit, res.HasPrev, res.HasNext); link != "" {
+			c.Response().Header().Set("Link", link)
+		}
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+func (s *Server) readMessage(c echo.Context) error {
+	b, err := readJSON(c)
+	if err != nil {
+		return err
+	}
+	conv, err := b.id(b.first("conversation_id", "conversation"))
+	if err != nil {
+		return err
+	}
+	ids, present, err := b.ids("message_ids")
+	if err != nil {
+		return err
+	}
+	if !present {
+		return domain.FieldError("message_ids", "This field is required.")
+	}
+	r, err := s.cmd.MarkRead(c.Request().Context(), actor(c), commands.MarkRead{ConversationID: conv, MessageIDs: ids})
+	if err != nil {
+		return err
+	}
+	s.waitProjected(c, r.Position)
+	return c.JSON(http.StatusOK, map[string]bool{"success": true})
+}
+
+// checkSender answers ErrConversationNotFound or ErrNotMember from the log's state.
+func (s *Server) checkSender(ctx context.Context, conversation, user int64) error {
+	conv, err := s.cmd.Conversation(ctx, conversation)
+	if err != nil {
+		return err
+	}
+	return conv.CheckMember(user)
+}

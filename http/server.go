@@ -1,0 +1,236 @@
+package http
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+
+	"github.com/evchat/evchat/commands"
+	"github.com/evchat/evchat/eventstore"
+	"github.com/evchat/evchat/projections"
+	"github.com/evchat/evchat/readmodel"
+)
+
+// Config wires a Server.
+type Config struct {
+	Pool       *pgxpool.Pool
+	Store      eventstore.Store
+	Commands   *commands.Service
+	ReadModel  *readmodel.Store
+	Watermark  *projections.Watermark
+	Media      Storage
+	SigningKey ed25519.PrivateKey
+	Logger     *slog.Logger
+
+	AccessTTL, RefreshTTL time.Duration
+	// PublicURL, when set, is the base of attachment URLs; otherwise the
+	// request's scheme and host are used.
+	PublicURL string
+	// JSONBodyLimit bounds JSON bodies (default 1 MiB).
+	JSONBodyLimit int64
+	// MaxPicture, MaxVideo bound attachments (default 10 MiB and 100 MiB).
+	MaxPicture, MaxVideo int64
+	// ProjectionWait bounds the read-your-writes wait (default 5 s).
+	ProjectionWait time.Duration
+	// ReadyLag is how long the projection may lag the log before /readyz fails.
+	ReadyLag time.Duration
+	// BcryptCost is the password hashing cost (default bcrypt.DefaultCost).
+	BcryptCost int
+	// LoginFailures per username and per address within LoginWindow before 429.
+	LoginFailuresPerUser, LoginFailuresPerAddress int
+	LoginWindow                                   time.Duration
+	// AllowedOrigins may open WebSockets with the login cookie.
+	AllowedOrigins []string
+	Now            func() time.Time
+}
+
+// Server is the HTTP API. It is an http.Handler.
+type Server struct {
+	cfg      Config
+	echo     *echo.Echo
+	log      *slog.Logger
+	cmd      *commands.Service
+	rm       *readmodel.Store
+	store    eventstore.Store
+	tokens   *tokens
+	throttle *throttle
+	hasher   bcryptHasher
+	media    Storage
+	wm       *projections.Watermark
+	hub      *hub
+}
+
+// New returns a Server with every route of the API.
+func New(cfg Config) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	def := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&cfg.AccessTTL, 15*time.Minute)
+	def(&cfg.RefreshTTL, 7*24*time.Hour)
+	def(&cfg.ProjectionWait, 5*time.Second)
+	def(&cfg.ReadyLag, 30*time.Second)
+	def(&cfg.LoginWindow, 15*time.Minute)
+	if cfg.JSONBodyLimit <= 0 {
+		cfg.JSONBodyLimit = 1 << 20
+	}
+	if cfg.MaxPicture <= 0 {
+		cfg.MaxPicture = 10 << 20
+	}
+	if cfg.MaxVideo <= 0 {
+		cfg.MaxVideo = 100 << 20
+	}
+	if cfg.BcryptCost == 0 {
+		cfg.BcryptCost = 10
+	}
+	if cfg.LoginFailuresPerUser <= 0 {
+		cfg.LoginFailuresPerUser = 5
+	}
+	if cfg.LoginFailuresPerAddress <= 0 {
+		cfg.LoginFailuresPerAddress = 50
+	}
+	s := &Server{
+		cfg: cfg, log: cfg.Logger, cmd: cfg.Commands, rm: cfg.ReadModel, store: cfg.Store,
+		tokens: &tokens{pool: cfg.Pool, priv: cfg.SigningKey, pub: cfg.SigningKey.Public().(ed25519.PublicKey),
+			accessTTL: cfg.AccessTTL, refreshTTL: cfg.RefreshTTL, now: cfg.Now},
+		throttle: &throttle{pool: cfg.Pool, window: cfg.LoginWindow, perUser: cfg.LoginFailuresPerUser, perAddress: cfg.LoginFailuresPerAddress},
+		hasher:   bcryptHasher{cost: cfg.BcryptCost},
+		media:    cfg.Media,
+		wm:       cfg.Watermark,
+	}
+	s.hub = newHub(s)
+	s.echo = s.routes()
+	return s
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }
+
+func (s *Server) routes() *echo.Echo {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = errorHandler(s.log)
+	// Paths keep their trailing slash; a request without it is served the
+	// same, without a redirect (a redirect would turn a POST into a GET).
+	e.Pre(middleware.AddTrailingSlash())
+	e.Use(middleware.RequestID())
+	e.Use(s.recoverer)
+	e.Use(s.accessLog)
+
+	json := middleware.BodyLimit(limitString(s.cfg.JSONBodyLimit))
+	auth := s.requireAuth
+
+	for _, p := range []string{"/auth/register/", "/register/"} {
+		e.POST(p, s.register, json)
+	}
+	for _, p := range []string{"/auth/login/", "/login/"} {
+		e.POST(p, s.login, json)
+	}
+	e.POST("/auth/refresh/", s.refresh, json)
+	for _, p := range []string{"/auth/logout/", "/logout/"} {
+		e.POST(p, s.logout, json, auth)
+	}
+
+	e.POST("/create-chatroom/", s.createChatroom, json, auth)
+	e.POST("/join-chatroom/", s.joinChatroom, json, auth)
+	e.GET("/list-chatrooms/", s.listChatrooms, auth)
+	e.DELETE("/leave-chatroom/:id/", s.leaveChatroom, auth)
+
+	e.POST("/send-message/", s.sendMessage, auth) // its own limits: JSON or multipart
+	e.GET("/list-messages/", s.listMessages, auth)
+	e.GET("/list-conversation-messages/:id/", s.listConversationMessages, auth)
+	e.POST("/read-message/", s.readMessage, json, auth)
+
+	e.GET("/media/:key/", s.serveMedia, auth)
+	e.HEAD("/media/:key/", s.serveMedia, auth)
+	e.GET("/audit/conversations/:id/", s.auditConversation, auth)
+	e.GET("/ws/chat/:id/", s.serveWS)
+
+	e.GET("/healthz/", s.healthz)
+	e.GET("/readyz/", s.readyz)
+	return e
+}
+
+func (s *Server) recoverer(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				if r == http.ErrAbortHandler {
+					panic(r)
+				}
+				s.log.Error("panic in handler", "path", c.Path(), "panic", r)
+				err = errors.New("panic in handler")
+			}
+		}()
+		return next(c)
+	}
+}
+
+func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		err := next(c)
+		if err != nil {
+			c.Error(err)
+		}
+		if s.log.Enabled(c.Request().Context(), slog.LevelDebug) {
+			s.log.Debug("request", "method", c.Request().Method, "path", c.Request().URL.Path,
+				"status", c.Response().Status, "dur", time.Since(start),
+				"request_id", c.Response().Header().Get(echo.HeaderXRequestID))
+		}
+		return nil
+	}
+}
+
+// Shutdown closes every WebSocket with a going-away close frame.
+func (s *Server) Shutdown(ctx context.Context) error { return s.hub.close(ctx) }
+
+// Run starts the background work of the server (the WebSocket fan-out) and
+// blocks until ctx ends.
+func (s *Server) Run(ctx context.Context) error { return s.hub.run(ctx) }
+
+// actor is the command actor of a request.
+func actor(c echo.Context) commands.Actor {
+	return commands.Actor{UserID: caller(c).UserID, RequestID: c.Response().Header().Get(echo.HeaderXRequestID)}
+}
+
+// waitProjected waits, bounded, until the read model shows position p, so
+// that the caller's next read shows its write.
+func (s *Server) waitProjected(c echo.Context, p eventstore.Position) {
+	if p.IsZero() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(c.Request().Context(), s.cfg.ProjectionWait)
+	defer cancel()
+	if err := s.wm.Wait(ctx, p); err != nil {
+		s.log.Warn("read model did not catch up in time", "position", p.String(), "waited", s.cfg.ProjectionWait)
+	}
+}
+
+// mediaURLs returns the attachment URL maker for a request.
+func (s *Server) mediaURLs(c echo.Context) mediaURL {
+	base := s.cfg.PublicURL
+	if base == "" {
+		base = c.Scheme() + "://" + c.Request().Host
+	}
+	base = trimSlash(base)
+	return func(key string) string { return base + "/media/" + key + "/" }
+}
+
+func limitString(n int64) string {
+	return itoa(n) + "B"
+}

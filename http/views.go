@@ -1,0 +1,93 @@
+package http
+
+import (
+	"strings"
+	"time"
+
+	"github.com/evchat/evchat/domain"
+	"github.com/evchat/evchat/readmodel"
+)
+
+// timeFormat is RFC 3339 in UTC with microseconds.
+const timeFormat = "2006-01-02T15:04:05.000000Z"
+
+func formatTime(t time.Time) string { return t.UTC().Format(timeFormat) }
+
+type messageView struct {
+	ID                int64   `json:"id"`
+	Conversation      int64   `json:"conversation"`
+	Sender            int64   `json:"sender"`
+	Receivers         []int64 `json:"receivers"`
+	AttachmentPicture *string `json:"attachment_picture"`
+	AttachmentVideo   *string `json:"attachment_video"`
+	Text              string  `json:"text"`
+	CreatedAt         string  `json:"created_at"`
+	UpdatedAt         string  `json:"updated_at"`
+	ReadBy            []int64 `json:"read_by"`
+}
+
+type chatroomView struct {
+	ID          int64        `json:"id"`
+	Members     []int64      `json:"members"`
+	Type        string       `json:"type"`
+	Name        *string      `json:"name"`
+	Description *string      `json:"description"`
+	CreatedBy   int64        `json:"created_by"`
+	CreatedAt   string       `json:"created_at"`
+	UpdatedAt   string       `json:"updated_at"`
+	UnreadCount *int64       `json:"unread_count,omitempty"`
+	LastMessage *messageView `json:"last_message,omitempty"`
+}
+
+// mediaURL makes the absolute URL of an attachment.
+type mediaURL func(key string) string
+
+func (u mediaURL) of(a *domain.Attachment) *string {
+	if a == nil {
+		return nil
+	}
+	s := u(a.Key)
+	return &s
+}
+
+func newMessageView(m readmodel.Message, u mediaURL) messageView {
+	return messageView{
+		ID: m.ID, Conversation: m.ConversationID, Sender: m.SenderID, Receivers: nonNil(m.Receivers),
+		AttachmentPicture: u.of(m.Picture), AttachmentVideo: u.of(m.Video), Text: m.Text,
+		CreatedAt: formatTime(m.CreatedAt), UpdatedAt: formatTime(m.UpdatedAt), ReadBy: nonNil(m.ReadBy),
+	}
+}
+
+func sentMessageView(m domain.MessageSent, at time.Time, u mediaURL) messageView {
+	return messageView{
+		ID: m.MessageID, Conversation: m.ConversationID, Sender: m.SenderID, Receivers: nonNil(m.Receivers),
+		AttachmentPicture: u.of(m.Picture), AttachmentVideo: u.of(m.Video), Text: m.Text,
+		CreatedAt: formatTime(at), UpdatedAt: formatTime(at), ReadBy: []int64{},
+	}
+}
+
+func newChatroomView(c readmodel.Chatroom, u mediaURL, withExtras bool) chatroomView {
+	v := chatroomView{
+		ID: c.ID, Members: nonNil(c.Members), Type: c.Type, Name: c.Name, Description: c.Description,
+		CreatedBy: c.CreatedBy, CreatedAt: formatTime(c.CreatedAt), UpdatedAt: formatTime(c.UpdatedAt),
+	}
+	if withExtras {
+		n := c.UnreadCount
+		v.UnreadCount = &n
+		if c.LastMessage != nil {
+			m := newMessageView(*c.LastMessage, u)
+			v.LastMessage = &m
+		}
+	}
+	return v
+}
+
+func nonNil(xs []int64) []int64 {
+	if xs == nil {
+		return []int64{}
+	}
+	return xs
+}
+
+// trimSlash joins a base URL and a path without doubling the slash.
+func trimSlash(base string) string { return strings.TrimRight(base, "/") }

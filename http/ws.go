@@ -1,0 +1,685 @@
+package http
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/gorilla/websocket"
+	"github.com/jackc/pgx/v5"
+	"github.com/labstack/echo/v4"
+	"github.com/olahol/melody"
+
+	"github.com/evchat/evchat/commands"
+	"github.com/evchat/evchat/domain"
+	"github.com/evchat/evchat/eventstore"
+	"github.com/evchat/evchat/projections"
+)
+
+// ControlChannel carries typing notices and session ends between processes.
+const ControlChannel = "evchat_ws"
+
+const (
+	maxFrameBytes   = 128 << 10 // a message frame holds up to 64 KiB of text
+	socketBacklog   = 128       // frames queued to one socket before it is dropped as too slow
+	resumeScanLimit = 200_000   // log events a resume may scan before giving up
+	framesPerSecond = 20        // inbound frames per socket, with a burst of twice that
+)
+
+// socket is one WebSocket connection in one room.
+type socket struct {
+	s       *melody.Session
+	user    int64
+	session uuid.UUID
+	room    int64
+	base    string // scheme://host for attachment URLs
+
+	mu       sync.Mutex
+	catching bool // resuming: live frames are buffered
+	buffered []positioned
+	last     eventstore.Position // last frame from the log sent
+	pending  int                 // frames queued, not yet written
+	dropped  bool
+
+	tokens  float64 // inbound rate limit
+	refill  time.Time
+	typedAt time.Time
+}
+
+type positioned struct {
+	pos   eventstore.Position
+	frame []byte
+}
+
+// hub fans out room events to sockets on this process.
+type hub struct {
+	srv *Server
+	m   *melody.Melody
+
+	mu    sync.Mutex
+	rooms map[int64]map[*socket]struct{}
+	byS   map[*melody.Session]*socket
+
+	lagMu      sync.Mutex
+	advancedAt time.Time
+}
+
+func newHub(srv *Server) *hub {
+	m := melody.New()
+	m.Config.MaxMessageSize = maxFrameBytes
+	m.Config.MessageBufferSize = socketBacklog + 16
+	m.Config.WriteWait = 5 * time.Second
+	m.Upgrader = &websocket.Upgrader{
+		ReadBufferSize: 1024, WriteBufferSize: 1024,
+		WriteBufferPool: &sync.Pool{},
+		CheckOrigin:     func(*http.Request) bool { return true }, // checked before the upgrade
+	}
+	h := &hub{srv: srv, m: m, rooms: map[int64]map[*socket]struct{}{}, byS: map[*melody.Session]*socket{}, advancedAt: time.Now()}
+	// melody's connect handler is global; each upgrade leaves its own start hook.
+	m.HandleConnect(func(ms *melody.Session) {
+		if v, ok := ms.Get("start"); ok {
+			v.(func(*melody.Session))(ms)
+			ms.UnSet("start")
+		}
+	})
+	m.HandleMessage(h.onFrame)
+	m.HandleSentMessage(func(s *melody.Session, _ []byte) {
+		if so := h.socketOf(s); so != nil {
+			so.mu.Lock()
+			so.pending--
+			so.mu.Unlock()
+		}
+	})
+	m.HandleDisconnect(h.remove)
+	m.HandleError(func(s *melody.Session, err error) {
+		if errors.Is(err, melody.ErrMessageBufferFull) {
+			if so := h.socketOf(s); so != nil {
+				h.drop(so)
+			}
+		}
+	})
+	return h
+}
+
+func (h *hub) socketOf(s *melody.Session) *socket {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.byS[s]
+}
+
+// serveWS authenticates, checks membership, and upgrades.
+func (s *Server) serveWS(c echo.Context) error {
+	room, err := pathID(c, domain.ErrConversationNotFound)
+	if err != nil {
+		return err
+	}
+	r := c.Request()
+	raw := bearer(c, true)
+	if raw == "" {
+		return errNotAuthenticated
+	}
+	// The cookie is sent by browsers to any page's requests: accept it only
+	// from an allowed Origin (headers and query tokens cannot be forged
+	// cross-site).
+	if r.Header.Get("Authorization") == "" && c.QueryParam("token") == "" && !s.originAllowed(r) {
+		return domain.Errorf(domain.KindForbidden, "Origin not allowed.")
+	}
+	cl, err := s.tokens.authenticate(r.Context(), raw)
+	if err != nil {
+		return err
+	}
+	c.SetRequest(r.WithContext(context.WithValue(r.Context(), userKey, cl)))
+	if err := s.checkMember(c, room); err != nil {
+		return err
+	}
+	var since eventstore.Position
+	resume := false
+	if v := c.QueryParam("since"); v != "" {
+		if since, err = eventstore.ParsePosition(v); err != nil {
+			return domain.FieldError("since", "Not a valid position.")
+		}
+		resume = true
+	}
+	so := &socket{user: cl.UserID, session: cl.SessionID, room: room, base: s.baseURL(c),
+		catching: resume, tokens: 2 * framesPerSecond, refill: time.Now()}
+	keys := map[string]any{}
+	h := s.hub
+	keys["start"] = func(ms *melody.Session) {
+		so.s = ms
+		h.add(so)
+		if resume {
+			go h.resume(context.WithoutCancel(r.Context()), so, since)
+		}
+	}
+	return h.m.HandleRequestWithKeys(c.Response(), r, keys)
+}
+
+func (s *Server) originAllowed(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return false
+	}
+	u, err := url.Parse(origin)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(u.Host, r.Host) {
+		return true
+	}
+	return slices.ContainsFunc(s.cfg.AllowedOrigins, func(o string) bool { return strings.EqualFold(o, origin) })
+}
+
+func (s *Server) baseURL(c echo.Context) string {
+	if s.cfg.PublicURL != "" {
+		return trimSlash(s.cfg.PublicURL)
+	}
+	return c.Scheme() + "://" + c.Request().Host
+}
+
+func (h *hub) add(so *socket) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.rooms[so.room] == nil {
+		h.rooms[so.room] = map[*socket]struct{}{}
+	}
+	h.rooms[so.room][so] = struct{}{}
+	h.byS[so.s] = so
+}
+
+func (h *hub) remove(ms *melody.Session) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	so := h.byS[ms]
+	if so == nil {
+		return
+	}
+	delete(h.byS, ms)
+	if r := h.rooms[so.room]; r != nil {
+		delete(r, so)
+		if len(r) == 0 {
+			delete(h.rooms, so.room)
+		}
+	}
+}
+
+// roomSockets returns the sockets of a room now.
+func (h *hub) roomSockets(room int64) []*socket {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]*socket, 0, len(h.rooms[room]))
+	for so := range h.rooms[room] {
+		out = append(out, so)
+	}
+	return out
+}
+
+// write queues a frame; a socket whose backlog is full is dropped.
+func (h *hub) write(so *socket, frame []byte) {
+	so.mu.Lock()
+	if so.dropped {
+		so.mu.Unlock()
+		return
+	}
+	if so.pending >= socketBacklog {
+		so.mu.Unlock()
+		h.drop(so)
+		return
+	}
+	so.pending++
+	so.mu.Unlock()
+	_ = so.s.Write(frame)
+}
+
+// drop closes a socket that cannot keep up, without waiting for it.
+func (h *hub) drop(so *socket) {
+	so.mu.Lock()
+	already := so.dropped
+	so.dropped = true
+	so.mu.Unlock()
+	if already {
+		return
+	}
+	h.srv.log.Info("dropping slow websocket", "user", so.user, "room", so.room)
+	h.remove(so.s)
+	_ = so.s.CloseWithMsg(melody.FormatCloseMessage(websocket.ClosePolicyViolation, "too slow"))
+}
+
+// deliver sends a log frame to a socket once, in position order; while the
+// socket resumes, live frames wait in its buffer.
+func (h *hub) deliver(so *socket, p positioned) {
+	so.mu.Lock()
+	if so.catching {
+		so.buffered = append(so.buffered, p)
+		so.mu.Unlock()
+		return
+	}
+	if !so.last.Less(p.pos) {
+		so.mu.Unlock()
+		return
+	}
+	so.last = p.pos
+	so.mu.Unlock()
+	h.write(so, p.frame)
+}
+
+// resume sends what a socket missed after since, then its buffered live
+// frames, with no gap and no duplicate at the seam: the socket was
+// registered (buffering) before the watermark was read, and everything up
+// to that watermark comes from the log here.
+func (h *hub) resume(ctx context.Context, so *socket, since eventstore.Position) {
+	upTo := h.srv.wm.Position()
+	cursor, scanned := since, 0
+	so.mu.Lock()
+	so.last = since
+	so.mu.Unlock()
+	var failure string
+	for cursor.Less(upTo) && failure == "" {
+		events, err := h.srv.store.ReadAll(ctx, cursor, 512)
+		if err != nil {
+			failure = "Could not resume; reload the conversation."
+			h.srv.log.Error("websocket resume", "err", err)
+			break
+		}
+		if len(events) == 0 {
+			break
+		}
+		for _, e := range events {
+			if upTo.Less(e.Position) {
+				break
+			}
+			if f, room, ok := h.frameOf(e, so.base); ok && room == so.room {
+				so.mu.Lock()
+				so.last = e.Position
+				so.mu.Unlock()
+				h.write(so, f)
+			}
+			cursor = e.Position
+		}
+		if scanned += len(events); scanned > resumeScanLimit {
+			failure = "Too much was missed to resume; reload the conversation."
+		}
+	}
+	so.mu.Lock()
+	buffered := so.buffered
+	so.buffered, so.catching = nil, false
+	so.mu.Unlock()
+	if failure != "" {
+		h.write(so, errorFrame(failure))
+	}
+	for _, p := range buffered {
+		h.deliver(so, p)
+	}
+}
+
+// frameOf renders the frame of a room event, and its room.
+func (h *hub) frameOf(e eventstore.RecordedEvent, base string) ([]byte, int64, bool) {
+	if !strings.HasPrefix(e.Stream, "conversation-") && !strings.HasPrefix(e.Stream, "receipts-") {
+		return nil, 0, false
+	}
+	ev, md, ok, err := projections.Decode(h.srv.cmd.Registry(), e)
+	if err != nil || !ok {
+		return nil, 0, false
+	}
+	pos := e.Position.String()
+	var v any
+	var room int64
+	switch ev := ev.(type) {
+	case domain.MessageSent:
+		room = ev.ConversationID
+		mv := sentMessageView(ev, md.Time, func(key string) string { return base + "/media/" + key + "/" })
+		v = struct {
+			Type string `json:"type"`
+			messageView
+			Position string `json:"position"`
+		}{"message", mv, pos}
+	case domain.MessagesRead:
+		room = ev.ConversationID
+		v = map[string]any{"type": "read", "conversation": room, "reader": ev.ReaderID, "message_ids": ev.MessageIDs, "position": pos}
+	case domain.MemberJoined:
+		room = ev.ConversationID
+		v = map[string]any{"type": "member_joined", "conversation": room, "user": ev.UserID, "position": pos}
+	case domain.MemberLeft:
+		room = ev.ConversationID
+		v = map[string]any{"type": "member_left", "conversation": room, "user": ev.UserID, "position": pos}
+	default:
+		return nil, 0, false
+	}
+	b, err := json.Marshal(v)
+	return b, room, err == nil
+}
+
+func errorFrame(detail string) []byte {
+	b, _ := json.Marshal(map[string]string{"type": "error", "detail": detail})
+	return b
+}
+
+// run fans the log out to sockets until ctx ends.
+func (h *hub) run(ctx context.Context) error {
+	go h.listen(ctx)
+	go h.trackLag(ctx)
+	for {
+		err := h.follow(ctx)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		h.srv.log.Error("websocket fan-out stopped, restarting", "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func (h *hub) follow(ctx context.Context) error {
+	from := h.srv.wm.Position()
+	if head, err := h.srv.store.Head(ctx); err == nil && from.Less(head) {
+		from = head // sockets connected now need only what comes next
+	}
+	return h.srv.store.SubscribeAll(ctx, from, func(ctx context.Context, d eventstore.Delivery) error {
+		if len(d.Events) == 0 {
+			return nil
+		}
+		// Only after the read model shows them.
+		if err := h.srv.wm.Wait(ctx, d.Events[len(d.Events)-1].Position); err != nil {
+			return err
+		}
+		for _, e := range d.Events {
+			h.broadcast(e)
+		}
+		return nil
+	})
+}
+
+func (h *hub) broadcast(e eventstore.RecordedEvent) {
+	var room int64
+	if !parseRoom(e.Stream, &room) {
+		return
+	}
+	sockets := h.roomSockets(room)
+	if len(sockets) == 0 {
+		return
+	}
+	frames := map[string][]byte{}
+	for _, so := range sockets {
+		f, ok := frames[so.base]
+		if !ok {
+			f, _, ok = h.frameOf(e, so.base)
+			if !ok {
+				return
+			}
+			frames[so.base] = f
+		}
+		h.deliver(so, positioned{pos: e.Position, frame: f})
+	}
+	if e.Type == domain.TypeMemberLeft {
+		var left domain.MemberLeft
+		if json.Unmarshal(e.Data, &left) == nil {
+			for _, so := range sockets {
+				if so.user == left.UserID {
+					_ = so.s.CloseWithMsg(melody.FormatCloseMessage(websocket.CloseNormalClosure, "left the conversation"))
+				}
+			}
+		}
+	}
+}
+
+// parseRoom reads the room id of conversation-<id> and receipts-<id>-<reader> streams.
+func parseRoom(stream string, room *int64) bool {
+	var rest string
+	switch {
+	case strings.HasPrefix(stream, "conversation-"):
+		rest = stream[len("conversation-"):]
+	case strings.HasPrefix(stream, "receipts-"):
+		rest, _, _ = strings.Cut(stream[len("receipts-"):], "-")
+	default:
+		return false
+	}
+	var n int64
+	for _, r := range rest {
+		if r < '0' || r > '9' {
+			return false
+		}
+		n = n*10 + int64(r-'0')
+	}
+	*room = n
+	return n > 0
+}
+
+// inbound is a client frame.
+type inbound struct {
+	Type         string          `json:"type"`
+	Text         *string         `json:"text"`
+	Conversation json.RawMessage `json:"conversation"`
+	IsTyping     *bool           `json:"is_typing"`
+	MessageIDs   json.RawMessage `json:"message_ids"`
+	ClientID     string          `json:"client_id"`
+}
+
+func (h *hub) onFrame(ms *melody.Session, msg []byte) {
+	so := h.socketOf(ms)
+	if so == nil {
+		return
+	}
+	if !so.allow() {
+		h.write(so, errorFrame("Too many frames; slow down."))
+		return
+	}
+	var in inbound
+	if err := json.Unmarshal(msg, &in); err != nil {
+		h.write(so, errorFrame("Frames must be JSON objects."))
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	a := commands.Actor{UserID: so.user, RequestID: "ws-" + uuid.NewString()}
+	var err error
+	switch in.Type {
+	case "message":
+		if len(in.Conversation) > 0 && string(in.Conversation) != "null" {
+			if id, ok := parseInt(in.Conversation); !ok || id != so.room {
+				h.write(so, errorFrame("conversation does not match this socket's room."))
+				return
+			}
+		}
+		text := ""
+		if in.Text != nil {
+			text = *in.Text
+		}
+		_, err = h.srv.cmd.SendMessage(ctx, a, commands.SendMessage{
+			ConversationID: so.room, Content: domain.MessageContent{Text: text}, IdempotencyKey: in.ClientID,
+		})
+	case "read":
+		b := body{"message_ids": in.MessageIDs}
+		var ids []int64
+		var present bool
+		ids, present, err = b.ids("message_ids")
+		if err == nil && !present {
+			err = domain.FieldError("message_ids", "This field is required.")
+		}
+		if err == nil {
+			_, err = h.srv.cmd.MarkRead(ctx, a, commands.MarkRead{ConversationID: so.room, MessageIDs: ids})
+		}
+	case "typing":
+		typing := in.IsTyping == nil || *in.IsTyping
+		err = h.typing(ctx, so, typing)
+	default:
+		err = domain.Errorf(domain.KindInvalid, "Unknown frame type %q.", in.Type)
+	}
+	if err != nil {
+		_, b := errorResponse(err)
+		detail := "A server error occurred."
+		switch v := b.(type) {
+		case map[string]string:
+			detail = v["detail"]
+		case map[string][]string:
+			for f, msgs := range v {
+				detail = f + ": " + strings.Join(msgs, " ")
+			}
+		}
+		if domain.KindOf(err) == domain.KindInternal {
+			h.srv.log.Error("websocket frame failed", "type", in.Type, "err", err)
+		}
+		h.write(so, errorFrame(detail))
+	}
+}
+
+// allow takes one token of the socket's inbound rate limit.
+func (so *socket) allow() bool {
+	so.mu.Lock()
+	defer so.mu.Unlock()
+	now := time.Now()
+	so.tokens = min(2*framesPerSecond, so.tokens+now.Sub(so.refill).Seconds()*framesPerSecond)
+	so.refill = now
+	if so.tokens < 1 {
+		return false
+	}
+	so.tokens--
+	return true
+}
+
+type control struct {
+	Kind     string `json:"kind"` // "typing" or "logout"
+	Room     int64  `json:"room,omitempty"`
+	User     int64  `json:"user,omitempty"`
+	IsTyping bool   `json:"is_typing,omitempty"`
+	Session  string `json:"session,omitempty"`
+}
+
+// typing tells the room's sockets on every process, through NOTIFY. Typing
+// notices are ephemeral: they never enter the log. At most one "typing"
+// per socket every 300 ms goes out.
+func (h *hub) typing(ctx context.Context, so *socket, isTyping bool) error {
+	so.mu.Lock()
+	if isTyping && time.Since(so.typedAt) < 300*time.Millisecond {
+		so.mu.Unlock()
+		return nil
+	}
+	so.typedAt = time.Now()
+	so.mu.Unlock()
+	return h.notify(ctx, control{Kind: "typing", Room: so.room, User: so.user, IsTyping: isTyping})
+}
+
+func (h *hub) notify(ctx context.Context, c control) error {
+	b, _ := json.Marshal(c)
+	_, err := h.srv.cfg.Pool.Exec(ctx, `SELECT pg_notify($1, $2)`, ControlChannel, string(b))
+	return err
+}
+
+// endSession closes the sockets of a logged-out session on every process.
+func (h *hub) endSession(ctx context.Context, session uuid.UUID) {
+	h.closeSession(session)
+	if err := h.notify(ctx, control{Kind: "logout", Session: session.String()}); err != nil {
+		h.srv.log.Error("announce logout", "err", err)
+	}
+}
+
+func (h *hub) closeSession(session uuid.UUID) {
+	h.mu.Lock()
+	var victims []*socket
+	for _, so := range h.byS {
+		if so.session == session {
+			victims = append(victims, so)
+		}
+	}
+	h.mu.Unlock()
+	for _, so := range victims {
+		_ = so.s.CloseWithMsg(melody.FormatCloseMessage(websocket.ClosePolicyViolation, "logged out"))
+	}
+}
+
+// listen receives control notices from every process (this one included).
+func (h *hub) listen(ctx context.Context) {
+	for ctx.Err() == nil {
+		err := h.listenOnce(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		h.srv.log.Warn("websocket control listener lost", "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func (h *hub) listenOnce(ctx context.Context) error {
+	conn, err := pgx.ConnectConfig(ctx, h.srv.cfg.Pool.Config().ConnConfig.Copy())
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{ControlChannel}.Sanitize()); err != nil {
+		return err
+	}
+	for {
+		n, err := conn.WaitForNotification(ctx)
+		if err != nil {
+			return err
+		}
+		var c control
+		if json.Unmarshal([]byte(n.Payload), &c) != nil {
+			continue
+		}
+		switch c.Kind {
+		case "typing":
+			frame, _ := json.Marshal(map[string]any{"type": "typing", "conversation": c.Room, "sender": c.User, "is_typing": c.IsTyping})
+			for _, so := range h.roomSockets(c.Room) {
+				if so.user != c.User {
+					so.mu.Lock()
+					catching := so.catching
+					so.mu.Unlock()
+					if !catching {
+						h.write(so, frame)
+					}
+				}
+			}
+		case "logout":
+			if id, err := uuid.Parse(c.Session); err == nil {
+				h.closeSession(id)
+			}
+		}
+	}
+}
+
+// trackLag remembers when the watermark last moved, for /readyz.
+func (h *hub) trackLag(ctx context.Context) {
+	for {
+		ch := h.srv.wm.Changed()
+		select {
+		case <-ctx.Done():
+			return
+		case <-ch:
+			h.lagMu.Lock()
+			h.advancedAt = time.Now()
+			h.lagMu.Unlock()
+		}
+	}
+}
+
+// projectionLag is how long the read model has been behind head (0 when caught up).
+func (h *hub) projectionLag(head eventstore.Position) time.Duration {
+	if !h.srv.wm.Position().Less(head) {
+		return 0
+	}
+	h.lagMu.Lock()
+	defer h.lagMu.Unlock()
+	return time.Since(h.advancedAt)
+}
+
+// close sends every socket a going-away close frame and waits for them to end.
+func (h *hub) close(ctx context.Context) error {
+	err := h.m.CloseWithMsg(melody.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down"))
+	for h.m.Len() > 0 && ctx.Err() == nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+	return err
+}

@@ -1,0 +1,268 @@
+// Package chatd wires the chat server together: configuration, the
+// database (embedded when none is configured), migrations, the event store,
+// commands, the projector and the HTTP API. cmd/chatd parses configuration
+// into a Config and runs a Main; end-to-end tests run the same Main on a
+// free port.
+package chatd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	stdhttp "net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/evchat/evchat/commands"
+	"github.com/evchat/evchat/domain"
+	"github.com/evchat/evchat/eventstore"
+	"github.com/evchat/evchat/eventstore/postgres"
+	chathttp "github.com/evchat/evchat/http"
+	"github.com/evchat/evchat/internal/embeddedpg"
+	"github.com/evchat/evchat/migrations"
+	"github.com/evchat/evchat/projections"
+	"github.com/evchat/evchat/readmodel"
+)
+
+// Config is everything the server is told.
+type Config struct {
+	Addr          string // CHAT_ADDR
+	DatabaseURL   string // DATABASE_URL; empty: embedded PostgreSQL in DataDir
+	DataDir       string // CHAT_DATA_DIR
+	EventStoreURL string // EVENTSTORE_URL (esdb://...); empty: the PostgreSQL store
+	JWTKeyFile    string // CHAT_JWT_KEY_FILE; default DataDir/jwt-ed25519.pem
+	PublicURL     string // CHAT_PUBLIC_URL
+	MaxGroup      int    // CHAT_MAX_GROUP_MEMBERS
+	AccessTTL     time.Duration
+	RefreshTTL    time.Duration
+	BcryptCost    int
+	Origins       []string
+	// FastEmbedded turns off fsync in the embedded PostgreSQL (tests only).
+	FastEmbedded bool
+	// Test hooks.
+	ProjectorBeforeCommit func(ctx context.Context) error
+	LeaderRetry           time.Duration
+}
+
+// Main is a running server.
+type Main struct {
+	cfg Config
+	log *slog.Logger
+
+	pg    *embeddedpg.Server
+	pool  *pgxpool.Pool
+	store eventstore.Store
+	close func()
+	api   *chathttp.Server
+	ln    net.Listener
+	srv   *stdhttp.Server
+	wm    *projections.Watermark
+}
+
+// New prepares a server: it starts the embedded database if needed, applies
+// migrations, opens the event store and binds the listening address. Run
+// serves; Close releases everything New took.
+func New(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error) {
+	if cfg.DataDir == "" {
+		cfg.DataDir = ".data"
+	}
+	if cfg.JWTKeyFile == "" {
+		cfg.JWTKeyFile = filepath.Join(cfg.DataDir, "jwt-ed25519.pem")
+	}
+	m = &Main{cfg: cfg, log: log}
+	defer func() {
+		if err != nil {
+			m.Close()
+		}
+	}()
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("data folder: %w", err)
+	}
+	if m.pool, m.pg, err = OpenDatabase(ctx, cfg, log); err != nil {
+		return nil, err
+	}
+	if applied, err := migrations.Apply(ctx, m.pool); err != nil {
+		return nil, err
+	} else if len(applied) > 0 {
+		log.Info("migrations applied", "files", applied)
+	}
+	if m.store, m.close, err = OpenStore(ctx, cfg, m.pool, log); err != nil {
+		return nil, err
+	}
+	key, err := chathttp.LoadOrCreateSigningKey(cfg.JWTKeyFile)
+	if err != nil {
+		return nil, err
+	}
+	limits := domain.DefaultLimits()
+	if cfg.MaxGroup > 0 {
+		limits.MaxGroupMembers = cfg.MaxGroup
+	}
+	rm := readmodel.New(m.pool)
+	cmds := commands.New(commands.Config{
+		Store: m.store, IDs: rm, ReadModel: rm, SendKeys: rm, Registry: domain.NewRegistry(),
+		Limits: limits, Logger: log,
+	})
+	m.wm = projections.NewWatermark()
+	m.api = chathttp.New(chathttp.Config{
+		Pool: m.pool, Store: m.store, Commands: cmds, ReadModel: rm, Watermark: m.wm,
+		Media: &chathttp.FileStorage{Dir: filepath.Join(cfg.DataDir, "media")}, SigningKey: key,
+		Logger: log, AccessTTL: cfg.AccessTTL, RefreshTTL: cfg.RefreshTTL, PublicURL: cfg.PublicURL,
+		BcryptCost: cfg.BcryptCost, AllowedOrigins: cfg.Origins,
+	})
+	if m.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	m.srv = &stdhttp.Server{Handler: m.api, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	return m, nil
+}
+
+// OpenDatabase connects to cfg.DatabaseURL, or starts the embedded
+// PostgreSQL in cfg.DataDir (or attaches to the one a running chatd started)
+// and connects to it. The returned server is nil when not embedded.
+func OpenDatabase(ctx context.Context, cfg Config, log *slog.Logger) (*pgxpool.Pool, *embeddedpg.Server, error) {
+	url := cfg.DatabaseURL
+	var pg *embeddedpg.Server
+	if url == "" {
+		var err error
+		pg, err = embeddedpg.Start(ctx, embeddedpg.Config{DataDir: filepath.Join(cfg.DataDir, "postgres"), Logger: log, Fast: cfg.FastEmbedded})
+		if err != nil {
+			return nil, nil, err
+		}
+		url = pg.URL("postgres")
+		log.Info("embedded PostgreSQL ready", "port", pg.Port(), "started", pg.Started())
+	}
+	pc, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		stopQuietly(pg)
+		return nil, nil, fmt.Errorf("database url: %w", err)
+	}
+	// The read model is found by name through the search path, so a rebuilt
+	// schema swapped in under the same name serves at once.
+	pc.ConnConfig.RuntimeParams["search_path"] = migrations.ReadModelSchema + ", public"
+	if pc.MaxConns < 20 {
+		pc.MaxConns = 20
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err == nil {
+		err = pool.Ping(ctx)
+	}
+	if err != nil {
+		if pool != nil {
+			pool.Close()
+		}
+		stopQuietly(pg)
+		return nil, nil, fmt.Errorf("connect to the database: %w", err)
+	}
+	return pool, pg, nil
+}
+
+func stopQuietly(pg *embeddedpg.Server) {
+	if pg != nil {
+		_ = pg.Stop(context.Background())
+	}
+}
+
+// OpenStore opens the event store that cfg selects.
+func OpenStore(ctx context.Context, cfg Config, pool *pgxpool.Pool, log *slog.Logger) (eventstore.Store, func(), error) {
+	if cfg.EventStoreURL != "" {
+		return openESDB(ctx, cfg.EventStoreURL, log)
+	}
+	s := postgres.New(pool, postgres.Options{Logger: log})
+	return s, s.Close, nil
+}
+
+// Addr is the address the server listens on.
+func (m *Main) Addr() string { return m.ln.Addr().String() }
+
+// URL is the server's base URL.
+func (m *Main) URL() string { return "http://" + m.Addr() }
+
+// Pool is the database pool (for tests and tools).
+func (m *Main) Pool() *pgxpool.Pool { return m.pool }
+
+// Store is the event store.
+func (m *Main) Store() eventstore.Store { return m.store }
+
+// Watermark is how far this process has seen the read model projected.
+func (m *Main) Watermark() *projections.Watermark { return m.wm }
+
+// Run serves until ctx ends, then shuts down gracefully: it stops taking
+// requests, closes WebSockets with a going-away code, lets requests in
+// flight finish (10 s at most) and stops background work.
+func (m *Main) Run(ctx context.Context) error {
+	bg, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	goRun := func(name string, fn func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := fn(bg); err != nil && !errors.Is(err, context.Canceled) {
+				m.log.Error(name+" stopped", "err", err)
+			}
+		}()
+	}
+	registry := domain.NewRegistry()
+	projector := projections.NewProjector(m.pool, m.store, projections.NewChat(registry), projections.ProjectorOptions{
+		Logger: m.log, BeforeCommit: m.cfg.ProjectorBeforeCommit,
+		OnApplied: func(_ []eventstore.RecordedEvent, through eventstore.Position) { m.wm.Advance(through) },
+	})
+	retry := m.cfg.LeaderRetry
+	if retry <= 0 {
+		retry = time.Second
+	}
+	goRun("projector", func(ctx context.Context) error {
+		return projections.Leader(ctx, m.pool, m.log, retry, projector.Run)
+	})
+	goRun("projection tracker", func(ctx context.Context) error {
+		return projections.Track(ctx, m.pool, m.wm, projections.ChatName, 250*time.Millisecond, m.log)
+	})
+	goRun("websocket hub", m.api.Run)
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- m.srv.Serve(m.ln) }()
+	m.log.Info("serving", "addr", m.Addr())
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-serveErr:
+	}
+	shutdown, done := context.WithTimeout(context.Background(), 10*time.Second)
+	defer done()
+	_ = m.api.Shutdown(shutdown)
+	if serr := m.srv.Shutdown(shutdown); serr != nil && err == nil {
+		err = serr
+	}
+	cancel()
+	wg.Wait()
+	if errors.Is(err, stdhttp.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+// Close releases the event store, the pool and the embedded database.
+func (m *Main) Close() {
+	if m.ln != nil {
+		_ = m.ln.Close()
+	}
+	if m.close != nil {
+		m.close()
+	}
+	if m.pool != nil {
+		m.pool.Close()
+	}
+	if m.pg != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := m.pg.Stop(ctx); err != nil {
+			m.log.Error("stop embedded PostgreSQL", "err", err)
+		}
+	}
+}

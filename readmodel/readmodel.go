@@ -1,0 +1,399 @@
+// Package readmodel reads the projected tables: the queries behind the list
+// endpoints, and the look-ups the commands make. Queries run through DB, which
+// both a pool and a transaction satisfy.
+package readmodel
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/evchat/evchat/commands"
+	"github.com/evchat/evchat/domain"
+	"github.com/evchat/evchat/eventstore"
+)
+
+// DB is the narrow interface of a pool or a transaction.
+type DB interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+// Store answers read-model queries. The connection's search_path must put
+// the read-model schema first (see cmd/chatd), so a rebuilt schema swapped in
+// under the same name is picked up without a restart.
+type Store struct {
+	db DB
+}
+
+var (
+	_ commands.ReadModel = (*Store)(nil)
+	_ commands.SendKeys  = (*Store)(nil)
+	_ commands.IDs       = (*Store)(nil)
+)
+
+// New returns a Store on db.
+func New(db DB) *Store { return &Store{db: db} }
+
+// User is a registered user.
+type User struct {
+	ID           int64
+	Username     string
+	PasswordHash string
+}
+
+// ErrNotFound is returned by single-row look-ups that find nothing.
+var ErrNotFound = errors.New("not found")
+
+// UserByUsername finds a user by name, ignoring case. ErrNotFound when none.
+func (s *Store) UserByUsername(ctx context.Context, username string) (User, error) {
+	var u User
+	err := s.db.QueryRow(ctx, `SELECT id, username, password_hash FROM users WHERE username_lower = $1`,
+		domain.NormalizeUsername(username)).Scan(&u.ID, &u.Username, &u.PasswordHash)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return User{}, ErrNotFound
+	}
+	if err != nil {
+		return User{}, fmt.Errorf("user by name: %w", err)
+	}
+	return u, nil
+}
+
+// UserByID finds a user by id. ErrNotFound when none.
+func (s *Store) UserByID(ctx context.Context, id int64) (User, error) {
+	var u User
+	err := s.db.QueryRow(ctx, `SELECT id, username, password_hash FROM users WHERE id = $1`, id).Scan(&u.ID, &u.Username, &u.PasswordHash)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return User{}, ErrNotFound
+	}
+	if err != nil {
+		return User{}, fmt.Errorf("user by id: %w", err)
+	}
+	return u, nil
+}
+
+// UsernameTaken implements commands.ReadModel.
+func (s *Store) UsernameTaken(ctx context.Context, lower string) (bool, error) {
+	var taken bool
+	err := s.db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM users WHERE username_lower = $1)`, lower).Scan(&taken)
+	return taken, err
+}
+
+// MissingUsers implements commands.ReadModel.
+func (s *Store) MissingUsers(ctx context.Context, ids []int64) ([]int64, error) {
+	rows, err := s.db.Query(ctx, `SELECT DISTINCT id FROM unnest($1::bigint[]) AS id
+		WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.id = id) ORDER BY id`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("missing users: %w", err)
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[int64])
+}
+
+// ReceiptTargets implements commands.ReadModel.
+func (s *Store) ReceiptTargets(ctx context.Context, conversation, reader int64, ids []int64) (inRoom, unread []int64, err error) {
+	rows, err := s.db.Query(ctx, `SELECT m.id, coalesce(i.unread, false) FROM messages m
+		LEFT JOIN inbox i ON i.user_id = $2 AND i.message_id = m.id
+		WHERE m.conversation_id = $1 AND m.id = ANY($3) ORDER BY m.id`, conversation, reader, ids)
+	if err != nil {
+		return nil, nil, fmt.Errorf("receipt targets: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var u bool
+		if err := rows.Scan(&id, &u); err != nil {
+			return nil, nil, err
+		}
+		inRoom = append(inRoom, id)
+		if u {
+			unread = append(unread, id)
+		}
+	}
+	return inRoom, unread, rows.Err()
+}
+
+// Lookup implements commands.SendKeys.
+func (s *Store) Lookup(ctx context.Context, user int64, key string) (commands.KeyedSend, bool, error) {
+	var k commands.KeyedSend
+	var c, p int64
+	err := s.db.QueryRow(ctx, `SELECT conversation_id, message_id, commit_pos, prepare_pos FROM public.send_keys
+		WHERE user_id = $1 AND key = $2`, user, key).Scan(&k.ConversationID, &k.MessageID, &c, &p)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return k, false, nil
+	}
+	if err != nil {
+		return k, false, fmt.Errorf("send key: %w", err)
+	}
+	k.Position = eventstore.Position{Commit: uint64(c), Prepare: uint64(p)}
+	return k, true, nil
+}
+
+// Save implements commands.SendKeys.
+func (s *Store) Save(ctx context.Context, user int64, key string, k commands.KeyedSend) error {
+	_, err := s.db.Exec(ctx, `INSERT INTO public.send_keys (user_id, key, conversation_id, message_id, commit_pos, prepare_pos)
+		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING`,
+		user, key, k.ConversationID, k.MessageID, int64(k.Position.Commit), int64(k.Position.Prepare))
+	return err
+}
+
+// Next implements commands.IDs.
+func (s *Store) Next(ctx context.Context, kind commands.IDKind) (int64, error) {
+	var id int64
+	err := s.db.QueryRow(ctx, `SELECT nextval($1::regclass)`, "ids."+string(kind)).Scan(&id)
+	if err != nil {
+		return 0, fmt.Errorf("next %s id: %w", kind, err)
+	}
+	return id, nil
+}
+
+// NextN implements commands.IDs.
+func (s *Store) NextN(ctx context.Context, kind commands.IDKind, n int) ([]int64, error) {
+	rows, err := s.db.Query(ctx, `SELECT nextval($1::regclass) FROM generate_series(1, $2)`, "ids."+string(kind), n)
+	if err != nil {
+		return nil, fmt.Errorf("next %s ids: %w", kind, err)
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[int64])
+}
+
+// Chatroom is a conversation as the API shows it.
+type Chatroom struct {
+	ID          int64
+	Members     []int64
+	Type        string
+	Name        *string
+	Description *string
+	CreatedBy   int64
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+	UnreadCount int64
+	LastMessage *Message
+}
+
+// Message is a message as the API shows it.
+type Message struct {
+	ID             int64
+	ConversationID int64
+	SenderID       int64
+	Receivers      []int64
+	ReadBy         []int64
+	Text           string
+	Picture        *domain.Attachment
+	Video          *domain.Attachment
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+	Position       eventstore.Position
+}
+
+const messageColumns = `m.id, m.conversation_id, m.sender_id, m.receivers, m.read_by, m.text, m.picture, m.video, m.created_at, m.updated_at, m.commit_pos, m.prepare_pos`
+
+func scanMessage(row pgx.Row) (Message, error) {
+	var m Message
+	var pic, vid []byte
+	var c, p int64
+	if err := row.Scan(&m.ID, &m.ConversationID, &m.SenderID, &m.Receivers, &m.ReadBy, &m.Text, &pic, &vid, &m.CreatedAt, &m.UpdatedAt, &c, &p); err != nil {
+		return m, err
+	}
+	m.Position = eventstore.Position{Commit: uint64(c), Prepare: uint64(p)}
+	var err error
+	if m.Picture, err = attachment(pic); err != nil {
+		return m, err
+	}
+	if m.Video, err = attachment(vid); err != nil {
+		return m, err
+	}
+	if m.Receivers == nil {
+		m.Receivers = []int64{}
+	}
+	if m.ReadBy == nil {
+		m.ReadBy = []int64{}
+	}
+	return m, nil
+}
+
+func attachment(b []byte) (*domain.Attachment, error) {
+	if len(b) == 0 {
+		return nil, nil
+	}
+	var a domain.Attachment
+	if err := json.Unmarshal(b, &a); err != nil {
+		return nil, err
+	}
+	return &a, nil
+}
+
+// Message returns one message. ErrNotFound when none.
+func (s *Store) Message(ctx context.Context, id int64) (Message, error) {
+	m, err := scanMessage(s.db.QueryRow(ctx, `SELECT `+messageColumns+` FROM messages m WHERE m.id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Message{}, ErrNotFound
+	}
+	return m, err
+}
+
+// Page selects a window of a list in id order: the newest Limit items when
+// Before and After are zero, those before Before, or those after After.
+type Page struct {
+	Before, After int64
+	Limit         int
+}
+
+// PageResult is a window of messages in ascending id order, and whether
+// more exist before and after it.
+type PageResult struct {
+	Messages        []Message
+	HasPrev, HasNext bool
+}
+
+// pageQuery runs a keyset-paginated message query. base must select
+// messageColumns from messages m with its own WHERE conditions; the key
+// column is m.id.
+func (s *Store) pageQuery(ctx context.Context, base string, p Page, args ...any) (PageResult, error) {
+	n := len(args)
+	var sql string
+	switch {
+	case p.After > 0:
+		sql = fmt.Sprintf(`%s AND m.id > $%d ORDER BY m.id ASC LIMIT $%d`, base, n+1, n+2)
+		args = append(args, p.After, p.Limit+1)
+	case p.Before > 0:
+		sql = fmt.Sprintf(`%s AND m.id < $%d ORDER BY m.id DESC LIMIT $%d`, base, n+1, n+2)
+		args = append(args, p.Before, p.Limit+1)
+	default:
+		sql = fmt.Sprintf(`%s ORDER BY m.id DESC LIMIT $%d`, base, n+1)
+		args = append(args, p.Limit+1)
+	}
+	rows, err := s.db.Query(ctx, sql, args...)
+	if err != nil {
+		return PageResult{}, fmt.Errorf("list messages: %w", err)
+	}
+	msgs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Message, error) { return scanMessage(r) })
+	if err != nil {
+		return PageResult{}, fmt.Errorf("list messages: %w", err)
+	}
+	more := len(msgs) > p.Limit
+	if more {
+		msgs = msgs[:p.Limit]
+	}
+	var res PageResult
+	if p.After > 0 {
+		res.HasPrev, res.HasNext = true, more
+	} else {
+		for i, j := 0, len(msgs)-1; i < j; i, j = i+1, j-1 {
+			msgs[i], msgs[j] = msgs[j], msgs[i]
+		}
+		res.HasPrev, res.HasNext = more, p.Before > 0
+	}
+	if msgs == nil {
+		msgs = []Message{}
+	}
+	res.Messages = msgs
+	return res, nil
+}
+
+// ConversationMessages lists a conversation's messages.
+func (s *Store) ConversationMessages(ctx context.Context, conversation int64, p Page) (PageResult, error) {
+	return s.pageQuery(ctx, `SELECT `+messageColumns+` FROM messages m WHERE m.conversation_id = $1`, p, conversation)
+}
+
+// UserMessages lists the messages a user sent or received.
+func (s *Store) UserMessages(ctx context.Context, user int64, p Page) (PageResult, error) {
+	return s.pageQuery(ctx, `SELECT `+messageColumns+` FROM inbox i JOIN messages m ON m.id = i.message_id WHERE i.user_id = $1`, p, user)
+}
+
+const chatroomColumns = `c.id, c.type, c.name, c.description, c.created_by, c.created_at, c.updated_at,
+	coalesce((SELECT array_agg(mm.user_id ORDER BY mm.user_id) FROM members mm WHERE mm.conversation_id = c.id), '{}')`
+
+func scanChatroom(row pgx.Row, c *Chatroom, extra ...any) error {
+	dest := append([]any{&c.ID, &c.Type, &c.Name, &c.Description, &c.CreatedBy, &c.CreatedAt, &c.UpdatedAt, &c.Members}, extra...)
+	return row.Scan(dest...)
+}
+
+// Chatroom returns one conversation. ErrNotFound when none.
+func (s *Store) Chatroom(ctx context.Context, id int64) (Chatroom, error) {
+	var c Chatroom
+	err := scanChatroom(s.db.QueryRow(ctx, `SELECT `+chatroomColumns+` FROM conversations c WHERE c.id = $1`, id), &c)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Chatroom{}, ErrNotFound
+	}
+	return c, err
+}
+
+// UserChatrooms lists a user's conversations, most recently active first,
+// with their unread counts and last messages.
+func (s *Store) UserChatrooms(ctx context.Context, user int64) ([]Chatroom, error) {
+	rows, err := s.db.Query(ctx, `SELECT `+chatroomColumns+`,
+			(SELECT count(*) FROM inbox i WHERE i.user_id = $1 AND i.conversation_id = c.id AND i.unread),
+			c.last_message_id
+		FROM members me JOIN conversations c ON c.id = me.conversation_id
+		WHERE me.user_id = $1
+		ORDER BY c.last_activity_at DESC, c.id DESC`, user)
+	if err != nil {
+		return nil, fmt.Errorf("list chatrooms: %w", err)
+	}
+	var lastIDs []int64
+	rooms, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Chatroom, error) {
+		var c Chatroom
+		var last *int64
+		err := scanChatroom(r, &c, &c.UnreadCount, &last)
+		if last != nil {
+			lastIDs = append(lastIDs, *last)
+			c.LastMessage = &Message{ID: *last}
+		}
+		return c, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list chatrooms: %w", err)
+	}
+	if len(lastIDs) == 0 {
+		return rooms, nil
+	}
+	mrows, err := s.db.Query(ctx, `SELECT `+messageColumns+` FROM messages m WHERE m.id = ANY($1)`, lastIDs)
+	if err != nil {
+		return nil, fmt.Errorf("list chatrooms: %w", err)
+	}
+	msgs, err := pgx.CollectRows(mrows, func(r pgx.CollectableRow) (Message, error) { return scanMessage(r) })
+	if err != nil {
+		return nil, fmt.Errorf("list chatrooms: %w", err)
+	}
+	byID := make(map[int64]*Message, len(msgs))
+	for i := range msgs {
+		byID[msgs[i].ID] = &msgs[i]
+	}
+	for i := range rooms {
+		if rooms[i].LastMessage != nil {
+			rooms[i].LastMessage = byID[rooms[i].LastMessage.ID]
+		}
+	}
+	return rooms, nil
+}
+
+// Membership reports whether a conversation exists and whether user is a member of it.
+func (s *Store) Membership(ctx context.Context, conversation, user int64) (exists, member bool, err error) {
+	err = s.db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM conversations WHERE id = $1),
+		EXISTS (SELECT 1 FROM members WHERE conversation_id = $1 AND user_id = $2)`, conversation, user).Scan(&exists, &member)
+	if err != nil {
+		return false, false, fmt.Errorf("membership: %w", err)
+	}
+	return exists, member, nil
+}
+
+// AttachmentAccess reports whether an attachment key exists, and, if user may
+// see it (a member of a conversation it was sent to), its content type.
+func (s *Store) AttachmentAccess(ctx context.Context, key string, user int64) (exists bool, contentType string, err error) {
+	var ct *string
+	err = s.db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM attachments WHERE key = $1),
+		(SELECT a.content_type FROM attachments a JOIN members m ON m.conversation_id = a.conversation_id AND m.user_id = $2
+		  WHERE a.key = $1 LIMIT 1)`, key, user).Scan(&exists, &ct)
+	if err != nil {
+		return false, "", fmt.Errorf("attachment access: %w", err)
+	}
+	if ct != nil {
+		contentType = *ct
+	}
+	return exists, contentType, nil
+}
