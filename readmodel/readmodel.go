@@ -246,7 +246,7 @@ type Page struct {
 // PageResult is a window of messages in ascending id order, and whether
 // more exist before and after it.
 type PageResult struct {
-	Messages        []Message
+	Messages         []Message
 	HasPrev, HasNext bool
 }
 

@@ -1,0 +1,240 @@
+package chatd_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/evchat/evchat/internal/chatd"
+	"github.com/evchat/evchat/internal/pgtest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// testServer is a real chatd on a free port against its own database.
+type testServer struct {
+	*chatd.Main
+	t    testing.TB
+	base string
+	stop func()
+}
+
+// serverOption adjusts a test server's configuration.
+type serverOption func(*chatd.Config)
+
+// startServer starts chatd on 127.0.0.1:0 with a fresh database and data
+// folder. The server stops at the end of the test.
+func startServer(t testing.TB, opts ...serverOption) *testServer {
+	t.Helper()
+	cfg := chatd.Config{
+		Addr:        "127.0.0.1:0",
+		DatabaseURL: pgtest.NewDatabase(t),
+		DataDir:     t.TempDir(),
+		BcryptCost:  4, // the minimum: tests register many users
+		LeaderRetry: 100 * time.Millisecond,
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	return startWith(t, cfg)
+}
+
+// startWith starts a server with exactly cfg (a second process on the same
+// database, say).
+func startWith(t testing.TB, cfg chatd.Config) *testServer {
+	t.Helper()
+	level := slog.LevelWarn
+	if os.Getenv("CHAT_TEST_LOG") != "" {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	m, err := chatd.New(ctx, cfg, log)
+	if err != nil {
+		t.Fatalf("start chatd: %v", err)
+	}
+	runCtx, stopRun := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(runCtx) }()
+	var once atomic.Bool
+	s := &testServer{Main: m, t: t, base: m.URL()}
+	s.stop = func() {
+		if !once.CompareAndSwap(false, true) {
+			return
+		}
+		stopRun()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("chatd Run: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Errorf("chatd did not stop within 30s")
+		}
+		m.Close()
+	}
+	t.Cleanup(s.stop)
+	return s
+}
+
+// response is an HTTP answer.
+type response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// JSON decodes the body into v, failing the test when it is not JSON.
+func (r response) JSON(t testing.TB, v any) {
+	t.Helper()
+	if err := json.Unmarshal(r.Body, v); err != nil {
+		t.Fatalf("response body %q is not the expected JSON: %v", r.Body, err)
+	}
+}
+
+// Map decodes a JSON object body.
+func (r response) Map(t testing.TB) map[string]any {
+	t.Helper()
+	var m map[string]any
+	r.JSON(t, &m)
+	return m
+}
+
+var httpClient = &http.Client{Timeout: 30 * time.Second}
+
+// do sends a request. body may be nil, a string (sent as is), []byte, or
+// anything else (sent as JSON). headers are name, value pairs.
+func (s *testServer) do(method, path, token string, body any, headers ...string) response {
+	s.t.Helper()
+	var rd io.Reader
+	ct := ""
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd, ct = strings.NewReader(b), "application/json"
+	case []byte:
+		rd, ct = bytes.NewReader(b), "application/json"
+	default:
+		j, err := json.Marshal(b)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		rd, ct = bytes.NewReader(j), "application/json"
+	}
+	req, err := http.NewRequest(method, s.base+path, rd)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if ct != "" {
+		req.Header.Set("Content-Type", ct)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		s.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		s.t.Fatalf("%s %s: read body: %v", method, path, err)
+	}
+	return response{Status: resp.StatusCode, Header: resp.Header, Body: b}
+}
+
+// user is a registered, logged-in test user.
+type user struct {
+	ID       int64
+	Name     string
+	Password string
+	Access   string
+	Refresh  string
+}
+
+var userSeq atomic.Int64
+
+// newUser registers and logs in a fresh user.
+func (s *testServer) newUser() user {
+	s.t.Helper()
+	u := user{Name: fmt.Sprintf("user%d_%d", time.Now().UnixNano()%1e6, userSeq.Add(1)), Password: "correct-horse-1"}
+	r := s.do("POST", "/auth/register/", "", map[string]string{"username": u.Name, "password": u.Password})
+	if r.Status != http.StatusCreated {
+		s.t.Fatalf("register %s: %d %s", u.Name, r.Status, r.Body)
+	}
+	return s.login(u)
+}
+
+func (s *testServer) login(u user) user {
+	s.t.Helper()
+	r := s.do("POST", "/auth/login/", "", map[string]string{"username": u.Name, "password": u.Password})
+	if r.Status != http.StatusOK {
+		s.t.Fatalf("login %s: %d %s", u.Name, r.Status, r.Body)
+	}
+	var body struct {
+		Access, Refresh string
+		User            struct{ ID int64 }
+	}
+	r.JSON(s.t, &body)
+	u.ID, u.Access, u.Refresh = body.User.ID, body.Access, body.Refresh
+	return u
+}
+
+// room creates a group of the given members, owned by owner, and returns its id.
+func (s *testServer) room(owner user, members ...user) int64 {
+	s.t.Helper()
+	ids := make([]int64, len(members))
+	for i, m := range members {
+		ids[i] = m.ID
+	}
+	r := s.do("POST", "/create-chatroom/", owner.Access, map[string]any{"type": "group", "name": "room", "members": ids})
+	if r.Status != http.StatusCreated {
+		s.t.Fatalf("create room: %d %s", r.Status, r.Body)
+	}
+	var c struct{ ID int64 }
+	r.JSON(s.t, &c)
+	return c.ID
+}
+
+// send posts a text message and returns its id.
+func (s *testServer) send(u user, room int64, text string) int64 {
+	s.t.Helper()
+	r := s.do("POST", "/send-message/", u.Access, map[string]any{"conversation_id": room, "text": text})
+	if r.Status != http.StatusCreated {
+		s.t.Fatalf("send: %d %s", r.Status, r.Body)
+	}
+	var m struct{ ID int64 }
+	r.JSON(s.t, &m)
+	return m.ID
+}
+
+// TestSmoke checks the harness itself: a server starts and answers.
+func TestSmoke(t *testing.T) {
+	t.Parallel()
+	s := startServer(t)
+	if r := s.do("GET", "/healthz", "", nil); r.Status != http.StatusOK {
+		t.Fatalf("healthz = %d; want 200", r.Status)
+	}
+	a, b := s.newUser(), s.newUser()
+	room := s.room(a, b)
+	id := s.send(a, room, "hi")
+	r := s.do("GET", fmt.Sprintf("/list-conversation-messages/%d/", room), b.Access, nil)
+	var msgs []struct{ ID int64 }
+	r.JSON(t, &msgs)
+	if len(msgs) != 1 || msgs[0].ID != id {
+		t.Fatalf("messages = %s; want the one sent", r.Body)
+	}
+}
