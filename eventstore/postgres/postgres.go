@@ -60,6 +60,8 @@ type Store struct {
 
 	listenOnce sync.Once
 	pokes      chan struct{}
+
+	appends chan *appendReq
 }
 
 // New returns a Store on pool. The schema must be migrated (package migrations).
@@ -77,9 +79,13 @@ func New(pool *pgxpool.Pool, opts Options) *Store {
 	s := &Store{
 		pool: pool, log: opts.Logger, opts: opts, wake: newBroadcaster(),
 		ctx: ctx, cancel: cancel, pokes: make(chan struct{}, 1),
+		appends: make(chan *appendReq, 1024),
 	}
-	s.wg.Add(1)
+	s.wg.Add(1 + appendWorkers)
 	go s.notifyLoop()
+	for range appendWorkers {
+		go s.appendLoop()
+	}
 	return s
 }
 
@@ -87,102 +93,6 @@ func New(pool *pgxpool.Pool, opts Options) *Store {
 func (s *Store) Close() {
 	s.cancel()
 	s.wg.Wait()
-}
-
-// Append implements eventstore.Store.
-func (s *Store) Append(ctx context.Context, stream string, expected eventstore.ExpectedRevision, events ...eventstore.EventData) (eventstore.AppendResult, error) {
-	if len(events) == 0 {
-		return eventstore.AppendResult{}, eventstore.ErrNoEvents
-	}
-	ids := make([]uuid.UUID, len(events))
-	types := make([]string, len(events))
-	data := make([]string, len(events))
-	meta := make([]string, len(events))
-	for i, e := range events {
-		ids[i] = e.ID
-		if ids[i] == uuid.Nil {
-			ids[i] = uuid.New()
-		}
-		types[i] = e.Type
-		data[i] = jsonOrEmpty(e.Data)
-		meta[i] = jsonOrEmpty(e.Metadata)
-	}
-	kind, exp := 0, int64(0)
-	switch {
-	case expected.IsNoStream():
-		kind = 1
-	case expected.IsStreamExists():
-		kind = 2
-	default:
-		if r, ok := expected.Revision(); ok {
-			kind, exp = 3, int64(r)
-		}
-	}
-	defer s.poke() // a finished transaction may unblock readers even when it failed
-
-	for attempt := 0; ; attempt++ {
-		var ok, retried bool
-		var actual int64
-		var lastRev, lastTx, lastPos *int64
-		err := s.inTx(ctx, func(q querier) error {
-			return q.QueryRow(ctx, appendSQL, stream, kind, exp, ids, types, data, meta).
-				Scan(&ok, &retried, &actual, &lastRev, &lastTx, &lastPos)
-		})
-		if err != nil {
-			var pgErr *pgconn.PgError
-			if errors.As(err, &pgErr) {
-				switch {
-				case pgErr.Code == "P0002":
-					return eventstore.AppendResult{}, eventstore.ErrDuplicateEventID
-				case pgErr.Code == "23505" && attempt < 3:
-					// Two appends raced: a concurrent retry of the same ids
-					// (the next attempt returns the original result), or two
-					// first appends to a new stream under Any.
-					continue
-				}
-			}
-			return eventstore.AppendResult{}, fmt.Errorf("append to %s: %w", stream, classify(err))
-		}
-		if !ok {
-			return eventstore.AppendResult{}, &eventstore.WrongExpectedVersionError{Stream: stream, Expected: expected, Actual: actual}
-		}
-		return eventstore.AppendResult{
-			Revision: uint64(*lastRev),
-			Position: eventstore.Position{Commit: uint64(*lastTx), Prepare: uint64(*lastPos)},
-		}, nil
-	}
-}
-
-const appendSQL = `SELECT ok, retried, actual, last_revision, last_tx, last_position
-	FROM append_events($1, $2, $3, $4, $5, $6::jsonb[], $7::jsonb[])`
-
-type querier interface {
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-}
-
-// inTx runs fn as one statement in autocommit mode, the fast path, or, with
-// a CommitDelay, inside an explicit transaction that waits before committing.
-func (s *Store) inTx(ctx context.Context, fn func(querier) error) error {
-	if s.opts.CommitDelay == nil {
-		return fn(s.pool)
-	}
-	tx, err := s.pool.Begin(ctx)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
-	if err := fn(tx); err != nil {
-		return err
-	}
-	time.Sleep(s.opts.CommitDelay())
-	return tx.Commit(ctx)
-}
-
-func jsonOrEmpty(b []byte) string {
-	if len(b) == 0 {
-		return "{}"
-	}
-	return string(b)
 }
 
 const selectEvent = `SELECT event_id, stream_id, revision, tx_id, position, type, data::text, metadata::text, created_at FROM events `
@@ -248,37 +158,62 @@ func (s *Store) ReadAll(ctx context.Context, from eventstore.Position, count int
 	}
 }
 
-// readAll also reports whether committed-or-running rows exist past from that
-// the visibility horizon still hides, so a subscriber knows to look again soon.
+// readAll also reports whether rows exist past the returned ones that the
+// visibility horizon still hides, so a subscriber knows to look again soon.
+// One round trip: the visible rows, then a marker row when hidden rows exist.
 func (s *Store) readAll(ctx context.Context, from eventstore.Position, count int) ([]eventstore.RecordedEvent, bool, error) {
 	if count <= 0 {
 		return nil, false, nil
 	}
-	rows, err := s.pool.Query(ctx, selectEvent+`
-		WHERE (tx_id, position) > ($1, $2)
-		  AND tx_id < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
-		ORDER BY tx_id, position LIMIT $3`, int64(from.Commit), int64(from.Prepare), count)
+	rows, err := s.pool.Query(ctx, readAllSQL, int64(from.Commit), int64(from.Prepare), count)
 	if err != nil {
 		return nil, false, fmt.Errorf("read all: %w", classify(err))
 	}
-	events, err := scanEvents(rows)
-	if err != nil {
+	defer rows.Close()
+	var out []eventstore.RecordedEvent
+	hidden := false
+	for rows.Next() {
+		var e eventstore.RecordedEvent
+		var marker bool
+		var id *uuid.UUID
+		var stream, typ, data, meta *string
+		var rev, tx, pos *int64
+		var created *time.Time
+		if err := rows.Scan(&marker, &id, &stream, &rev, &tx, &pos, &typ, &data, &meta, &created); err != nil {
+			return nil, false, fmt.Errorf("read all: %w", classify(err))
+		}
+		if marker {
+			hidden = true
+			continue
+		}
+		e.ID, e.Stream, e.Revision, e.Type = *id, *stream, uint64(*rev), *typ
+		e.Position = eventstore.Position{Commit: uint64(*tx), Prepare: uint64(*pos)}
+		e.Data, e.Metadata, e.Created = []byte(*data), []byte(*meta), created.UTC()
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
 		return nil, false, fmt.Errorf("read all: %w", classify(err))
 	}
-	if len(events) == count {
-		return events, false, nil
-	}
-	after := from
-	if len(events) > 0 {
-		after = events[len(events)-1].Position
-	}
-	var hidden bool
-	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM events WHERE (tx_id, position) > ($1, $2))`,
-		int64(after.Commit), int64(after.Prepare)).Scan(&hidden); err != nil {
-		return nil, false, fmt.Errorf("read all: %w", classify(err))
-	}
-	return events, hidden, nil
+	return out, hidden && len(out) < count, nil
 }
+
+// readAllSQL reads the next visible rows of the log in (tx_id, position)
+// order, below the oldest running transaction, and appends one marker row
+// when rows past the cursor exist that the horizon still hides.
+const readAllSQL = `
+WITH h AS MATERIALIZED (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin),
+v AS (
+    SELECT e.* FROM events e, h
+     WHERE (e.tx_id, e.position) > ($1, $2) AND e.tx_id < h.xmin
+     ORDER BY e.tx_id, e.position LIMIT $3)
+SELECT * FROM (
+    SELECT false AS marker, v.event_id, v.stream_id, v.revision, v.tx_id, v.position, v.type,
+           v.data::text, v.metadata::text, v.created_at
+      FROM v
+    UNION ALL
+    SELECT true, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+      FROM h WHERE EXISTS (SELECT 1 FROM events e WHERE (e.tx_id, e.position) > ($1, $2) AND e.tx_id >= h.xmin)
+) r ORDER BY r.marker, r.tx_id, r.position`
 
 func scanEvents(rows pgx.Rows) ([]eventstore.RecordedEvent, error) {
 	defer rows.Close()

@@ -77,10 +77,18 @@ func (s *Store) SubscribeAll(ctx context.Context, from eventstore.Position, hand
 			if !timer.Stop() {
 				<-timer.C
 			}
+			// Under load wake-ups come per commit: read at most once a
+			// millisecond, so each read takes a larger batch.
+			if err := sleep(ctx, timer, wakeCoalesce); err != nil {
+				return err
+			}
 		case <-timer.C:
 		}
 	}
 }
+
+// wakeCoalesce is the pause between a wake-up and the read it causes.
+const wakeCoalesce = time.Millisecond
 
 func grow(d, first, limit time.Duration) time.Duration {
 	if d == 0 {
@@ -125,6 +133,12 @@ func (s *Store) notifyLoop() {
 		}
 		if _, err := s.pool.Exec(s.ctx, `SELECT pg_notify($1, '')`, Channel); err != nil && s.ctx.Err() == nil {
 			s.log.Debug("event store: notify failed", "err", err)
+		}
+		// At most one notification a millisecond: it is only a hint.
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-time.After(time.Millisecond):
 		}
 	}
 }

@@ -13,6 +13,8 @@ CREATE TABLE send_keys (
     key             text NOT NULL,
     conversation_id bigint NOT NULL,
     message_id      bigint NOT NULL,
+    commit_pos      bigint NOT NULL,
+    prepare_pos     bigint NOT NULL,
     created_at      timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (user_id, key)
 );

@@ -1,0 +1,59 @@
+# The front door. `make run` starts the server; `make test` sets up what a
+# fresh machine lacks and runs every check and test.
+
+GO          ?= go
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+PKGS        := ./...
+BENCHTIME   ?= 3s
+
+.PHONY: run test test-esdb lint fmt vet bench bench-store bench-api postgres build clean
+
+run: postgres
+	$(GO) run ./cmd/chatd
+
+build:
+	$(GO) build -o bin/ ./cmd/...
+
+# PostgreSQL's server binaries run the embedded database of `make run` and
+# of the tests. On Debian/Ubuntu as root they are installed when missing.
+postgres:
+	@if command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		:; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing PostgreSQL (apt-get install postgresql)"; \
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	else \
+		echo "PostgreSQL server binaries not found: install them (Debian/Ubuntu: sudo apt-get install postgresql)"; exit 1; \
+	fi
+
+test: postgres lint
+	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+# The same suites against a real EventStoreDB/KurrentDB:
+#   EVENTSTORE_TEST_URL=esdb://127.0.0.1:2113?tls=false make test-esdb
+test-esdb: postgres
+	$(GO) test -race -count=1 -timeout 20m -run 'ESDB|Esdb|Conformance' ./eventstore/esdb/... ./internal/chatd/...
+
+lint: vet
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+	$(GO) run $(STATICCHECK) $(PKGS)
+
+vet:
+	$(GO) vet $(PKGS)
+
+fmt:
+	gofmt -w $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')
+
+# Benchmarks quote ratios against baselines measured in the same run.
+bench: postgres bench-store bench-api
+
+bench-store:
+	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) ./eventstore/postgres/ ./eventstore/esdb/
+
+bench-api:
+	$(GO) run ./cmd/chatbench
+
+clean:
+	rm -rf bin .data
