@@ -146,6 +146,9 @@ var (
 	ErrNoEvents = errors.New("append needs at least one event")
 	// ErrDuplicateEventID is returned by Append when an event id is already
 	// used by a different event (another stream, or a partly matching retry).
+	// Adapters over stores that do not track event ids across streams
+	// (EventStoreDB) never return it; a partly matching retry is then a
+	// *WrongExpectedVersionError.
 	ErrDuplicateEventID = errors.New("event id already used by another append")
 	// ErrUnavailable wraps failures to reach the store.
 	ErrUnavailable = errors.New("event store unavailable")

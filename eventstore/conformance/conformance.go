@@ -22,10 +22,10 @@ import (
 
 // Options are what a test asks of the store it gets.
 type Options struct {
-	// CommitDelay, when set, must be called by the adapter inside every
-	// append's transaction, after the events are written and before they
-	// commit, and slept for. It makes concurrent transactions commit out of
-	// order, which is what the stress test needs.
+	// CommitDelay, when set, must be applied inside every append, by the
+	// adapter or by the storage under it (a test server), after the events
+	// are positioned and before they are visible. It makes concurrent
+	// appends commit out of order, which is what the stress test needs.
 	CommitDelay func() time.Duration
 }
 

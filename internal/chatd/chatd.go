@@ -43,8 +43,14 @@ type Config struct {
 	RefreshTTL    time.Duration
 	BcryptCost    int
 	Origins       []string
+	// MaxPicture and MaxVideo bound attachments in bytes (0: the API's
+	// defaults, 10 MiB and 100 MiB).
+	MaxPicture, MaxVideo int64
 	// FastEmbedded turns off fsync in the embedded PostgreSQL (tests only).
 	FastEmbedded bool
+	// EventStorePrefix isolates tests that share one EventStoreDB server:
+	// every stream name is prefixed with it (tests only).
+	EventStorePrefix string
 	// Test hooks.
 	ProjectorBeforeCommit func(ctx context.Context) error
 	LeaderRetry           time.Duration
@@ -114,6 +120,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error)
 		Media: &chathttp.FileStorage{Dir: filepath.Join(cfg.DataDir, "media")}, SigningKey: key,
 		Logger: log, AccessTTL: cfg.AccessTTL, RefreshTTL: cfg.RefreshTTL, PublicURL: cfg.PublicURL,
 		BcryptCost: cfg.BcryptCost, AllowedOrigins: cfg.Origins,
+		MaxPicture: cfg.MaxPicture, MaxVideo: cfg.MaxVideo,
 	})
 	if m.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
@@ -171,7 +178,7 @@ func stopQuietly(pg *embeddedpg.Server) {
 // OpenStore opens the event store that cfg selects.
 func OpenStore(ctx context.Context, cfg Config, pool *pgxpool.Pool, log *slog.Logger) (eventstore.Store, func(), error) {
 	if cfg.EventStoreURL != "" {
-		return openESDB(ctx, cfg.EventStoreURL, log)
+		return openESDB(ctx, cfg.EventStoreURL, cfg.EventStorePrefix, log)
 	}
 	s := postgres.New(pool, postgres.Options{Logger: log})
 	return s, s.Close, nil

@@ -2,13 +2,21 @@ package chatd
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 
 	"github.com/evchat/evchat/eventstore"
+	"github.com/evchat/evchat/eventstore/esdb"
 )
 
-// openESDB opens the EventStoreDB adapter.
-func openESDB(_ context.Context, _ string, _ *slog.Logger) (eventstore.Store, func(), error) {
-	return nil, nil, errors.New("EVENTSTORE_URL is set but this build has no EventStoreDB adapter yet")
+// openESDB opens the EventStoreDB/KurrentDB adapter on url (esdb://...).
+func openESDB(ctx context.Context, url, prefix string, log *slog.Logger) (eventstore.Store, func(), error) {
+	s, err := esdb.New(ctx, url, esdb.Options{Logger: log, StreamPrefix: prefix})
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, func() {
+		if err := s.Close(); err != nil {
+			log.Error("close event store", "err", err)
+		}
+	}, nil
 }

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/evchat/evchat/eventstore/esdbtest"
 	"github.com/evchat/evchat/internal/chatd"
 	"github.com/evchat/evchat/internal/pgtest"
 )
@@ -42,10 +43,27 @@ func startServer(t testing.TB, opts ...serverOption) *testServer {
 		BcryptCost:  4, // the minimum: tests register many users
 		LeaderRetry: 100 * time.Millisecond,
 	}
+	useEventStore(t, &cfg)
 	for _, o := range opts {
 		o(&cfg)
 	}
 	return startWith(t, cfg)
+}
+
+// useEventStore puts the log in EventStoreDB when the suite runs on it:
+// CHAT_TEST_EVENTSTORE=esdb runs every test against the in-process
+// protocol test server; EVENTSTORE_TEST_URL against a real server, each
+// test server isolated by a stream prefix.
+func useEventStore(t testing.TB, cfg *chatd.Config) {
+	t.Helper()
+	if url := os.Getenv("EVENTSTORE_TEST_URL"); url != "" {
+		cfg.EventStoreURL = url
+		cfg.EventStorePrefix = fmt.Sprintf("t%d-", time.Now().UnixNano())
+		return
+	}
+	if os.Getenv("CHAT_TEST_EVENTSTORE") == "esdb" {
+		cfg.EventStoreURL = esdbtest.Start(t, esdbtest.Options{}).URL()
+	}
 }
 
 // startWith starts a server with exactly cfg (a second process on the same
