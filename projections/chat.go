@@ -57,6 +57,15 @@ func (c *Chat) Apply(b *pgx.Batch, events []eventstore.RecordedEvent) error {
 	var maxIDs [4]int64 // users, conversations, memberships, messages
 	bump := func(kind int, id int64) { maxIDs[kind] = max(maxIDs[kind], id) }
 	for _, re := range events {
+		if re.Type == attachmentsType {
+			re.Type = domain.TypeMessageSent
+			ev, _, ok, err := Decode(c.registry, re)
+			if err != nil || !ok {
+				return err
+			}
+			c.queueAttachments(b, ev.(domain.MessageSent))
+			continue
+		}
 		ev, md, ok, err := Decode(c.registry, re)
 		if err != nil {
 			return err
@@ -132,6 +141,10 @@ func (c *Chat) queueMessage(b *pgx.Batch, e domain.MessageSent, at time.Time, po
 		attachmentJSON(e.Picture), attachmentJSON(e.Video), at, int64(pos.Commit), int64(pos.Prepare))
 	b.Queue(`UPDATE conversations SET last_activity_at = greatest(last_activity_at, $2), last_message_id = greatest(last_message_id, $3)
 		WHERE id = $1`, e.ConversationID, at, e.MessageID)
+	c.queueAttachments(b, e)
+}
+
+func (c *Chat) queueAttachments(b *pgx.Batch, e domain.MessageSent) {
 	for _, a := range []*domain.Attachment{e.Picture, e.Video} {
 		if a != nil {
 			b.Queue(`INSERT INTO attachments (key, conversation_id, content_type) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,

@@ -132,12 +132,14 @@ func (p *Projector) applyBatch(ctx context.Context, events []eventstore.Recorded
 	through := events[len(events)-1].Position
 	b := &pgx.Batch{}
 	b.Queue(`SELECT set_config('search_path', $1, true)`, pgx.Identifier{p.schema}.Sanitize()+", public")
+	// First, before the batch has a transaction id: a rebuild's swap holds
+	// this table exclusively, which parks the batch here until the swap is
+	// done (see Rebuild).
+	b.Queue(`LOCK TABLE checkpoints IN ROW EXCLUSIVE MODE`)
 	if err := p.proj.Apply(b, events); err != nil {
 		return fmt.Errorf("project %s: %w", p.proj.Name(), err)
 	}
-	b.Queue(`INSERT INTO checkpoints (projection, commit_pos, prepare_pos, updated_at) VALUES ($1, $2, $3, now())
-		ON CONFLICT (projection) DO UPDATE SET commit_pos = excluded.commit_pos, prepare_pos = excluded.prepare_pos, updated_at = now()`,
-		p.proj.Name(), int64(through.Commit), int64(through.Prepare))
+	b.Queue(saveCheckpoint, p.proj.Name(), int64(through.Commit), int64(through.Prepare))
 	if p.schema == "readmodel" {
 		b.Queue(`SELECT pg_notify($1, $2)`, ProjectedChannel, through.String())
 	}
@@ -158,6 +160,11 @@ func (p *Projector) applyBatch(ctx context.Context, events []eventstore.Recorded
 	}
 	return nil
 }
+
+// saveCheckpoint stores a projection's position; it never moves it back.
+const saveCheckpoint = `INSERT INTO checkpoints (projection, commit_pos, prepare_pos, updated_at) VALUES ($1, $2, $3, now())
+	ON CONFLICT (projection) DO UPDATE SET commit_pos = excluded.commit_pos, prepare_pos = excluded.prepare_pos, updated_at = now()
+	WHERE (checkpoints.commit_pos, checkpoints.prepare_pos) < (excluded.commit_pos, excluded.prepare_pos)`
 
 // Leader runs fn while this process holds the projector lock of the
 // database, so exactly one process projects at a time; when the holder dies

@@ -1,0 +1,304 @@
+package projections
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/evchat/evchat/eventstore"
+	"github.com/evchat/evchat/migrations"
+)
+
+// LogReader is what rebuilds read of the event store.
+type LogReader interface {
+	ReadAll(ctx context.Context, from eventstore.Position, count int) ([]eventstore.RecordedEvent, error)
+}
+
+// RebuildOptions tune a rebuild.
+type RebuildOptions struct {
+	Logger *slog.Logger
+	// BatchSize is the number of events applied per transaction. Default 5000.
+	BatchSize int
+	// Progress is told after each batch how many events are done.
+	Progress func(done int64)
+}
+
+// RebuildSchema and VerifySchema are the schemas built beside the live one.
+const (
+	RebuildSchema = "readmodel_rebuild"
+	VerifySchema  = "readmodel_verify"
+)
+
+// Rebuild builds a fresh chat read model from the start of the log in a
+// schema beside the live one while the server keeps serving, catches up to
+// the head, and swaps it in within one transaction. Until the swap the live
+// tables are untouched, so an interrupted rebuild loses nothing and can be
+// run again. It returns the number of events replayed.
+func Rebuild(ctx context.Context, pool *pgxpool.Pool, log LogReader, chat *Chat, o RebuildOptions) (int64, error) {
+	o = o.withDefaults()
+	if err := freshSchema(ctx, pool, RebuildSchema); err != nil {
+		return 0, err
+	}
+	cursor, done, err := buildInto(ctx, pool, log, chat, RebuildSchema, eventstore.Position{}, nil, o)
+	if err != nil {
+		return done, err
+	}
+	// The swap: park the live projector (its batches lock the checkpoints
+	// table first), project what came meanwhile, and rename.
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		return done, err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after Commit
+	if _, err := tx.Exec(ctx, `LOCK TABLE readmodel.checkpoints IN ACCESS EXCLUSIVE MODE`); err != nil {
+		return done, fmt.Errorf("rebuild: lock the live read model: %w", err)
+	}
+	// Read before this transaction writes anything, so that it holds no
+	// transaction id that would hide newer events from the read.
+	var rest []eventstore.RecordedEvent
+	for {
+		events, err := log.ReadAll(ctx, cursor, o.BatchSize)
+		if err != nil {
+			return done, fmt.Errorf("rebuild: read the log: %w", err)
+		}
+		if len(events) == 0 {
+			break
+		}
+		rest = append(rest, events...)
+		cursor = events[len(events)-1].Position
+	}
+	if len(rest) > 0 {
+		if err := applyChunk(ctx, tx, chat, RebuildSchema, rest); err != nil {
+			return done, err
+		}
+		done += int64(len(rest))
+	}
+	old := pgx.Identifier{"readmodel_old"}.Sanitize()
+	for _, stmt := range []string{
+		`DROP SCHEMA IF EXISTS ` + old + ` CASCADE`,
+		`ALTER SCHEMA readmodel RENAME TO readmodel_old`,
+		`ALTER SCHEMA ` + RebuildSchema + ` RENAME TO readmodel`,
+		`DROP SCHEMA ` + old + ` CASCADE`,
+		`DELETE FROM public.schema_migrations WHERE schema_name = '` + RebuildSchema + `'`,
+	} {
+		if _, err := tx.Exec(ctx, stmt); err != nil {
+			return done, fmt.Errorf("rebuild: swap: %w", err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return done, fmt.Errorf("rebuild: swap: %w", err)
+	}
+	o.Logger.Info("rebuilt read model swapped in", "events", done, "through", cursor.String())
+	return done, nil
+}
+
+func (o RebuildOptions) withDefaults() RebuildOptions {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.BatchSize <= 0 {
+		o.BatchSize = 5000
+	}
+	if o.Progress == nil {
+		o.Progress = func(int64) {}
+	}
+	return o
+}
+
+// freshSchema drops schema and creates it again with the read-model tables.
+func freshSchema(ctx context.Context, pool *pgxpool.Pool, schema string) error {
+	if _, err := pool.Exec(ctx, `DROP SCHEMA IF EXISTS `+pgx.Identifier{schema}.Sanitize()+` CASCADE`); err != nil {
+		return fmt.Errorf("prepare %s: %w", schema, err)
+	}
+	if _, err := pool.Exec(ctx, `DELETE FROM public.schema_migrations WHERE schema_name = $1`, schema); err != nil {
+		return fmt.Errorf("prepare %s: %w", schema, err)
+	}
+	return migrations.ApplyReadModel(ctx, pool, schema)
+}
+
+// buildInto projects the log from cursor into schema, a transaction per
+// batch, until the log is exhausted or, when until is set, until that
+// position. It returns the new cursor and the number of events applied.
+func buildInto(ctx context.Context, pool *pgxpool.Pool, log LogReader, chat *Chat, schema string,
+	cursor eventstore.Position, until *eventstore.Position, o RebuildOptions,
+) (eventstore.Position, int64, error) {
+	var done int64
+	for {
+		events, err := log.ReadAll(ctx, cursor, o.BatchSize)
+		if err != nil {
+			return cursor, done, fmt.Errorf("read the log: %w", err)
+		}
+		if until != nil {
+			cut := sort.Search(len(events), func(i int) bool { return until.Less(events[i].Position) })
+			events = events[:cut]
+		}
+		if len(events) == 0 {
+			return cursor, done, nil
+		}
+		err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+			return applyChunk(ctx, tx, chat, schema, events)
+		})
+		if err != nil {
+			return cursor, done, err
+		}
+		cursor = events[len(events)-1].Position
+		done += int64(len(events))
+		o.Progress(done)
+	}
+}
+
+// applyChunk applies events and the checkpoint to schema in tx.
+func applyChunk(ctx context.Context, tx pgx.Tx, chat *Chat, schema string, events []eventstore.RecordedEvent) error {
+	if err := chat.ApplyBulk(ctx, tx, schema, events); err != nil {
+		return fmt.Errorf("project into %s: %w", schema, err)
+	}
+	through := events[len(events)-1].Position
+	_, err := tx.Exec(ctx, strings.Replace(saveCheckpoint, "INTO checkpoints", "INTO "+pgx.Identifier{schema, "checkpoints"}.Sanitize(), 1),
+		chat.Name(), int64(through.Commit), int64(through.Prepare))
+	return err
+}
+
+// Replay applies the log from position from (exclusive) to the head to the
+// live read model again. The chat handlers are idempotent and converge when
+// replayed beside the live projector, so replay restores rows lost or
+// damaged after from without doubling any. It returns the events replayed.
+func Replay(ctx context.Context, pool *pgxpool.Pool, log LogReader, chat *Chat, from eventstore.Position, o RebuildOptions) (int64, error) {
+	o = o.withDefaults()
+	var done int64
+	cursor := from
+	for {
+		events, err := log.ReadAll(ctx, cursor, o.BatchSize)
+		if err != nil {
+			return done, fmt.Errorf("replay: read the log: %w", err)
+		}
+		if len(events) == 0 {
+			return done, nil
+		}
+		b := &pgx.Batch{}
+		b.Queue(`SELECT set_config('search_path', 'readmodel, public', true)`)
+		if err := chat.Apply(b, events); err != nil {
+			return done, err
+		}
+		if err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return tx.SendBatch(ctx, b).Close() }); err != nil {
+			return done, fmt.Errorf("replay: %w", err)
+		}
+		cursor = events[len(events)-1].Position
+		done += int64(len(events))
+		o.Progress(done)
+	}
+}
+
+// TableDiff is one table's comparison by Verify.
+type TableDiff struct {
+	Table       string
+	LiveRows    int64
+	RebuiltRows int64
+	LiveSum     string
+	RebuiltSum  string
+	OnlyLive    []string // up to 10 rows only in the live table
+	OnlyRebuilt []string // up to 10 rows only in the rebuilt table
+	Equal       bool     // the checksums are equal
+}
+
+// verifiedTables are the read-model tables and the keys that order them.
+var verifiedTables = []struct{ name, order string }{
+	{"users", "id"},
+	{"conversations", "id"},
+	{"members", "conversation_id, user_id"},
+	{"messages", "id"},
+	{"inbox", "user_id, message_id"},
+	{"attachments", "key, conversation_id"},
+}
+
+// Verify rebuilds the read model into a scratch schema up to the live
+// checkpoint and compares the two row for row (a checksum per table, and the
+// differing rows of a table whose checksums differ). The live projector is
+// parked while the two are compared. The scratch schema is dropped after.
+func Verify(ctx context.Context, pool *pgxpool.Pool, log LogReader, chat *Chat, o RebuildOptions) ([]TableDiff, eventstore.Position, error) {
+	o = o.withDefaults()
+	if err := freshSchema(ctx, pool, VerifySchema); err != nil {
+		return nil, eventstore.Position{}, err
+	}
+	defer func() {
+		_, _ = pool.Exec(context.WithoutCancel(ctx), `DROP SCHEMA IF EXISTS `+VerifySchema+` CASCADE`)
+		_, _ = pool.Exec(context.WithoutCancel(ctx), `DELETE FROM public.schema_migrations WHERE schema_name = $1`, VerifySchema)
+	}()
+	live, err := ReadCheckpoint(ctx, pool, "readmodel", chat.Name())
+	if err != nil {
+		return nil, live, err
+	}
+	cursor, _, err := buildInto(ctx, pool, log, chat, VerifySchema, eventstore.Position{}, &live, o)
+	if err != nil {
+		return nil, live, err
+	}
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		return nil, live, err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // read-only
+	if _, err := tx.Exec(ctx, `LOCK TABLE readmodel.checkpoints IN EXCLUSIVE MODE`); err != nil {
+		return nil, live, err
+	}
+	// The live model may have moved on while the scratch one was built.
+	if live, err = ReadCheckpoint(ctx, tx, "readmodel", chat.Name()); err != nil {
+		return nil, live, err
+	}
+	var rest []eventstore.RecordedEvent
+	for cursor.Less(live) {
+		events, err := log.ReadAll(ctx, cursor, o.BatchSize)
+		if err != nil {
+			return nil, live, err
+		}
+		cut := sort.Search(len(events), func(i int) bool { return live.Less(events[i].Position) })
+		if cut == 0 {
+			break
+		}
+		rest = append(rest, events[:cut]...)
+		cursor = events[cut-1].Position
+	}
+	if len(rest) > 0 {
+		if err := applyChunk(ctx, tx, chat, VerifySchema, rest); err != nil {
+			return nil, live, err
+		}
+	}
+	var diffs []TableDiff
+	for _, t := range verifiedTables {
+		d := TableDiff{Table: t.name}
+		sum := func(schema string, rows *int64, out *string) error {
+			return tx.QueryRow(ctx, fmt.Sprintf(`SELECT count(*), coalesce(md5(string_agg(t::text, '|' ORDER BY %s)), '')
+				FROM %s t`, t.order, pgx.Identifier{schema, t.name}.Sanitize())).Scan(rows, out)
+		}
+		if err := sum("readmodel", &d.LiveRows, &d.LiveSum); err != nil {
+			return nil, live, err
+		}
+		if err := sum(VerifySchema, &d.RebuiltRows, &d.RebuiltSum); err != nil {
+			return nil, live, err
+		}
+		d.Equal = d.LiveSum == d.RebuiltSum
+		if !d.Equal {
+			var err error
+			if d.OnlyLive, err = except(ctx, tx, "readmodel", VerifySchema, t.name); err != nil {
+				return nil, live, err
+			}
+			if d.OnlyRebuilt, err = except(ctx, tx, VerifySchema, "readmodel", t.name); err != nil {
+				return nil, live, err
+			}
+		}
+		diffs = append(diffs, d)
+	}
+	return diffs, live, nil
+}
+
+func except(ctx context.Context, tx pgx.Tx, a, b, table string) ([]string, error) {
+	rows, err := tx.Query(ctx, fmt.Sprintf(`SELECT t::text FROM (SELECT * FROM %s EXCEPT ALL SELECT * FROM %s) t LIMIT 10`,
+		pgx.Identifier{a, table}.Sanitize(), pgx.Identifier{b, table}.Sanitize()))
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
