@@ -44,9 +44,24 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, log LogReader, chat *Chat,
 	if err := freshSchema(ctx, pool, RebuildSchema); err != nil {
 		return 0, err
 	}
+	// Secondary indexes are built once at the end: a sorted build is far
+	// cheaper than maintaining them row by row, and the apply path looks rows
+	// up by primary key only.
+	indexes, err := dropSecondaryIndexes(ctx, pool, RebuildSchema)
+	if err != nil {
+		return 0, err
+	}
 	cursor, done, err := buildInto(ctx, pool, log, chat, RebuildSchema, eventstore.Position{}, nil, o)
 	if err != nil {
 		return done, err
+	}
+	for _, def := range indexes {
+		if _, err := pool.Exec(ctx, def); err != nil {
+			return done, fmt.Errorf("rebuild: create index: %w", err)
+		}
+	}
+	if _, err := pool.Exec(ctx, `ANALYZE`); err != nil {
+		return done, fmt.Errorf("rebuild: analyze: %w", err)
 	}
 	// The swap: park the live projector (its batches lock the checkpoints
 	// table first), project what came meanwhile, and rename.
@@ -110,6 +125,33 @@ func (o RebuildOptions) withDefaults() RebuildOptions {
 	return o
 }
 
+// dropSecondaryIndexes drops the indexes of schema that back no constraint
+// and returns their definitions.
+func dropSecondaryIndexes(ctx context.Context, pool *pgxpool.Pool, schema string) ([]string, error) {
+	rows, err := pool.Query(ctx, `SELECT i.indexname, i.indexdef FROM pg_indexes i
+		WHERE i.schemaname = $1 AND NOT EXISTS (
+			SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname AND c.connamespace = $1::regnamespace)`, schema)
+	if err != nil {
+		return nil, fmt.Errorf("list indexes of %s: %w", schema, err)
+	}
+	type index struct{ name, def string }
+	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (index, error) {
+		var i index
+		return i, r.Scan(&i.name, &i.def)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list indexes of %s: %w", schema, err)
+	}
+	defs := make([]string, 0, len(list))
+	for _, i := range list {
+		if _, err := pool.Exec(ctx, `DROP INDEX `+pgx.Identifier{schema, i.name}.Sanitize()); err != nil {
+			return nil, fmt.Errorf("drop index %s: %w", i.name, err)
+		}
+		defs = append(defs, i.def)
+	}
+	return defs, nil
+}
+
 // freshSchema drops schema and creates it again with the read-model tables.
 func freshSchema(ctx context.Context, pool *pgxpool.Pool, schema string) error {
 	if _, err := pool.Exec(ctx, `DROP SCHEMA IF EXISTS `+pgx.Identifier{schema}.Sanitize()+` CASCADE`); err != nil {
@@ -127,29 +169,57 @@ func freshSchema(ctx context.Context, pool *pgxpool.Pool, schema string) error {
 func buildInto(ctx context.Context, pool *pgxpool.Pool, log LogReader, chat *Chat, schema string,
 	cursor eventstore.Position, until *eventstore.Position, o RebuildOptions,
 ) (eventstore.Position, int64, error) {
+	// The next batch is read from the log while the current one is applied.
+	type batch struct {
+		events []eventstore.RecordedEvent
+		err    error
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	batches := make(chan batch, 2)
+	go func() {
+		defer close(batches)
+		from := cursor
+		for {
+			events, err := log.ReadAll(rctx, from, o.BatchSize)
+			if err == nil && until != nil {
+				cut := sort.Search(len(events), func(i int) bool { return until.Less(events[i].Position) })
+				events = events[:cut]
+			}
+			if err != nil || len(events) == 0 {
+				if err != nil {
+					err = fmt.Errorf("read the log: %w", err)
+				}
+				select {
+				case batches <- batch{err: err}:
+				case <-rctx.Done():
+				}
+				return
+			}
+			select {
+			case batches <- batch{events: events}:
+			case <-rctx.Done():
+				return
+			}
+			from = events[len(events)-1].Position
+		}
+	}()
 	var done int64
-	for {
-		events, err := log.ReadAll(ctx, cursor, o.BatchSize)
-		if err != nil {
-			return cursor, done, fmt.Errorf("read the log: %w", err)
+	for b := range batches {
+		if b.err != nil || len(b.events) == 0 {
+			return cursor, done, b.err
 		}
-		if until != nil {
-			cut := sort.Search(len(events), func(i int) bool { return until.Less(events[i].Position) })
-			events = events[:cut]
-		}
-		if len(events) == 0 {
-			return cursor, done, nil
-		}
-		err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-			return applyChunk(ctx, tx, chat, schema, events)
+		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+			return applyChunk(ctx, tx, chat, schema, b.events)
 		})
 		if err != nil {
 			return cursor, done, err
 		}
-		cursor = events[len(events)-1].Position
-		done += int64(len(events))
+		cursor = b.events[len(b.events)-1].Position
+		done += int64(len(b.events))
 		o.Progress(done)
 	}
+	return cursor, done, ctx.Err()
 }
 
 // applyChunk applies events and the checkpoint to schema in tx.
