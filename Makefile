@@ -29,6 +29,8 @@ postgres:
 
 test: postgres lint
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+	@echo "end-to-end API and WebSocket tests again, with the log in EventStoreDB (protocol test server)"
+	CHAT_TEST_EVENTSTORE=esdb $(GO) test -race -count=1 -timeout 20m ./internal/chatd/
 
 # The same suites against a real EventStoreDB/KurrentDB:
 #   EVENTSTORE_TEST_URL=esdb://127.0.0.1:2113?tls=false make test-esdb
