@@ -337,9 +337,9 @@ type querier interface {
 // committing.
 func (s *Store) inTx(ctx context.Context, fn func(querier) error) error {
 	if s.opts.CommitDelay == nil {
-		return fn(s.pool)
+		return fn(s.hot)
 	}
-	tx, err := s.pool.Begin(ctx)
+	tx, err := s.hot.Begin(ctx)
 	if err != nil {
 		return err
 	}

@@ -49,6 +49,10 @@ type Options struct {
 // Store is the PostgreSQL event store. Create it with New; Close it.
 type Store struct {
 	pool *pgxpool.Pool
+	// hot runs the append and log-read statements. Its sessions use generic
+	// plans: PostgreSQL would otherwise plan the append statement on every
+	// execution, which costs more than executing it.
+	hot *pgxpool.Pool
 	log  *slog.Logger
 	opts Options
 
@@ -64,7 +68,9 @@ type Store struct {
 	appends chan *appendReq
 }
 
-// New returns a Store on pool. The schema must be migrated (package migrations).
+// New returns a Store on pool. The schema must be migrated (package
+// migrations). It opens a few connections of its own with pool's
+// configuration; Close closes them.
 func New(pool *pgxpool.Pool, opts Options) *Store {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -76,8 +82,15 @@ func New(pool *pgxpool.Pool, opts Options) *Store {
 		opts.BatchSize = 512
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	hotCfg := pool.Config().Copy()
+	hotCfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_generic_plan"
+	hotCfg.MaxConns, hotCfg.MinConns = appendWorkers+3, 0
+	hot, err := pgxpool.NewWithConfig(ctx, hotCfg) // connects lazily: no error from the network here
+	if err != nil {
+		hot = pool // a configuration the main pool accepted; keep working with it
+	}
 	s := &Store{
-		pool: pool, log: opts.Logger, opts: opts, wake: newBroadcaster(),
+		pool: pool, hot: hot, log: opts.Logger, opts: opts, wake: newBroadcaster(),
 		ctx: ctx, cancel: cancel, pokes: make(chan struct{}, 1),
 		appends: make(chan *appendReq, 1024),
 	}
@@ -93,6 +106,9 @@ func New(pool *pgxpool.Pool, opts Options) *Store {
 func (s *Store) Close() {
 	s.cancel()
 	s.wg.Wait()
+	if s.hot != s.pool {
+		s.hot.Close()
+	}
 }
 
 const selectEvent = `SELECT event_id, stream_id, revision, tx_id, position, type, data::text, metadata::text, created_at FROM events `
@@ -165,7 +181,7 @@ func (s *Store) readAll(ctx context.Context, from eventstore.Position, count int
 	if count <= 0 {
 		return nil, false, nil
 	}
-	rows, err := s.pool.Query(ctx, readAllSQL, int64(from.Commit), int64(from.Prepare), count)
+	rows, err := s.hot.Query(ctx, readAllSQL, int64(from.Commit), int64(from.Prepare), count)
 	if err != nil {
 		return nil, false, fmt.Errorf("read all: %w", classify(err))
 	}
