@@ -30,6 +30,7 @@ const (
 	maxFrameBytes   = 128 << 10 // a message frame holds up to 64 KiB of text
 	socketBacklog   = 128       // frames queued to one socket before it is dropped as too slow
 	resumeScanLimit = 200_000   // log events a resume may scan before giving up
+	resumeBuffer    = 4096      // live frames a resuming socket may hold back before it is dropped
 	framesPerSecond = 20        // inbound frames per socket, with a burst of twice that
 )
 
@@ -47,6 +48,7 @@ type socket struct {
 	last     eventstore.Position // last frame from the log sent
 	pending  int                 // frames queued, not yet written
 	dropped  bool
+	drained  chan struct{} // signalled when a queued frame is written or the socket ends
 
 	tokens  float64 // inbound rate limit
 	refill  time.Time
@@ -95,6 +97,7 @@ func newHub(srv *Server) *hub {
 			so.mu.Lock()
 			so.pending--
 			so.mu.Unlock()
+			so.signalDrained()
 		}
 	})
 	m.HandleDisconnect(h.remove)
@@ -148,12 +151,20 @@ func (s *Server) serveWS(c echo.Context) error {
 		resume = true
 	}
 	so := &socket{user: cl.UserID, session: cl.SessionID, room: room, base: s.baseURL(c),
-		catching: resume, tokens: 2 * framesPerSecond, refill: time.Now()}
+		catching: resume, drained: make(chan struct{}, 1), tokens: 2 * framesPerSecond, refill: time.Now()}
 	keys := map[string]any{}
 	h := s.hub
 	keys["start"] = func(ms *melody.Session) {
 		so.s = ms
 		h.add(so)
+		// The user may have left between the check above and now; their
+		// member_left frame would then have gone to no socket of theirs.
+		_, member, err := s.rm.Membership(context.WithoutCancel(r.Context()), room, cl.UserID)
+		if err != nil || !member {
+			h.remove(ms)
+			_ = ms.CloseWithMsg(melody.FormatCloseMessage(websocket.ClosePolicyViolation, "not a member"))
+			return
+		}
 		if resume {
 			go h.resume(context.WithoutCancel(r.Context()), so, since)
 		}
@@ -207,6 +218,14 @@ func (h *hub) remove(ms *melody.Session) {
 			delete(h.rooms, so.room)
 		}
 	}
+	so.signalDrained() // a resume waiting for room stops waiting
+}
+
+func (so *socket) signalDrained() {
+	select {
+	case so.drained <- struct{}{}:
+	default:
+	}
 }
 
 // roomSockets returns the sockets of a room now.
@@ -237,6 +256,32 @@ func (h *hub) write(so *socket, frame []byte) {
 	_ = so.s.Write(frame)
 }
 
+// writePaced queues a frame of a resume. The resume alone feeds the socket
+// then and stalls no one, so it waits for the backlog to drain instead of
+// dropping a socket that reads more slowly than the log can be read; a
+// socket that takes no frame for the write deadline is dropped. It reports
+// whether the socket is still open.
+func (h *hub) writePaced(so *socket, frame []byte) bool {
+	for {
+		so.mu.Lock()
+		pending, dropped := so.pending, so.dropped
+		so.mu.Unlock()
+		if dropped || so.s.IsClosed() {
+			return false
+		}
+		if pending < socketBacklog/2 {
+			h.write(so, frame)
+			return true
+		}
+		select {
+		case <-so.drained:
+		case <-time.After(h.m.Config.WriteWait):
+			h.drop(so)
+			return false
+		}
+	}
+}
+
 // drop closes a socket that cannot keep up, without waiting for it.
 func (h *hub) drop(so *socket) {
 	so.mu.Lock()
@@ -256,6 +301,11 @@ func (h *hub) drop(so *socket) {
 func (h *hub) deliver(so *socket, p positioned) {
 	so.mu.Lock()
 	if so.catching {
+		if len(so.buffered) >= resumeBuffer { // its resume cannot keep up with the room
+			so.mu.Unlock()
+			h.drop(so)
+			return
+		}
 		so.buffered = append(so.buffered, p)
 		so.mu.Unlock()
 		return
@@ -272,8 +322,14 @@ func (h *hub) deliver(so *socket, p positioned) {
 // resume sends what a socket missed after since, then its buffered live
 // frames, with no gap and no duplicate at the seam: the socket was
 // registered (buffering) before the watermark was read, and everything up
-// to that watermark comes from the log here.
+// to that watermark comes from the log here. The socket keeps buffering
+// until its buffer is empty, so no live frame overtakes a buffered one.
 func (h *hub) resume(ctx context.Context, so *socket, since eventstore.Position) {
+	defer func() { // on every return: a socket that ended mid-resume stops buffering
+		so.mu.Lock()
+		so.buffered, so.catching = nil, false
+		so.mu.Unlock()
+	}()
 	upTo := h.srv.wm.Position()
 	cursor, scanned := since, 0
 	so.mu.Lock()
@@ -292,13 +348,16 @@ func (h *hub) resume(ctx context.Context, so *socket, since eventstore.Position)
 		}
 		for _, e := range events {
 			if upTo.Less(e.Position) {
+				cursor = upTo // done, even if upTo is no event's position
 				break
 			}
 			if f, room, ok := h.frameOf(e, so.base); ok && room == so.room {
 				so.mu.Lock()
 				so.last = e.Position
 				so.mu.Unlock()
-				h.write(so, f)
+				if !h.writePaced(so, f) {
+					return
+				}
 			}
 			cursor = e.Position
 		}
@@ -306,15 +365,30 @@ func (h *hub) resume(ctx context.Context, so *socket, since eventstore.Position)
 			failure = "Too much was missed to resume; reload the conversation."
 		}
 	}
-	so.mu.Lock()
-	buffered := so.buffered
-	so.buffered, so.catching = nil, false
-	so.mu.Unlock()
-	if failure != "" {
-		h.write(so, errorFrame(failure))
+	if failure != "" && !h.writePaced(so, errorFrame(failure)) {
+		return
 	}
-	for _, p := range buffered {
-		h.deliver(so, p)
+	for {
+		so.mu.Lock()
+		buffered := so.buffered
+		so.buffered = nil
+		if len(buffered) == 0 {
+			so.catching = false // under the lock: the next live frame goes straight out
+			so.mu.Unlock()
+			return
+		}
+		so.mu.Unlock()
+		for _, p := range buffered {
+			so.mu.Lock()
+			fresh := so.last.Less(p.pos)
+			if fresh {
+				so.last = p.pos
+			}
+			so.mu.Unlock()
+			if fresh && !h.writePaced(so, p.frame) {
+				return
+			}
+		}
 	}
 }
 
@@ -364,8 +438,9 @@ func errorFrame(detail string) []byte {
 func (h *hub) run(ctx context.Context) error {
 	go h.listen(ctx)
 	go h.trackLag(ctx)
+	var from eventstore.Position
 	for {
-		err := h.follow(ctx)
+		err := h.follow(ctx, &from)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -378,12 +453,18 @@ func (h *hub) run(ctx context.Context) error {
 	}
 }
 
-func (h *hub) follow(ctx context.Context) error {
-	from := h.srv.wm.Position()
-	if head, err := h.srv.store.Head(ctx); err == nil && from.Less(head) {
-		from = head // sockets connected now need only what comes next
+func (h *hub) follow(ctx context.Context, from *eventstore.Position) error {
+	if from.IsZero() {
+		// Start where the read model is: the checkpoint is gap-free (the log
+		// head is not: a transaction still running may commit events before
+		// it), and sockets hear of every event after it once it is projected.
+		cp, err := projections.ReadCheckpoint(ctx, h.srv.cfg.Pool, "readmodel", projections.ChatName)
+		if err != nil {
+			return err
+		}
+		*from = cp
 	}
-	return h.srv.store.SubscribeAll(ctx, from, func(ctx context.Context, d eventstore.Delivery) error {
+	return h.srv.store.SubscribeAll(ctx, *from, func(ctx context.Context, d eventstore.Delivery) error {
 		if len(d.Events) == 0 {
 			return nil
 		}
@@ -393,6 +474,7 @@ func (h *hub) follow(ctx context.Context) error {
 		}
 		for _, e := range d.Events {
 			h.broadcast(e)
+			*from = e.Position // a restart goes on from here
 		}
 		return nil
 	})
