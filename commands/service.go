@@ -107,6 +107,7 @@ type Service struct {
 	retries  int
 	convs    *stateCache[*domain.Conversation]
 	locks    *streamLocks
+	keyLocks *streamLocks // per user and idempotency key
 }
 
 // New returns a Service.
@@ -129,7 +130,7 @@ func New(c Config) *Service {
 	return &Service{
 		store: c.Store, ids: c.IDs, rm: c.ReadModel, keys: c.SendKeys, registry: c.Registry,
 		limits: c.Limits, log: c.Logger, now: c.Now, retries: c.MaxRetries,
-		convs: newStateCache[*domain.Conversation](c.CacheSize), locks: newStreamLocks(),
+		convs: newStateCache[*domain.Conversation](c.CacheSize), locks: newStreamLocks(), keyLocks: newStreamLocks(),
 	}
 }
 
@@ -179,8 +180,19 @@ func expectedAfter(rev int64) eventstore.ExpectedRevision {
 // loadConversation returns the conversation's state and revision (-1 when it
 // does not exist), reading only the events after the cached revision.
 func (s *Service) loadConversation(ctx context.Context, id int64) (*domain.Conversation, int64, error) {
+	return s.loadConversationAt(ctx, id, false)
+}
+
+// loadConversationAt is loadConversation; with optimistic set, a cached
+// state is used as it is, without reading the stream's tail: the caller
+// appends at the exact cached revision, so a change it missed (made by
+// another process) shows up as a conflict, and the retry loads afresh.
+func (s *Service) loadConversationAt(ctx context.Context, id int64, optimistic bool) (*domain.Conversation, int64, error) {
 	stream := domain.ConversationStream(id)
 	state, rev, ok := s.convs.get(stream)
+	if ok && optimistic {
+		return state.Clone(), rev, nil
+	}
 	if !ok {
 		state, rev = &domain.Conversation{}, -1
 	} else {
@@ -241,12 +253,20 @@ func (s *Service) updateConversation(ctx context.Context, a Actor, id int64, eve
 	unlock := s.locks.lock(stream)
 	defer unlock()
 	for attempt := 0; ; attempt++ {
-		c, rev, err := s.loadConversation(ctx, id)
+		c, rev, err := s.loadConversationAt(ctx, id, attempt == 0)
 		if err != nil {
 			return Written{}, nil, err
 		}
 		events, err := decide(c)
 		if err != nil || len(events) == 0 {
+			if attempt == 0 && rev >= 0 {
+				// Decided on cached state and nothing will be appended, so
+				// no revision check would catch a stale cache: decide
+				// again on the stream as it is.
+				if _, frev, ferr := s.loadConversation(ctx, id); ferr == nil && frev != rev {
+					continue
+				}
+			}
 			return Written{}, c, err
 		}
 		data, at, err := s.encode(a, eventIDs, events...)

@@ -1,0 +1,163 @@
+package commands_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+	"testing"
+
+	"github.com/evchat/evchat/commands"
+	"github.com/evchat/evchat/domain"
+	"github.com/evchat/evchat/eventstore"
+)
+
+// memStore is an in-memory event store for the command tests: streams with
+// exact-revision appends, enough for the write side.
+type memStore struct {
+	mu      sync.Mutex
+	streams map[string][]eventstore.RecordedEvent
+	pos     uint64
+}
+
+func newMemStore() *memStore { return &memStore{streams: map[string][]eventstore.RecordedEvent{}} }
+
+func (m *memStore) Append(_ context.Context, stream string, exp eventstore.ExpectedRevision, events ...eventstore.EventData) (eventstore.AppendResult, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	cur := int64(len(m.streams[stream])) - 1
+	ok := exp.IsAny() || (exp.IsNoStream() && cur < 0) || (exp.IsStreamExists() && cur >= 0)
+	if r, exact := exp.Revision(); exact {
+		ok = int64(r) == cur
+	}
+	if !ok {
+		return eventstore.AppendResult{}, &eventstore.WrongExpectedVersionError{Stream: stream, Expected: exp, Actual: cur}
+	}
+	var res eventstore.AppendResult
+	for _, e := range events {
+		m.pos++
+		rev := uint64(len(m.streams[stream]))
+		m.streams[stream] = append(m.streams[stream], eventstore.RecordedEvent{
+			ID: e.ID, Stream: stream, Revision: rev, Position: eventstore.Position{Commit: m.pos, Prepare: m.pos},
+			Type: e.Type, Data: e.Data, Metadata: e.Metadata,
+		})
+		res = eventstore.AppendResult{Revision: rev, Position: eventstore.Position{Commit: m.pos, Prepare: m.pos}}
+	}
+	return res, nil
+}
+
+func (m *memStore) ReadStream(_ context.Context, stream string, _ eventstore.Direction, from uint64, count int) ([]eventstore.RecordedEvent, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	evs, ok := m.streams[stream]
+	if !ok {
+		return nil, eventstore.ErrStreamNotFound
+	}
+	if from >= uint64(len(evs)) {
+		return nil, nil
+	}
+	return append([]eventstore.RecordedEvent(nil), evs[from:min(uint64(len(evs)), from+uint64(count))]...), nil
+}
+
+type ids struct {
+	mu   sync.Mutex
+	next map[commands.IDKind]int64
+}
+
+func (i *ids) Next(_ context.Context, k commands.IDKind) (int64, error) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if i.next == nil {
+		i.next = map[commands.IDKind]int64{}
+	}
+	i.next[k]++
+	return i.next[k], nil
+}
+
+func (i *ids) NextN(ctx context.Context, k commands.IDKind, n int) ([]int64, error) {
+	out := make([]int64, n)
+	for j := range out {
+		out[j], _ = i.Next(ctx, k)
+	}
+	return out, nil
+}
+
+type noReadModel struct{}
+
+func (noReadModel) MissingUsers(context.Context, []int64) ([]int64, error) { return nil, nil }
+func (noReadModel) UsernameTaken(context.Context, string) (bool, error)    { return false, nil }
+func (noReadModel) ReceiptTargets(context.Context, int64, int64, []int64) ([]int64, []int64, error) {
+	return nil, nil, nil
+}
+
+func newService(store *memStore) *commands.Service {
+	return commands.New(commands.Config{Store: store, IDs: &ids{}, ReadModel: noReadModel{}, Registry: domain.NewRegistry()})
+}
+
+// Two processes share a log; each has its own state cache. Decisions made
+// on one process's stale cache must not stand.
+func TestStaleCacheAcrossProcesses(t *testing.T) {
+	ctx := context.Background()
+	store := newMemStore()
+	a, b := newService(store), newService(store)
+	created, err := a.CreateChatroom(ctx, commands.Actor{UserID: 1}, commands.CreateChatroom{Type: domain.Group})
+	if err != nil {
+		t.Fatal(err)
+	}
+	room := created.Conversation.ID
+	// b caches the room with user 1 only.
+	if _, err := b.SendMessage(ctx, commands.Actor{UserID: 1}, commands.SendMessage{ConversationID: room, Content: domain.MessageContent{Text: "hi"}}); err != nil {
+		t.Fatal(err)
+	}
+	// User 2 joins through a; b's cache does not know.
+	if _, err := a.JoinChatroom(ctx, commands.Actor{UserID: 2}, room); err != nil {
+		t.Fatal(err)
+	}
+	// b must let user 2 send (a refusal from stale state would be wrong)...
+	sent, err := b.SendMessage(ctx, commands.Actor{UserID: 2}, commands.SendMessage{ConversationID: room, Content: domain.MessageContent{Text: "me too"}})
+	if err != nil {
+		t.Fatalf("send by a member b's cache did not know: %v", err)
+	}
+	if got := sent.Message.Receivers; len(got) != 1 || got[0] != 1 {
+		t.Errorf("receivers = %v; want [1]", got)
+	}
+	// ...and b's send from user 1 after user 2 joined (its cache now fresh
+	// through the retry) must list user 2 as a receiver.
+	sent, err = b.SendMessage(ctx, commands.Actor{UserID: 1}, commands.SendMessage{ConversationID: room, Content: domain.MessageContent{Text: "welcome"}})
+	if err != nil || len(sent.Message.Receivers) != 1 || sent.Message.Receivers[0] != 2 {
+		t.Fatalf("send = %+v, %v; want receiver 2", sent.Message, err)
+	}
+	// User 2 leaves through a; b, with user 2 cached as a member, must refuse.
+	if _, err := a.LeaveChatroom(ctx, commands.Actor{UserID: 2}, room); err != nil {
+		t.Fatal(err)
+	}
+	_, err = b.SendMessage(ctx, commands.Actor{UserID: 2}, commands.SendMessage{ConversationID: room, Content: domain.MessageContent{Text: "ghost"}})
+	if !errors.Is(err, domain.ErrNotMember) {
+		t.Fatalf("send by a former member through a stale cache: %v; want ErrNotMember", err)
+	}
+	// Joining again through b while b's cache says "not a member" works, and
+	// b's "already a member" answer after a's join is not stale either.
+	if j, err := b.JoinChatroom(ctx, commands.Actor{UserID: 2}, room); err != nil || !j.New {
+		t.Fatalf("rejoin through b = %+v, %v; want a new membership", j, err)
+	}
+	if _, err := a.LeaveChatroom(ctx, commands.Actor{UserID: 2}, room); err != nil {
+		t.Fatal(err)
+	}
+	if j, err := b.JoinChatroom(ctx, commands.Actor{UserID: 2}, room); err != nil || !j.New {
+		t.Fatalf("join through b after leaving through a = %+v, %v; want a new membership, not the stale one", j, err)
+	}
+	// Message ids rise in the room's log order.
+	var last int64
+	for _, e := range store.streams[domain.ConversationStream(room)] {
+		if e.Type == domain.TypeMessageSent {
+			var m struct {
+				MessageID int64 `json:"message_id"`
+			}
+			_ = json.Unmarshal(e.Data, &m)
+			if m.MessageID <= last {
+				t.Errorf("message id %d after %d in log order", m.MessageID, last)
+			}
+			last = m.MessageID
+		}
+	}
+}
