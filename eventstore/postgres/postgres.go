@@ -5,9 +5,14 @@
 // oldest running transaction, so no reader skips an event when transactions
 // commit out of order. Positions are (tx_id, position) pairs.
 //
-// Costs of that filter: a long-running transaction anywhere in the cluster
-// holds whole-log readers back until it ends (keep transactions short; lag is
-// reported by Head versus the projection checkpoints), and a dump/restore
+// Costs of that filter: a long-running transaction holds whole-log readers
+// back until it ends. Readers look past transactions that provably cannot
+// append (running, and holding no lock on events: a rebuild, a read-model
+// batch, another database's work), which rests on one rule: a transaction
+// that writes events writes nothing before them (the append statement takes
+// its lock on events before its transaction gets an id). An append that
+// stays open still holds readers back; keep transactions short, and watch
+// the lag that chatctl projections status and /readyz report. A dump/restore
 // into another cluster resets transaction ids, so restore a log by replaying
 // it into a fresh store rather than by pg_dump.
 package postgres
@@ -181,7 +186,24 @@ func (s *Store) readAll(ctx context.Context, from eventstore.Position, count int
 	if count <= 0 {
 		return nil, false, nil
 	}
-	rows, err := s.hot.Query(ctx, readAllSQL, int64(from.Commit), int64(from.Prepare), count)
+	events, hidden, err := s.readBelow(ctx, readAllSQL, from, count)
+	if err != nil || !hidden || len(events) == count {
+		return events, hidden, err
+	}
+	// Rows are hidden by a running transaction. If the transactions that
+	// hold the horizon back cannot be appending (a long read-model or
+	// rebuild transaction, a transaction of another database), read past
+	// them: see readPastOthersSQL.
+	after := from
+	if len(events) > 0 {
+		after = events[len(events)-1].Position
+	}
+	more, hidden, err := s.readBelow(ctx, readPastOthersSQL, after, count-len(events))
+	return append(events, more...), hidden, err
+}
+
+func (s *Store) readBelow(ctx context.Context, query string, from eventstore.Position, count int) ([]eventstore.RecordedEvent, bool, error) {
+	rows, err := s.hot.Query(ctx, query, int64(from.Commit), int64(from.Prepare), count)
 	if err != nil {
 		return nil, false, fmt.Errorf("read all: %w", classify(err))
 	}
@@ -217,7 +239,35 @@ func (s *Store) readAll(ctx context.Context, from eventstore.Position, count int
 // order, below the oldest running transaction, and appends one marker row
 // when rows past the cursor exist that the horizon still hides.
 const readAllSQL = `
-WITH h AS MATERIALIZED (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin),
+WITH h AS MATERIALIZED (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin),` + readBelowHorizon
+
+// readPastOthersSQL is readAllSQL with a horizon that ignores transactions
+// that cannot be appending. Every append statement takes its lock on events
+// before its transaction gets an id (PostgreSQL locks a statement's tables
+// before executing it), and nothing writes events after writing anything
+// else in the same transaction. So a transaction that, in one snapshot of
+// the lock table, is still running (it holds its transactionid lock) and
+// holds no lock on events can never add events below the horizon. Any other
+// transaction of the snapshot — one that holds the lock, or one that ended
+// since the snapshot was taken (its rows may be invisible to it) — still
+// bounds it.
+const readPastOthersSQL = `
+WITH snap AS MATERIALIZED (SELECT pg_current_snapshot() AS s),
+locks AS MATERIALIZED (SELECT locktype, pid, transactionid, relation, database FROM pg_locks WHERE granted),
+others AS MATERIALIZED (
+    SELECT t.transactionid AS x FROM locks t
+     WHERE t.locktype = 'transactionid'
+       AND NOT EXISTS (SELECT 1 FROM locks l
+                        WHERE l.pid = t.pid AND l.locktype = 'relation' AND l.relation = 'events'::regclass
+                          AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()))),
+h AS MATERIALIZED (
+    SELECT least(pg_snapshot_xmax(snap.s)::text::bigint,
+                 (SELECT min(x::text::bigint) FROM pg_snapshot_xip(snap.s) AS x
+                   WHERE x::xid NOT IN (SELECT o.x FROM others o))) AS xmin
+      FROM snap),` + readBelowHorizon
+
+// readBelowHorizon is the rest of a log read, given a horizon h.xmin.
+const readBelowHorizon = `
 v AS (
     SELECT e.* FROM events e, h
      WHERE (e.tx_id, e.position) > ($1, $2) AND e.tx_id < h.xmin
