@@ -44,6 +44,13 @@ var sendKeyNamespace = uuid.MustParse("5b0f3c9e-6f0e-4c64-9a53-0d4f3c1e8a77")
 func (s *Service) SendMessage(ctx context.Context, a Actor, cmd SendMessage) (Sent, error) {
 	var eventIDs []uuid.UUID
 	if cmd.IdempotencyKey != "" {
+		// Requests with one key queue here until the first has saved it, so
+		// the others replay it. The event id alone is not enough: EventStoreDB
+		// dedupes a repeated event id only at the same expected revision, and
+		// a duplicate that loaded the stream after the first append would be
+		// appended again.
+		unlock := s.keyLocks.lock(fmt.Sprintf("%d:%s", a.UserID, cmd.IdempotencyKey))
+		defer unlock()
 		prev, found, err := s.keys.Lookup(ctx, a.UserID, cmd.IdempotencyKey)
 		if err != nil {
 			return Sent{}, fmt.Errorf("send message: %w", err)

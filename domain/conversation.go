@@ -3,6 +3,7 @@ package domain
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -13,6 +14,10 @@ const (
 	Direct ConversationType = "chat"
 	Group  ConversationType = "group"
 )
+
+// NullCharactersMessage is the field message for text with NUL characters,
+// which neither PostgreSQL text nor jsonb can store.
+const NullCharactersMessage = "Null characters are not allowed."
 
 // Limits are the configurable bounds of the rules.
 type Limits struct {
@@ -113,9 +118,13 @@ func (n NewConversation) Check(l Limits) ([]int64, error) {
 	}
 	if n.Name != nil && utf8.RuneCountInString(*n.Name) > l.MaxNameRunes {
 		fields["name"] = []string{fmt.Sprintf("Ensure this field has no more than %d characters.", l.MaxNameRunes)}
+	} else if n.Name != nil && strings.ContainsRune(*n.Name, 0) {
+		fields["name"] = []string{NullCharactersMessage}
 	}
 	if n.Description != nil && utf8.RuneCountInString(*n.Description) > l.MaxDescription {
 		fields["description"] = []string{fmt.Sprintf("Ensure this field has no more than %d characters.", l.MaxDescription)}
+	} else if n.Description != nil && strings.ContainsRune(*n.Description, 0) {
+		fields["description"] = []string{NullCharactersMessage}
 	}
 	members := []int64{n.Creator}
 	for _, m := range n.Members {
@@ -210,6 +219,9 @@ func (c *Conversation) CheckSend(sender int64, m MessageContent, l Limits) error
 	}
 	if !utf8.ValidString(m.Text) {
 		return FieldError("text", "Text must be valid UTF-8.")
+	}
+	if strings.ContainsRune(m.Text, 0) {
+		return FieldError("text", NullCharactersMessage)
 	}
 	if m.Text == "" && m.Picture == nil && m.Video == nil {
 		return ErrEmptyMessage

@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -209,16 +211,44 @@ func (t *tokens) revoke(ctx context.Context, session uuid.UUID) error {
 }
 
 // bcryptHasher hashes passwords with bcrypt.
-type bcryptHasher struct{ cost int }
+type bcryptHasher struct {
+	cost int
+	// dummy is compared against when a username does not exist, so a login
+	// takes the same time either way: it has the same cost as real hashes.
+	dummy []byte
+}
+
+func newBcryptHasher(cost int) bcryptHasher {
+	dummy, _ := bcrypt.GenerateFromPassword([]byte("not-a-real-password"), cost)
+	return bcryptHasher{cost: cost, dummy: dummy}
+}
+
+// bcryptInput is what bcrypt hashes for a password. bcrypt reads at most 72
+// bytes (and GenerateFromPassword refuses more), so a longer password is
+// pre-hashed, base64-encoded to keep NUL bytes out. No stored hash has a
+// longer input, so shorter passwords keep their hashes.
+func bcryptInput(password string) []byte {
+	if len(password) <= 72 {
+		return []byte(password)
+	}
+	sum := sha256.Sum256([]byte(password))
+	return []byte(base64.StdEncoding.EncodeToString(sum[:]))
+}
 
 func (h bcryptHasher) Hash(password string) (string, error) {
-	b, err := bcrypt.GenerateFromPassword([]byte(password), h.cost)
+	b, err := bcrypt.GenerateFromPassword(bcryptInput(password), h.cost)
 	return string(b), err
 }
 
-// dummyHash is compared against when a username does not exist, so a login
-// takes the same time either way.
-var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("not-a-real-password"), bcrypt.DefaultCost)
+// compare checks password against hash; with a nil hash it compares against
+// the dummy hash and fails.
+func (h bcryptHasher) compare(hash []byte, password string) error {
+	if hash == nil {
+		_ = bcrypt.CompareHashAndPassword(h.dummy, bcryptInput(password))
+		return bcrypt.ErrMismatchedHashAndPassword
+	}
+	return bcrypt.CompareHashAndPassword(hash, bcryptInput(password))
+}
 
 // throttle slows down repeated failed logins per username and per address.
 type throttle struct {

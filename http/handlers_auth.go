@@ -5,7 +5,6 @@ import (
 	"net/http"
 
 	"github.com/labstack/echo/v4"
-	"golang.org/x/crypto/bcrypt"
 
 	"github.com/evchat/evchat/commands"
 	"github.com/evchat/evchat/readmodel"
@@ -52,11 +51,11 @@ func (s *Server) login(c echo.Context) error {
 	u, err := s.rm.UserByUsername(ctx, username)
 	hash := []byte(u.PasswordHash)
 	if errors.Is(err, readmodel.ErrNotFound) {
-		hash = dummyHash // same work whether or not the user exists
+		hash = nil // the same work whether or not the user exists
 	} else if err != nil {
 		return err
 	}
-	if bcrypt.CompareHashAndPassword(hash, []byte(password)) != nil || u.ID == 0 {
+	if s.hasher.compare(hash, password) != nil || u.ID == 0 {
 		if err := s.throttle.fail(ctx, username, addr); err != nil {
 			s.log.Error("record failed login", "err", err)
 		}

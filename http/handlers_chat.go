@@ -36,11 +36,9 @@ func (s *Server) createChatroom(c echo.Context) error {
 		return err
 	}
 	s.waitProjected(c, created.Position)
-	room, err := s.rm.Chatroom(c.Request().Context(), created.Conversation.ID)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusCreated, newChatroomView(room, s.mediaURLs(c), false))
+	// From the command's result, not the read model: the wait is bounded,
+	// and a lagging read model must not turn a created room into an error.
+	return c.JSON(http.StatusCreated, createdChatroomView(created.Conversation, created.At))
 }
 
 func (s *Server) joinChatroom(c echo.Context) error {

@@ -62,8 +62,9 @@ func (s *Server) sendMessage(c echo.Context) error {
 	}
 	ctx := c.Request().Context()
 	if req.picture != nil || req.video != nil {
-		// Keep files of strangers off the disk.
-		if err := s.checkSender(ctx, cmd.ConversationID, caller(c).UserID); err != nil {
+		// Keep files of strangers, and of messages that will be refused,
+		// off the disk.
+		if err := s.checkSend(ctx, cmd.ConversationID, caller(c).UserID, cmd.Content); err != nil {
 			return err
 		}
 	}
@@ -211,15 +212,15 @@ func quoteJSON(s string) string {
 }
 
 func (s *Server) listMessages(c echo.Context) error {
-	before, after, limit, err := page(c)
+	p, err := page(c)
 	if err != nil {
 		return err
 	}
-	res, err := s.rm.UserMessages(c.Request().Context(), caller(c).UserID, readmodel.Page{Before: before, After: after, Limit: limit})
+	res, err := s.rm.UserMessages(c.Request().Context(), caller(c).UserID, p)
 	if err != nil {
 		return err
 	}
-	return s.writePage(c, res, limit)
+	return s.writePage(c, res, p.Limit)
 }
 
 func (s *Server) listConversationMessages(c echo.Context) error {
@@ -227,7 +228,7 @@ func (s *Server) listConversationMessages(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	before, after, limit, err := page(c)
+	p, err := page(c)
 	if err != nil {
 		return err
 	}
@@ -235,11 +236,11 @@ func (s *Server) listConversationMessages(c echo.Context) error {
 	if err := s.checkMember(c, id); err != nil {
 		return err
 	}
-	res, err := s.rm.ConversationMessages(ctx, id, readmodel.Page{Before: before, After: after, Limit: limit})
+	res, err := s.rm.ConversationMessages(ctx, id, p)
 	if err != nil {
 		return err
 	}
-	return s.writePage(c, res, limit)
+	return s.writePage(c, res, p.Limit)
 }
 
 // checkMember answers 404 for a missing conversation and 403 for a non-member.
@@ -298,11 +299,12 @@ func (s *Server) readMessage(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]bool{"success": true})
 }
 
-// checkSender answers ErrConversationNotFound or ErrNotMember from the log's state.
-func (s *Server) checkSender(ctx context.Context, conversation, user int64) error {
+// checkSend applies the send rules to the log's state ahead of the command:
+// ErrConversationNotFound, ErrNotMember, or a problem with the content.
+func (s *Server) checkSend(ctx context.Context, conversation, user int64, content domain.MessageContent) error {
 	conv, err := s.cmd.Conversation(ctx, conversation)
 	if err != nil {
 		return err
 	}
-	return conv.CheckMember(user)
+	return conv.CheckSend(user, content, s.cmd.Limits())
 }

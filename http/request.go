@@ -13,6 +13,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/evchat/evchat/domain"
+	"github.com/evchat/evchat/readmodel"
 )
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
@@ -168,9 +169,10 @@ func pathID(c echo.Context, notFound error) (int64, error) {
 	return id, nil
 }
 
-// page reads the keyset pagination parameters.
-func page(c echo.Context) (before, after int64, limit int, err error) {
-	limit = 50
+// page reads the keyset pagination parameters. after=0 pages forward from
+// the start.
+func page(c echo.Context) (p readmodel.Page, err error) {
+	limit := 50
 	q := c.QueryParams()
 	num := func(name string) (int64, error) {
 		v := q.Get(name)
@@ -183,14 +185,15 @@ func page(c echo.Context) (before, after int64, limit int, err error) {
 		}
 		return n, nil
 	}
-	if before, err = num("before"); err != nil {
+	if p.Before, err = num("before"); err != nil {
 		return
 	}
-	if after, err = num("after"); err != nil {
+	if p.After, err = num("after"); err != nil {
 		return
 	}
-	if before > 0 && after > 0 {
-		return 0, 0, 0, domain.Errorf(domain.KindInvalid, "Use either before or after, not both.")
+	p.Forward = q.Get("after") != ""
+	if p.Before > 0 && p.Forward {
+		return readmodel.Page{}, domain.Errorf(domain.KindInvalid, "Use either before or after, not both.")
 	}
 	l, err := num("limit")
 	if err != nil {
@@ -199,7 +202,8 @@ func page(c echo.Context) (before, after int64, limit int, err error) {
 	if l > 0 {
 		limit = int(min(l, 200))
 	}
-	return before, after, limit, nil
+	p.Limit = limit
+	return p, nil
 }
 
 // linkHeader builds an RFC 8288 Link header for the prev/next pages.

@@ -108,7 +108,7 @@ func New(cfg Config) *Server {
 		tokens: &tokens{pool: cfg.Pool, priv: cfg.SigningKey, pub: cfg.SigningKey.Public().(ed25519.PublicKey),
 			accessTTL: cfg.AccessTTL, refreshTTL: cfg.RefreshTTL, now: cfg.Now},
 		throttle: &throttle{pool: cfg.Pool, window: cfg.LoginWindow, perUser: cfg.LoginFailuresPerUser, perAddress: cfg.LoginFailuresPerAddress},
-		hasher:   bcryptHasher{cost: cfg.BcryptCost},
+		hasher:   newBcryptHasher(cfg.BcryptCost),
 		media:    cfg.Media,
 		wm:       cfg.Watermark,
 	}

@@ -82,6 +82,16 @@ func newChatroomView(c readmodel.Chatroom, u mediaURL, withExtras bool) chatroom
 	return v
 }
 
+// createdChatroomView is a new chatroom as its command decided it; the read
+// model shows the same once it has caught up.
+func createdChatroomView(c *domain.Conversation, at time.Time) chatroomView {
+	ts := formatTime(at)
+	return chatroomView{
+		ID: c.ID, Members: nonNil(c.Members()), Type: string(c.Type), Name: c.Name, Description: c.Description,
+		CreatedBy: c.CreatedBy, CreatedAt: ts, UpdatedAt: ts,
+	}
+}
+
 func nonNil(xs []int64) []int64 {
 	if xs == nil {
 		return []int64{}

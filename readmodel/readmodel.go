@@ -87,8 +87,10 @@ func (s *Store) UsernameTaken(ctx context.Context, lower string) (bool, error) {
 
 // MissingUsers implements commands.ReadModel.
 func (s *Store) MissingUsers(ctx context.Context, ids []int64) ([]int64, error) {
-	rows, err := s.db.Query(ctx, `SELECT DISTINCT id FROM unnest($1::bigint[]) AS id
-		WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.id = id) ORDER BY id`, ids)
+	// The alias t(id) matters: a bare "id" inside the subquery would be u.id,
+	// and every id would count as existing.
+	rows, err := s.db.Query(ctx, `SELECT DISTINCT t.id FROM unnest($1::bigint[]) AS t(id)
+		WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.id = t.id) ORDER BY t.id`, ids)
 	if err != nil {
 		return nil, fmt.Errorf("missing users: %w", err)
 	}
@@ -240,7 +242,10 @@ func (s *Store) Message(ctx context.Context, id int64) (Message, error) {
 // Before and After are zero, those before Before, or those after After.
 type Page struct {
 	Before, After int64
-	Limit         int
+	// Forward pages forward from After even when After is 0, that is from
+	// the start (After > 0 implies it).
+	Forward bool
+	Limit   int
 }
 
 // PageResult is a window of messages in ascending id order, and whether
@@ -255,9 +260,11 @@ type PageResult struct {
 // column is m.id.
 func (s *Store) pageQuery(ctx context.Context, base string, p Page, args ...any) (PageResult, error) {
 	n := len(args)
+	baseArgs := args[:n:n]
+	forward := p.After > 0 || p.Forward
 	var sql string
 	switch {
-	case p.After > 0:
+	case forward:
 		sql = fmt.Sprintf(`%s AND m.id > $%d ORDER BY m.id ASC LIMIT $%d`, base, n+1, n+2)
 		args = append(args, p.After, p.Limit+1)
 	case p.Before > 0:
@@ -280,13 +287,31 @@ func (s *Store) pageQuery(ctx context.Context, base string, p Page, args ...any)
 		msgs = msgs[:p.Limit]
 	}
 	var res PageResult
-	if p.After > 0 {
-		res.HasPrev, res.HasNext = true, more
+	if forward {
+		res.HasNext = more
 	} else {
 		for i, j := 0, len(msgs)-1; i < j; i, j = i+1, j-1 {
 			msgs[i], msgs[j] = msgs[j], msgs[i]
 		}
-		res.HasPrev, res.HasNext = more, p.Before > 0
+		res.HasPrev = more
+	}
+	// Whether items lie on the far side of the cursor (up to After when
+	// paging forward, from Before on when paging back) is asked, not
+	// assumed, so that a Link is given only when there is something to follow.
+	if len(msgs) > 0 && (forward && p.After > 0 || p.Before > 0) {
+		cond, cursor := fmt.Sprintf(` AND m.id <= $%d`, n+1), p.After
+		if !forward {
+			cond, cursor = fmt.Sprintf(` AND m.id >= $%d`, n+1), p.Before
+		}
+		var other bool
+		if err := s.db.QueryRow(ctx, `SELECT EXISTS (`+base+cond+`)`, append(baseArgs, cursor)...).Scan(&other); err != nil {
+			return PageResult{}, fmt.Errorf("list messages: %w", err)
+		}
+		if forward {
+			res.HasPrev = other
+		} else {
+			res.HasNext = other
+		}
 	}
 	if msgs == nil {
 		msgs = []Message{}
