@@ -57,7 +57,7 @@ type Store struct {
 	// hot runs the append and log-read statements. Its sessions use generic
 	// plans: PostgreSQL would otherwise plan the append statement on every
 	// execution, which costs more than executing it.
-	hot *pgxpool.Pool
+	hot  *pgxpool.Pool
 	log  *slog.Logger
 	opts Options
 
