@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"time"
 
@@ -48,6 +49,10 @@ type Config struct {
 	LoginWindow                                   time.Duration
 	// AllowedOrigins may open WebSockets with the login cookie.
 	AllowedOrigins []string
+	// TrustedProxies are the networks (CIDR) whose X-Forwarded-For header is
+	// believed for the client address (login throttling, logs). None by
+	// default: the address is the connection's.
+	TrustedProxies []*net.IPNet
 	Now            func() time.Time
 }
 
@@ -124,6 +129,14 @@ func (s *Server) routes() *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = errorHandler(s.log)
+	e.IPExtractor = echo.ExtractIPDirect()
+	if len(s.cfg.TrustedProxies) > 0 {
+		opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+		for _, n := range s.cfg.TrustedProxies {
+			opts = append(opts, echo.TrustIPRange(n))
+		}
+		e.IPExtractor = echo.ExtractIPFromXFFHeader(opts...)
+	}
 	// Paths keep their trailing slash; a request without it is served the
 	// same, without a redirect (a redirect would turn a POST into a GET).
 	e.Pre(middleware.AddTrailingSlash())

@@ -100,9 +100,13 @@ func ReadCheckpoint(ctx context.Context, db interface {
 func (p *Projector) Run(ctx context.Context) error {
 	var delay time.Duration
 	for {
+		started := time.Now()
 		err := p.RunOnce(ctx)
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		if time.Since(started) > time.Minute {
+			delay = 0 // it ran well for a while: this is a new failure, not the same one
 		}
 		delay = min(max(delay*2, 100*time.Millisecond), 5*time.Second)
 		p.log.Error("projector stopped, restarting", "projection", p.proj.Name(), "err", err, "retry_in", delay)

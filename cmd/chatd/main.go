@@ -12,6 +12,7 @@
 //	CHAT_ACCESS_TTL        access token lifetime (default 15m)
 //	CHAT_REFRESH_TTL       refresh token lifetime (default 168h)
 //	CHAT_ALLOWED_ORIGINS   comma-separated origins allowed to use the login cookie on WebSockets
+//	CHAT_TRUSTED_PROXIES   comma-separated CIDRs of proxies whose X-Forwarded-For is believed
 //	CHAT_LOG_LEVEL         debug, info, warn or error (default info)
 package main
 
@@ -20,6 +21,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"strconv"
@@ -47,7 +49,7 @@ func env(name, def string) string {
 func run(args []string) error {
 	fs := flag.NewFlagSet("chatd", flag.ContinueOnError)
 	var cfg chatd.Config
-	var origins, level string
+	var origins, proxies, level string
 	maxGroup, _ := strconv.Atoi(env("CHAT_MAX_GROUP_MEMBERS", "1024"))
 	accessTTL, err := time.ParseDuration(env("CHAT_ACCESS_TTL", "15m"))
 	if err != nil {
@@ -67,6 +69,7 @@ func run(args []string) error {
 	fs.DurationVar(&cfg.AccessTTL, "access-ttl", accessTTL, "access token lifetime")
 	fs.DurationVar(&cfg.RefreshTTL, "refresh-ttl", refreshTTL, "refresh token lifetime")
 	fs.StringVar(&origins, "allowed-origins", env("CHAT_ALLOWED_ORIGINS", ""), "origins allowed to use the login cookie on WebSockets")
+	fs.StringVar(&proxies, "trusted-proxies", env("CHAT_TRUSTED_PROXIES", ""), "CIDRs of proxies whose X-Forwarded-For is believed")
 	fs.StringVar(&level, "log-level", env("CHAT_LOG_LEVEL", "info"), "log level")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -75,6 +78,16 @@ func run(args []string) error {
 		if o = strings.TrimSpace(o); o != "" {
 			cfg.Origins = append(cfg.Origins, o)
 		}
+	}
+	for _, p := range strings.Split(proxies, ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		_, n, err := net.ParseCIDR(p)
+		if err != nil {
+			return fmt.Errorf("trusted proxies: %w", err)
+		}
+		cfg.TrustedProxies = append(cfg.TrustedProxies, n)
 	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(level)); err != nil {

@@ -43,6 +43,8 @@ type Config struct {
 	RefreshTTL    time.Duration
 	BcryptCost    int
 	Origins       []string
+	// TrustedProxies (CHAT_TRUSTED_PROXIES) are CIDRs whose X-Forwarded-For is believed.
+	TrustedProxies []*net.IPNet
 	// MaxPicture and MaxVideo bound attachments in bytes (0: the API's
 	// defaults, 10 MiB and 100 MiB).
 	MaxPicture, MaxVideo int64
@@ -119,7 +121,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error)
 		Pool: m.pool, Store: m.store, Commands: cmds, ReadModel: rm, Watermark: m.wm,
 		Media: &chathttp.FileStorage{Dir: filepath.Join(cfg.DataDir, "media")}, SigningKey: key,
 		Logger: log, AccessTTL: cfg.AccessTTL, RefreshTTL: cfg.RefreshTTL, PublicURL: cfg.PublicURL,
-		BcryptCost: cfg.BcryptCost, AllowedOrigins: cfg.Origins,
+		BcryptCost: cfg.BcryptCost, AllowedOrigins: cfg.Origins, TrustedProxies: cfg.TrustedProxies,
 		MaxPicture: cfg.MaxPicture, MaxVideo: cfg.MaxVideo,
 	})
 	if m.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
