@@ -2,6 +2,7 @@ package projections
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -55,13 +56,13 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, log LogReader, chat *Chat,
 	if err != nil {
 		return done, err
 	}
-	for _, def := range indexes {
-		if _, err := pool.Exec(ctx, def); err != nil {
-			return done, fmt.Errorf("rebuild: create index: %w", err)
-		}
+	if err := createIndexes(ctx, pool, indexes); err != nil {
+		return done, fmt.Errorf("rebuild: %w", err)
 	}
-	if _, err := pool.Exec(ctx, `ANALYZE`); err != nil {
-		return done, fmt.Errorf("rebuild: analyze: %w", err)
+	for _, t := range verifiedTables {
+		if _, err := pool.Exec(ctx, `ANALYZE `+pgx.Identifier{RebuildSchema, t.name}.Sanitize()); err != nil {
+			return done, fmt.Errorf("rebuild: analyze: %w", err)
+		}
 	}
 	// The swap: park the live projector (its batches lock the checkpoints
 	// table first), project what came meanwhile, and rename.
@@ -152,6 +153,39 @@ func dropSecondaryIndexes(ctx context.Context, pool *pgxpool.Pool, schema string
 	return defs, nil
 }
 
+// createIndexes builds indexes two at a time, each with room to sort in memory.
+func createIndexes(ctx context.Context, pool *pgxpool.Pool, defs []string) error {
+	work := make(chan string)
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() {
+			conn, err := pool.Acquire(ctx)
+			if err != nil {
+				errs <- err
+				for range work {
+				}
+				return
+			}
+			defer conn.Release()
+			_, err = conn.Exec(ctx, `SET maintenance_work_mem = '256MB'`)
+			for def := range work {
+				if err == nil {
+					_, err = conn.Exec(ctx, def)
+				}
+			}
+			if err == nil {
+				_, err = conn.Exec(ctx, `RESET maintenance_work_mem`)
+			}
+			errs <- err
+		}()
+	}
+	for _, d := range defs {
+		work <- d
+	}
+	close(work)
+	return errors.Join(<-errs, <-errs)
+}
+
 // freshSchema drops schema and creates it again with the read-model tables.
 func freshSchema(ctx context.Context, pool *pgxpool.Pool, schema string) error {
 	if _, err := pool.Exec(ctx, `DROP SCHEMA IF EXISTS `+pgx.Identifier{schema}.Sanitize()+` CASCADE`); err != nil {
@@ -169,10 +203,13 @@ func freshSchema(ctx context.Context, pool *pgxpool.Pool, schema string) error {
 func buildInto(ctx context.Context, pool *pgxpool.Pool, log LogReader, chat *Chat, schema string,
 	cursor eventstore.Position, until *eventstore.Position, o RebuildOptions,
 ) (eventstore.Position, int64, error) {
-	// The next batch is read from the log while the current one is applied.
+	// The next batch is read from the log and decoded while the current one
+	// loads, and each batch's inbox rows load on a second connection beside
+	// its messages: a rebuild's tables are private until the swap, so a
+	// batch need not be one transaction (an interrupted rebuild starts over).
 	type batch struct {
-		events []eventstore.RecordedEvent
-		err    error
+		bb  *bulkBatch
+		err error
 	}
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -186,6 +223,10 @@ func buildInto(ctx context.Context, pool *pgxpool.Pool, log LogReader, chat *Cha
 				cut := sort.Search(len(events), func(i int) bool { return until.Less(events[i].Position) })
 				events = events[:cut]
 			}
+			var bb *bulkBatch
+			if err == nil && len(events) > 0 {
+				bb, err = chat.prepareBulk(events)
+			}
 			if err != nil || len(events) == 0 {
 				if err != nil {
 					err = fmt.Errorf("read the log: %w", err)
@@ -197,7 +238,7 @@ func buildInto(ctx context.Context, pool *pgxpool.Pool, log LogReader, chat *Cha
 				return
 			}
 			select {
-			case batches <- batch{events: events}:
+			case batches <- batch{bb: bb}:
 			case <-rctx.Done():
 				return
 			}
@@ -206,17 +247,36 @@ func buildInto(ctx context.Context, pool *pgxpool.Pool, log LogReader, chat *Cha
 	}()
 	var done int64
 	for b := range batches {
-		if b.err != nil || len(b.events) == 0 {
+		if b.err != nil || b.bb == nil {
 			return cursor, done, b.err
 		}
+		inbox := make(chan error, 1)
+		go func() { inbox <- b.bb.copyInbox(ctx, pool, schema) }()
 		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-			return applyChunk(ctx, tx, chat, schema, b.events)
+			if len(b.bb.msgRows) > 0 {
+				if _, err := tx.CopyFrom(ctx, pgx.Identifier{schema, "messages"},
+					[]string{"id", "conversation_id", "sender_id", "receivers", "read_by", "text", "picture", "video", "created_at", "updated_at", "commit_pos", "prepare_pos"},
+					pgx.CopyFromRows(b.bb.msgRows)); err != nil {
+					return fmt.Errorf("copy messages: %w", err)
+				}
+			}
+			if err := <-inbox; err != nil {
+				return err
+			}
+			inbox = nil
+			if err := b.bb.loadOrdered(ctx, tx, schema); err != nil {
+				return err
+			}
+			return saveChunkCheckpoint(ctx, tx, chat, schema, b.bb.events)
 		})
-		if err != nil {
-			return cursor, done, err
+		if inbox != nil {
+			<-inbox // never leave the copy running
 		}
-		cursor = b.events[len(b.events)-1].Position
-		done += int64(len(b.events))
+		if err != nil {
+			return cursor, done, fmt.Errorf("project into %s: %w", schema, err)
+		}
+		cursor = b.bb.events[len(b.bb.events)-1].Position
+		done += int64(len(b.bb.events))
 		o.Progress(done)
 	}
 	return cursor, done, ctx.Err()
@@ -227,6 +287,10 @@ func applyChunk(ctx context.Context, tx pgx.Tx, chat *Chat, schema string, event
 	if err := chat.ApplyBulk(ctx, tx, schema, events); err != nil {
 		return fmt.Errorf("project into %s: %w", schema, err)
 	}
+	return saveChunkCheckpoint(ctx, tx, chat, schema, events)
+}
+
+func saveChunkCheckpoint(ctx context.Context, tx pgx.Tx, chat *Chat, schema string, events []eventstore.RecordedEvent) error {
 	through := events[len(events)-1].Position
 	_, err := tx.Exec(ctx, strings.Replace(saveCheckpoint, "INTO checkpoints", "INTO "+pgx.Identifier{schema, "checkpoints"}.Sanitize(), 1),
 		chat.Name(), int64(through.Commit), int64(through.Prepare))
