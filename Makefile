@@ -54,8 +54,8 @@ bench: postgres bench-store bench-api
 bench-store:
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) ./eventstore/postgres/ ./eventstore/esdb/
 
-bench-api:
-	$(GO) run ./cmd/chatbench
+bench-api: postgres
+	$(GO) run ./cmd/chatbench $(CHATBENCH_FLAGS)
 
 clean:
 	rm -rf bin .data

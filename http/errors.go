@@ -26,19 +26,6 @@ var statusOf = map[domain.Kind]int{
 	domain.KindInternal:     http.StatusInternalServerError,
 }
 
-// kindOf is the reverse, for errors echo itself raises (404 route, 405, 413).
-func kindOfStatus(code int) domain.Kind {
-	for k, s := range statusOf {
-		if s == code {
-			return k
-		}
-	}
-	if code >= 500 {
-		return domain.KindInternal
-	}
-	return domain.KindInvalid
-}
-
 // rateLimited is a 429 that says when to come back.
 type rateLimited struct {
 	retryAfter int // seconds

@@ -54,11 +54,6 @@ func readJSON(c echo.Context) (body, error) {
 	return b, nil
 }
 
-func (b body) has(field string) bool {
-	v, ok := b[field]
-	return ok && string(v) != "null"
-}
-
 // first returns the first of the names that is present (for aliases).
 func (b body) first(names ...string) string {
 	for _, n := range names {
