@@ -1,0 +1,151 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// idleResult is the server's memory cost of idle sockets.
+type idleResult struct {
+	Skipped       string  `json:"skipped,omitempty"`
+	Sockets       int     `json:"sockets"`
+	Rooms         int     `json:"rooms"`
+	Users         int     `json:"users"`
+	OpenSeconds   float64 `json:"open_seconds"`
+	RSSBeforeKiB  int64   `json:"rss_before_kib"`
+	RSSAfterKiB   int64   `json:"rss_after_kib"`
+	KiBPerSocket  float64 `json:"kib_per_socket"`
+	SettleSeconds float64 `json:"settle_seconds"`
+	// UnexpectedClosures are sockets the server closed while idle.
+	UnexpectedClosures map[string]int `json:"unexpected_closures,omitempty"`
+}
+
+const (
+	idleRooms    = 200
+	idleRoomSize = 10
+	idleUsers    = 100
+	fdReserve    = 1024 // descriptors kept for everything but the sockets
+)
+
+// runE measures chatd's resident memory before and after opening
+// opts.idleSockets idle sockets, spread evenly over idleRooms rooms (each
+// member of a room holds several). chatd is restarted first, so that memory
+// earlier work left in its heap neither hides nor inflates the cost.
+func runE(ctx context.Context, e *env) (*idleResult, error) {
+	n := e.opts.idleSockets
+	res := &idleResult{Sockets: n, Rooms: idleRooms}
+	if why := idleSocketLimits(n); why != "" {
+		res.Skipped = why
+		e.logf("e: skipped: %s", why)
+		return res, nil
+	}
+	if err := e.provisionUsers(ctx, idleUsers); err != nil {
+		return nil, err
+	}
+	res.Users = idleUsers
+	rooms, err := e.createRooms(ctx, "e", e.users[:idleUsers], idleRooms, idleRoomSize)
+	if err != nil {
+		return nil, err
+	}
+	e.logf("e: restarting chatd for a clean memory baseline")
+	if err := e.restartChatd(ctx); err != nil {
+		return nil, err
+	}
+	if lim, err := e.srv.openFilesLimit(); err == nil && lim < uint64(n+fdReserve) {
+		res.Skipped = fmt.Sprintf("chatd may open only %d files; %d idle sockets need about %d", lim, n, n+fdReserve)
+		e.logf("e: skipped: %s", res.Skipped)
+		return res, nil
+	}
+	specs := make([]socketSpec, n)
+	for i := range specs {
+		r := rooms[i%len(rooms)]
+		specs[i] = socketSpec{user: r.members[(i/len(rooms))%len(r.members)], room: r.id}
+	}
+
+	// Warm the code paths (and pools) a socket uses, then settle.
+	warm, err := openSockets(ctx, e.api, specs[:min(100, n)], 16, nil)
+	if err != nil {
+		return nil, fmt.Errorf("e: %w", err)
+	}
+	closeSockets(warm)
+	if err := sleep(ctx, 2*time.Second); err != nil {
+		return nil, err
+	}
+	if res.RSSBeforeKiB, err = e.srv.rssKiB(); err != nil {
+		return nil, err
+	}
+
+	e.logf("e: opening %d idle sockets in %d rooms (chatd RSS before: %.1f MiB)", n, len(rooms), float64(res.RSSBeforeKiB)/1024)
+	t0 := time.Now()
+	socks, err := openSockets(ctx, e.api, specs, 64, nil)
+	if err != nil {
+		return nil, fmt.Errorf("e: %w", err)
+	}
+	defer closeSockets(socks)
+	res.OpenSeconds = time.Since(t0).Seconds()
+	e.logf("e: %d sockets open after %.1fs; settling for %s", n, res.OpenSeconds, e.opts.idleSettle)
+	if err := sleep(ctx, e.opts.idleSettle); err != nil {
+		return nil, err
+	}
+	res.SettleSeconds = e.opts.idleSettle.Seconds()
+	if res.RSSAfterKiB, err = e.srv.rssKiB(); err != nil {
+		return nil, err
+	}
+	res.UnexpectedClosures = unexpectedClosures(socks)
+	res.KiBPerSocket = float64(res.RSSAfterKiB-res.RSSBeforeKiB) / float64(n)
+	return res, nil
+}
+
+// idleSocketLimits explains why this machine cannot hold n more sockets to
+// chatd, or returns "". The benchmark's own limit was raised to the hard
+// limit at start.
+func idleSocketLimits(n int) string {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		return "cannot read RLIMIT_NOFILE: " + err.Error()
+	}
+	if rl.Cur < uint64(n+fdReserve) {
+		return fmt.Sprintf("RLIMIT_NOFILE is %d (hard %d); %d idle sockets need about %d: raise the hard limit (ulimit -Hn, limits.conf)",
+			rl.Cur, rl.Max, n, n+fdReserve)
+	}
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		f := strings.Fields(string(b))
+		if len(f) == 2 {
+			lo, err1 := strconv.Atoi(f[0])
+			hi, err2 := strconv.Atoi(f[1])
+			if err1 == nil && err2 == nil && hi-lo+1 < n+fdReserve {
+				return fmt.Sprintf("only %d local ports (net.ipv4.ip_local_port_range %d-%d) for %d sockets", hi-lo+1, lo, hi, n)
+			}
+		}
+	}
+	return ""
+}
+
+// raiseOpenFiles sets the soft limit on open files to the hard limit.
+func raiseOpenFiles() error {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		return err
+	}
+	if rl.Cur >= rl.Max {
+		return nil
+	}
+	rl.Cur = rl.Max
+	return syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl)
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
