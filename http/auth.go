@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -90,6 +91,12 @@ type tokens struct {
 	accessTTL  time.Duration
 	refreshTTL time.Duration
 	now        func() time.Time
+	// onRevoke tells the other processes (and this one's sockets).
+	onRevoke func(ctx context.Context, session uuid.UUID)
+
+	mu       sync.Mutex
+	verified map[string]claims
+	live     map[uuid.UUID]time.Time
 }
 
 type tokenPair struct {
@@ -179,7 +186,7 @@ func (t *tokens) refresh(ctx context.Context, raw string) (tokenPair, error) {
 		return tokenPair{}, fmt.Errorf("rotate refresh token: %w", err)
 	}
 	if tag.RowsAffected() == 0 {
-		if _, err := t.pool.Exec(ctx, `UPDATE public.auth_sessions SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL`, c.SessionID); err != nil {
+		if err := t.revoke(ctx, c.SessionID); err != nil {
 			return tokenPair{}, fmt.Errorf("revoke session: %w", err)
 		}
 		return tokenPair{}, errBadToken
@@ -188,25 +195,105 @@ func (t *tokens) refresh(ctx context.Context, raw string) (tokenPair, error) {
 }
 
 // authenticate verifies an access token and that its session is live.
+//
+// Two caches keep this off the hot path. Verified tokens: verifying the same
+// token string always gives the same claims, so its signature is checked
+// once (the expiry still on every use). Live sessions: a session known live
+// is believed for at most sessionCacheTTL; a logout drops it at once here
+// and, through the WebSocket control channel, on every other process (which
+// also drop all they know whenever that channel reconnects).
 func (t *tokens) authenticate(ctx context.Context, raw string) (claims, error) {
-	c, err := t.verify(raw, accessType)
+	c, err := t.verifyCached(raw)
 	if err != nil {
 		return claims{}, err
 	}
-	var live bool
-	err = t.pool.QueryRow(ctx, `SELECT revoked_at IS NULL AND expires_at > now() FROM public.auth_sessions WHERE id = $1`, c.SessionID).Scan(&live)
-	if errors.Is(err, pgx.ErrNoRows) || (err == nil && !live) {
+	if t.sessionLive(c.SessionID) {
+		return c, nil
+	}
+	var revoked bool
+	var expires time.Time
+	err = t.pool.QueryRow(ctx, `SELECT revoked_at IS NOT NULL, expires_at FROM public.auth_sessions WHERE id = $1`, c.SessionID).Scan(&revoked, &expires)
+	if errors.Is(err, pgx.ErrNoRows) || (err == nil && (revoked || !expires.After(t.now()))) {
 		return claims{}, errBadToken
 	}
 	if err != nil {
 		return claims{}, fmt.Errorf("check session: %w", err)
 	}
+	t.rememberSession(c.SessionID, expires)
 	return c, nil
 }
 
-// revoke ends a session.
+// sessionCacheTTL bounds how long a session is believed live without asking
+// the database.
+const sessionCacheTTL = 5 * time.Second
+
+// cacheLimit bounds each cache; a full cache is emptied and starts over.
+const cacheLimit = 50_000
+
+func (t *tokens) verifyCached(raw string) (claims, error) {
+	t.mu.Lock()
+	c, ok := t.verified[raw]
+	t.mu.Unlock()
+	if ok {
+		if !t.now().Before(c.Expires.Add(5 * time.Second)) { // the skew verify allows
+			return claims{}, errBadToken
+		}
+		return c, nil
+	}
+	c, err := t.verify(raw, accessType)
+	if err != nil {
+		return claims{}, err
+	}
+	t.mu.Lock()
+	if t.verified == nil || len(t.verified) >= cacheLimit {
+		t.verified = map[string]claims{}
+	}
+	t.verified[raw] = c
+	t.mu.Unlock()
+	return c, nil
+}
+
+func (t *tokens) sessionLive(id uuid.UUID) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	until, ok := t.live[id]
+	return ok && t.now().Before(until)
+}
+
+func (t *tokens) rememberSession(id uuid.UUID, expires time.Time) {
+	until := t.now().Add(sessionCacheTTL)
+	if expires.Before(until) {
+		until = expires
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.live == nil || len(t.live) >= cacheLimit {
+		t.live = map[uuid.UUID]time.Time{}
+	}
+	t.live[id] = until
+}
+
+// forget drops a session from the cache (it was revoked).
+func (t *tokens) forget(id uuid.UUID) {
+	t.mu.Lock()
+	delete(t.live, id)
+	t.mu.Unlock()
+}
+
+// forgetAll drops every cached session (revocations may have been missed).
+func (t *tokens) forgetAll() {
+	t.mu.Lock()
+	t.live = nil
+	t.mu.Unlock()
+}
+
+// revoke ends a session, here and, through onRevoke, everywhere.
 func (t *tokens) revoke(ctx context.Context, session uuid.UUID) error {
 	_, err := t.pool.Exec(ctx, `UPDATE public.auth_sessions SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL`, session)
+	t.forget(session)
+	if err == nil && t.onRevoke != nil {
+		t.onRevoke(ctx, session)
+	}
 	return err
 }
 

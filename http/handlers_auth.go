@@ -100,7 +100,6 @@ func (s *Server) logout(c echo.Context) error {
 	if err := s.tokens.revoke(c.Request().Context(), cl.SessionID); err != nil {
 		return err
 	}
-	s.hub.endSession(c.Request().Context(), cl.SessionID)
 	c.SetCookie(&http.Cookie{Name: accessCookie, Value: "", Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode, MaxAge: -1})
 	return c.JSON(http.StatusOK, map[string]string{"message": "Logout successful"})
 }

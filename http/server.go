@@ -118,6 +118,7 @@ func New(cfg Config) *Server {
 		wm:       cfg.Watermark,
 	}
 	s.hub = newHub(s)
+	s.tokens.onRevoke = s.hub.endSession
 	s.echo = s.routes()
 	return s
 }

@@ -702,6 +702,8 @@ func (h *hub) listenOnce(ctx context.Context) error {
 	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{ControlChannel}.Sanitize()); err != nil {
 		return err
 	}
+	// Logouts may have been announced while no listener ran.
+	h.srv.tokens.forgetAll()
 	for {
 		n, err := conn.WaitForNotification(ctx)
 		if err != nil {
@@ -726,6 +728,7 @@ func (h *hub) listenOnce(ctx context.Context) error {
 			}
 		case "logout":
 			if id, err := uuid.Parse(c.Session); err == nil {
+				h.srv.tokens.forget(id)
 				h.closeSession(id)
 			}
 		}

@@ -136,6 +136,11 @@ func (p *Projector) applyBatch(ctx context.Context, events []eventstore.Recorded
 	through := events[len(events)-1].Position
 	b := &pgx.Batch{}
 	b.Queue(`SELECT set_config('search_path', $1, true)`, pgx.Identifier{p.schema}.Sanitize()+", public")
+	// The read model is derived from the log: a crash may lose the newest
+	// batches, but only together with their checkpoint (one WAL), and they
+	// are projected again. So the commit need not wait for the disk, and
+	// every write's read-your-writes wait is shorter by a flush.
+	b.Queue(`SET LOCAL synchronous_commit = off`)
 	// First, before the batch has a transaction id: a rebuild's swap holds
 	// this table exclusively, which parks the batch here until the swap is
 	// done (see Rebuild).

@@ -14,6 +14,7 @@
 //	CHAT_ALLOWED_ORIGINS   comma-separated origins allowed to use the login cookie on WebSockets
 //	CHAT_TRUSTED_PROXIES   comma-separated CIDRs of proxies whose X-Forwarded-For is believed
 //	CHAT_LOG_LEVEL         debug, info, warn or error (default info)
+//	CHAT_DEBUG_ADDR        address of a profiling listener (net/http/pprof); unset: none
 package main
 
 import (
@@ -22,6 +23,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strconv"
@@ -49,7 +52,7 @@ func env(name, def string) string {
 func run(args []string) error {
 	fs := flag.NewFlagSet("chatd", flag.ContinueOnError)
 	var cfg chatd.Config
-	var origins, proxies, level string
+	var origins, proxies, level, debugAddr string
 	maxGroup, _ := strconv.Atoi(env("CHAT_MAX_GROUP_MEMBERS", "1024"))
 	accessTTL, err := time.ParseDuration(env("CHAT_ACCESS_TTL", "15m"))
 	if err != nil {
@@ -70,6 +73,7 @@ func run(args []string) error {
 	fs.DurationVar(&cfg.RefreshTTL, "refresh-ttl", refreshTTL, "refresh token lifetime")
 	fs.StringVar(&origins, "allowed-origins", env("CHAT_ALLOWED_ORIGINS", ""), "origins allowed to use the login cookie on WebSockets")
 	fs.StringVar(&proxies, "trusted-proxies", env("CHAT_TRUSTED_PROXIES", ""), "CIDRs of proxies whose X-Forwarded-For is believed")
+	fs.StringVar(&debugAddr, "debug-addr", env("CHAT_DEBUG_ADDR", ""), "profiling listener (net/http/pprof), e.g. 127.0.0.1:6060")
 	fs.StringVar(&level, "log-level", env("CHAT_LOG_LEVEL", "info"), "log level")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -95,6 +99,21 @@ func run(args []string) error {
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
 
+	if debugAddr != "" {
+		// Profiles only, on an address of its own: never on the API's.
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		srv := &http.Server{Addr: debugAddr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			if err := srv.ListenAndServe(); err != nil {
+				log.Error("debug listener", "err", err)
+			}
+		}()
+		defer srv.Close()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	m, err := chatd.New(ctx, cfg, log)

@@ -27,8 +27,10 @@ func (s *Store) SubscribeAll(ctx context.Context, from eventstore.Position, hand
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 
+	var lastRead time.Time
 	for {
 		woken := s.wake.wait()
+		lastRead = time.Now()
 		events, hidden, err := s.readAll(ctx, cursor, s.opts.BatchSize)
 		switch {
 		case ctx.Err() != nil:
@@ -78,9 +80,12 @@ func (s *Store) SubscribeAll(ctx context.Context, from eventstore.Position, hand
 				<-timer.C
 			}
 			// Under load wake-ups come per commit: read at most once a
-			// millisecond, so each read takes a larger batch.
-			if err := sleep(ctx, timer, wakeCoalesce); err != nil {
-				return err
+			// millisecond, so each read takes a larger batch. An idle
+			// subscriber reads at once.
+			if wait := wakeCoalesce - time.Since(lastRead); wait > 0 {
+				if err := sleep(ctx, timer, wait); err != nil {
+					return err
+				}
 			}
 		case <-timer.C:
 		}

@@ -77,6 +77,9 @@ type Main struct {
 // migrations, opens the event store and binds the listening address. Run
 // serves; Close releases everything New took.
 func New(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error) {
+	if log == nil {
+		log = slog.Default()
+	}
 	if cfg.DataDir == "" {
 		cfg.DataDir = ".data"
 	}
@@ -84,9 +87,10 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error)
 		cfg.JWTKeyFile = filepath.Join(cfg.DataDir, "jwt-ed25519.pem")
 	}
 	m = &Main{cfg: cfg, log: log}
+	built := m
 	defer func() {
 		if err != nil {
-			m.Close()
+			built.Close() // m is nil by now: the return set it
 		}
 	}()
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {

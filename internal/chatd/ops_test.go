@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -247,5 +248,16 @@ func TestAuditEndpointListsHistoryInOrder(t *testing.T) {
 	}
 	if r := s.do("GET", fmt.Sprintf("/audit/conversations/%d/", rooms[1]), users[2].Access, nil); r.Status != http.StatusForbidden {
 		t.Errorf("audit by a non-member = %d; want 403", r.Status)
+	}
+}
+
+// A server that cannot start says why, and leaves nothing running.
+func TestStartFailureIsAnError(t *testing.T) {
+	t.Parallel()
+	_, err := chatd.New(context.Background(), chatd.Config{
+		Addr: "127.0.0.1:0", DatabaseURL: "postgres://nobody:x@127.0.0.1:1/none?connect_timeout=2", DataDir: t.TempDir(),
+	}, nil)
+	if err == nil || !strings.Contains(err.Error(), "connect to the database") {
+		t.Fatalf("New with an unreachable database = %v; want a connection error", err)
 	}
 }
