@@ -42,6 +42,9 @@ var sendKeyNamespace = uuid.MustParse("5b0f3c9e-6f0e-4c64-9a53-0d4f3c1e8a77")
 // ErrConversationNotFound, ErrNotMember, ErrEmptyMessage, field errors,
 // ErrKeyReused, ErrConflict.
 func (s *Service) SendMessage(ctx context.Context, a Actor, cmd SendMessage) (Sent, error) {
+	if cmd.IdempotencyKey == "" {
+		return s.sendCombined(ctx, a, cmd)
+	}
 	var eventIDs []uuid.UUID
 	if cmd.IdempotencyKey != "" {
 		// Requests with one key queue here until the first has saved it, so

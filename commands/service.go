@@ -107,7 +107,9 @@ type Service struct {
 	retries  int
 	convs    *stateCache[*domain.Conversation]
 	locks    *streamLocks
-	keyLocks *streamLocks // per user and idempotency key
+	// sendQueues combines concurrent sends into one room (send_combined.go).
+	sendQueues *sendQueues
+	keyLocks   *streamLocks // per user and idempotency key
 }
 
 // New returns a Service.
@@ -130,7 +132,7 @@ func New(c Config) *Service {
 	return &Service{
 		store: c.Store, ids: c.IDs, rm: c.ReadModel, keys: c.SendKeys, registry: c.Registry,
 		limits: c.Limits, log: c.Logger, now: c.Now, retries: c.MaxRetries,
-		convs: newStateCache[*domain.Conversation](c.CacheSize), locks: newStreamLocks(), keyLocks: newStreamLocks(),
+		convs: newStateCache[*domain.Conversation](c.CacheSize), locks: newStreamLocks(), sendQueues: newSendQueues(), keyLocks: newStreamLocks(),
 	}
 }
 

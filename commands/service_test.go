@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 
@@ -159,5 +160,92 @@ func TestStaleCacheAcrossProcesses(t *testing.T) {
 			}
 			last = m.MessageID
 		}
+	}
+}
+
+// countingStore counts appends.
+type countingStore struct {
+	*memStore
+	mu      sync.Mutex
+	appends int
+}
+
+func (c *countingStore) Append(ctx context.Context, stream string, exp eventstore.ExpectedRevision, events ...eventstore.EventData) (eventstore.AppendResult, error) {
+	c.mu.Lock()
+	c.appends++
+	c.mu.Unlock()
+	return c.memStore.Append(ctx, stream, exp, events...)
+}
+
+func TestConcurrentSendsIntoOneRoomAreCombined(t *testing.T) {
+	ctx := context.Background()
+	store := &countingStore{memStore: newMemStore()}
+	s := commands.New(commands.Config{Store: store, IDs: &ids{}, ReadModel: noReadModel{}, Registry: domain.NewRegistry()})
+	members := []int64{2, 3, 4, 5}
+	created, err := s.CreateChatroom(ctx, commands.Actor{UserID: 1}, commands.CreateChatroom{Type: domain.Group})
+	if err != nil {
+		t.Fatal(err)
+	}
+	room := created.Conversation.ID
+	for _, m := range members {
+		if _, err := s.JoinChatroom(ctx, commands.Actor{UserID: m}, room); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := store.appends
+	const senders, each = 20, 10
+	var wg sync.WaitGroup
+	errs := make(chan error, senders*each)
+	for g := range senders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			user := int64(g%6 + 1) // user 6 is not a member
+			for i := range each {
+				sent, err := s.SendMessage(ctx, commands.Actor{UserID: user, RequestID: fmt.Sprintf("r%d-%d", g, i)},
+					commands.SendMessage{ConversationID: room, Content: domain.MessageContent{Text: "x"}})
+				switch {
+				case user == 6 && !errors.Is(err, domain.ErrNotMember):
+					errs <- fmt.Errorf("non-member send: %v; want ErrNotMember", err)
+				case user != 6 && err != nil:
+					errs <- err
+				case user != 6 && (sent.Message.SenderID != user || sent.Position.IsZero() || sent.At.IsZero()):
+					errs <- fmt.Errorf("send result %+v for user %d", sent, user)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	var last int64
+	sent := 0
+	for _, e := range store.streams[domain.ConversationStream(room)] {
+		if e.Type != domain.TypeMessageSent {
+			continue
+		}
+		var m struct {
+			MessageID int64 `json:"message_id"`
+			SenderID  int64 `json:"sender_id"`
+		}
+		var md domain.Metadata
+		_ = json.Unmarshal(e.Data, &m)
+		_ = json.Unmarshal(e.Metadata, &md)
+		if m.MessageID <= last {
+			t.Errorf("message id %d after %d in log order", m.MessageID, last)
+		}
+		if md.ActorID != m.SenderID || md.RequestID == "" {
+			t.Errorf("event metadata %+v for sender %d; want its own actor and request", md, m.SenderID)
+		}
+		last = m.MessageID
+		sent++
+	}
+	if want := 17 * each; sent != want { // goroutines 5, 11 and 17 send as user 6
+		t.Errorf("%d messages stored; want %d", sent, want)
+	}
+	if appends := store.appends - before; appends >= sent {
+		t.Errorf("%d appends for %d sends: nothing was combined", appends, sent)
 	}
 }

@@ -1,0 +1,175 @@
+package commands
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/evchat/evchat/domain"
+	"github.com/evchat/evchat/eventstore"
+)
+
+// Sends into one room are combined: while one send appends, the sends that
+// queue up behind it are decided together, in arrival order, and appended as
+// one append at the exact revision. A hot room then costs one append per
+// batch instead of one per message, with ids still rising in log order. Each
+// send keeps its own actor, result and error.
+const maxCombined = 64
+
+type sendReq struct {
+	actor   Actor
+	content domain.MessageContent
+	done    chan sendResult
+}
+
+type sendResult struct {
+	sent Sent
+	err  error
+}
+
+// sendQueue holds the sends waiting for one room; one of the waiting
+// goroutines leads and appends for all.
+type sendQueue struct {
+	pending []*sendReq
+	leading bool
+}
+
+type sendQueues struct {
+	mu     sync.Mutex
+	queues map[int64]*sendQueue
+}
+
+func newSendQueues() *sendQueues { return &sendQueues{queues: map[int64]*sendQueue{}} }
+
+// sendCombined sends a message without an idempotency key through the
+// room's queue.
+func (s *Service) sendCombined(ctx context.Context, a Actor, cmd SendMessage) (Sent, error) {
+	req := &sendReq{actor: a, content: cmd.Content, done: make(chan sendResult, 1)}
+	qs := s.sendQueues
+	qs.mu.Lock()
+	q := qs.queues[cmd.ConversationID]
+	if q == nil {
+		q = &sendQueue{}
+		qs.queues[cmd.ConversationID] = q
+	}
+	q.pending = append(q.pending, req)
+	lead := !q.leading
+	q.leading = true
+	qs.mu.Unlock()
+
+	if lead {
+		// The leader works for others too: its caller going away must not
+		// cancel their sends.
+		s.leadSends(context.WithoutCancel(ctx), cmd.ConversationID, q)
+	}
+	select {
+	case r := <-req.done:
+		return r.sent, r.err
+	case <-ctx.Done():
+		return Sent{}, ctx.Err()
+	}
+}
+
+func (s *Service) leadSends(ctx context.Context, room int64, q *sendQueue) {
+	qs := s.sendQueues
+	for {
+		qs.mu.Lock()
+		batch := q.pending
+		if len(batch) > maxCombined {
+			batch = batch[:maxCombined:maxCombined]
+		}
+		q.pending = q.pending[len(batch):]
+		if len(batch) == 0 {
+			q.leading = false
+			delete(qs.queues, room)
+			qs.mu.Unlock()
+			return
+		}
+		qs.mu.Unlock()
+		s.sendBatch(ctx, room, batch)
+	}
+}
+
+// sendBatch decides and appends a batch of sends to one room.
+func (s *Service) sendBatch(ctx context.Context, room int64, batch []*sendReq) {
+	stream := domain.ConversationStream(room)
+	unlock := s.locks.lock(stream)
+	defer unlock()
+	fail := func(err error) {
+		for _, r := range batch {
+			r.done <- sendResult{err: err}
+		}
+	}
+	for attempt := 0; ; attempt++ {
+		c, rev, err := s.loadConversationAt(ctx, room, attempt == 0)
+		if err != nil {
+			fail(err)
+			return
+		}
+		errs := make([]error, len(batch))
+		var accepted []int
+		for i, r := range batch {
+			if errs[i] = c.CheckSend(r.actor.UserID, r.content, s.limits); errs[i] == nil {
+				accepted = append(accepted, i)
+			}
+		}
+		if attempt == 0 && rev >= 0 && len(accepted) < len(batch) {
+			// A refusal decided on cached state is not checked by any
+			// append: decide again on the stream as it is.
+			if _, frev, ferr := s.loadConversation(ctx, room); ferr == nil && frev != rev {
+				continue
+			}
+		}
+		if len(accepted) == 0 {
+			for i, r := range batch {
+				r.done <- sendResult{err: errs[i]}
+			}
+			return
+		}
+		ids, err := s.ids.NextN(ctx, MessageIDs, len(accepted))
+		if err != nil {
+			fail(fmt.Errorf("send message: %w", err))
+			return
+		}
+		msgs := make([]domain.MessageSent, len(accepted))
+		ats := make([]time.Time, len(accepted))
+		var data []eventstore.EventData
+		for j, i := range accepted {
+			r := batch[i]
+			ev := c.Send(r.actor.UserID, ids[j], r.content)
+			msgs[j] = ev[0].(domain.MessageSent)
+			d, at, err := s.encode(r.actor, nil, ev...)
+			if err != nil {
+				fail(err)
+				return
+			}
+			ats[j] = at
+			data = append(data, d...)
+		}
+		res, err := s.store.Append(ctx, stream, expectedAfter(rev), data...)
+		if conflict(err) && attempt < s.retries {
+			s.convs.drop(stream)
+			continue
+		}
+		if conflict(err) {
+			fail(ErrConflict)
+			return
+		}
+		if err != nil {
+			fail(fmt.Errorf("append to %s: %w", stream, err))
+			return
+		}
+		s.convs.putIfNewer(stream, c.Clone(), int64(res.Revision))
+		for j, i := range accepted {
+			batch[i].done <- sendResult{sent: Sent{Written: Written{Position: res.Position, At: ats[j]}, Message: msgs[j]}}
+			errs[i] = nil
+		}
+		for i, r := range batch {
+			if errs[i] != nil {
+				r.done <- sendResult{err: errs[i]}
+			}
+		}
+		return
+	}
+}
