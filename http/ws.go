@@ -1,9 +1,11 @@
 package http
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -142,16 +144,19 @@ func (s *Server) serveWS(c echo.Context) error {
 	if err := s.checkMember(c, room); err != nil {
 		return err
 	}
-	var since eventstore.Position
-	resume := false
+	// Every socket starts by catching up from a position: the client's
+	// ?since=, or where the read model is now. The handshake answer goes out
+	// before the socket is registered for live frames, and an event
+	// projected in between must not be lost: catching up from here closes
+	// that gap the same way a resume does.
+	since := s.wm.Position()
 	if v := c.QueryParam("since"); v != "" {
 		if since, err = eventstore.ParsePosition(v); err != nil {
 			return domain.FieldError("since", "Not a valid position.")
 		}
-		resume = true
 	}
 	so := &socket{user: cl.UserID, session: cl.SessionID, room: room, base: s.baseURL(c),
-		catching: resume, drained: make(chan struct{}, 1), tokens: 2 * framesPerSecond, refill: time.Now()}
+		catching: true, drained: make(chan struct{}, 1), tokens: 2 * framesPerSecond, refill: time.Now()}
 	keys := map[string]any{}
 	h := s.hub
 	keys["start"] = func(ms *melody.Session) {
@@ -165,11 +170,34 @@ func (s *Server) serveWS(c echo.Context) error {
 			_ = ms.CloseWithMsg(melody.FormatCloseMessage(websocket.ClosePolicyViolation, "not a member"))
 			return
 		}
-		if resume {
-			go h.resume(context.WithoutCancel(r.Context()), so, since)
-		}
+		go h.resume(context.WithoutCancel(r.Context()), so, since)
 	}
-	return h.m.HandleRequestWithKeys(c.Response(), r, keys)
+	// melody serves the socket inside the call that upgrades it. Run that
+	// call in a goroutine of its own and return from the HTTP handler once
+	// the connection is hijacked: net/http then lets go of its state for
+	// the connection (request buffers of several KiB), which an idle socket
+	// would otherwise keep for its whole life.
+	hw := &hijackSignal{ResponseWriter: c.Response(), hijacked: make(chan struct{})}
+	failed := make(chan error, 1)
+	go func() { failed <- h.m.HandleRequestWithKeys(hw, r, keys) }()
+	select {
+	case <-hw.hijacked:
+		return nil
+	case err := <-failed:
+		return err // the upgrade was refused; the response is written
+	}
+}
+
+// hijackSignal tells when the connection has been taken over.
+type hijackSignal struct {
+	http.ResponseWriter
+	hijacked chan struct{}
+	once     sync.Once
+}
+
+func (h *hijackSignal) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	defer h.once.Do(func() { close(h.hijacked) })
+	return http.NewResponseController(h.ResponseWriter).Hijack()
 }
 
 func (s *Server) originAllowed(r *http.Request) bool {
