@@ -14,6 +14,7 @@
 //	CHAT_ALLOWED_ORIGINS   comma-separated origins allowed to use the login cookie on WebSockets
 //	CHAT_TRUSTED_PROXIES   comma-separated CIDRs of proxies whose X-Forwarded-For is believed
 //	CHAT_LOG_LEVEL         debug, info, warn or error (default info)
+//	CHAT_READY_LAG         how long the read model may lag before /readyz fails (default 30s)
 //	CHAT_DEBUG_ADDR        address of a profiling listener (net/http/pprof); unset: none
 package main
 
@@ -73,6 +74,11 @@ func run(args []string) error {
 	fs.DurationVar(&cfg.RefreshTTL, "refresh-ttl", refreshTTL, "refresh token lifetime")
 	fs.StringVar(&origins, "allowed-origins", env("CHAT_ALLOWED_ORIGINS", ""), "origins allowed to use the login cookie on WebSockets")
 	fs.StringVar(&proxies, "trusted-proxies", env("CHAT_TRUSTED_PROXIES", ""), "CIDRs of proxies whose X-Forwarded-For is believed")
+	readyLag, err := time.ParseDuration(env("CHAT_READY_LAG", "30s"))
+	if err != nil {
+		return fmt.Errorf("CHAT_READY_LAG: %w", err)
+	}
+	fs.DurationVar(&cfg.ReadyLag, "ready-lag", readyLag, "how long the read model may lag before /readyz fails")
 	fs.StringVar(&debugAddr, "debug-addr", env("CHAT_DEBUG_ADDR", ""), "profiling listener (net/http/pprof), e.g. 127.0.0.1:6060")
 	fs.StringVar(&level, "log-level", env("CHAT_LOG_LEVEL", "info"), "log level")
 	if err := fs.Parse(args); err != nil {

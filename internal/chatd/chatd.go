@@ -43,6 +43,11 @@ type Config struct {
 	RefreshTTL    time.Duration
 	BcryptCost    int
 	Origins       []string
+	// ReadyLag (CHAT_READY_LAG) is how long the read model may lag the log
+	// before /readyz answers 503; default 30s.
+	ReadyLag time.Duration
+	// ProjectionWait bounds a write's read-your-writes wait; default 5s.
+	ProjectionWait time.Duration
 	// TrustedProxies (CHAT_TRUSTED_PROXIES) are CIDRs whose X-Forwarded-For is believed.
 	TrustedProxies []*net.IPNet
 	// MaxPicture and MaxVideo bound attachments in bytes (0: the API's
@@ -126,6 +131,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error)
 		Media: &chathttp.FileStorage{Dir: filepath.Join(cfg.DataDir, "media")}, SigningKey: key,
 		Logger: log, AccessTTL: cfg.AccessTTL, RefreshTTL: cfg.RefreshTTL, PublicURL: cfg.PublicURL,
 		BcryptCost: cfg.BcryptCost, AllowedOrigins: cfg.Origins, TrustedProxies: cfg.TrustedProxies,
+		ReadyLag: cfg.ReadyLag, ProjectionWait: cfg.ProjectionWait,
 		MaxPicture: cfg.MaxPicture, MaxVideo: cfg.MaxVideo,
 	})
 	if m.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
