@@ -744,14 +744,11 @@ func (h *hub) listenOnce(ctx context.Context) error {
 		switch c.Kind {
 		case "typing":
 			frame, _ := json.Marshal(map[string]any{"type": "typing", "conversation": c.Room, "sender": c.User, "is_typing": c.IsTyping})
+			// Typing is ephemeral and has no place in the log's order, so a
+			// socket that is still catching up gets it at once too.
 			for _, so := range h.roomSockets(c.Room) {
 				if so.user != c.User {
-					so.mu.Lock()
-					catching := so.catching
-					so.mu.Unlock()
-					if !catching {
-						h.write(so, frame)
-					}
+					h.write(so, frame)
 				}
 			}
 		case "logout":
