@@ -213,9 +213,16 @@ func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 // Shutdown closes every WebSocket with a going-away close frame.
 func (s *Server) Shutdown(ctx context.Context) error { return s.hub.close(ctx) }
 
-// Run starts the background work of the server (the WebSocket fan-out) and
-// blocks until ctx ends.
-func (s *Server) Run(ctx context.Context) error { return s.hub.run(ctx) }
+// Listening is closed once the server hears typing notices and logouts
+// from other processes; serve after it, or the first few may be missed.
+func (s *Server) Listening() <-chan struct{} { return s.hub.listening }
+
+// Run fans room events out to WebSockets, from the log position from, and
+// blocks until ctx ends. Call it with the read model's checkpoint as read
+// before the server takes requests, and advance the watermark to it first.
+func (s *Server) Run(ctx context.Context, from eventstore.Position) error {
+	return s.hub.run(ctx, from)
+}
 
 // actor is the command actor of a request.
 func actor(c echo.Context) commands.Actor {

@@ -73,6 +73,10 @@ type hub struct {
 
 	lagMu      sync.Mutex
 	advancedAt time.Time
+
+	// listening is closed once the control channel is listened to.
+	listening     chan struct{}
+	listeningOnce sync.Once
 }
 
 func newHub(srv *Server) *hub {
@@ -85,7 +89,8 @@ func newHub(srv *Server) *hub {
 		WriteBufferPool: &sync.Pool{},
 		CheckOrigin:     func(*http.Request) bool { return true }, // checked before the upgrade
 	}
-	h := &hub{srv: srv, m: m, rooms: map[int64]map[*socket]struct{}{}, byS: map[*melody.Session]*socket{}, advancedAt: time.Now()}
+	h := &hub{srv: srv, m: m, rooms: map[int64]map[*socket]struct{}{}, byS: map[*melody.Session]*socket{}, advancedAt: time.Now(),
+		listening: make(chan struct{})}
 	// melody's connect handler is global; each upgrade leaves its own start hook.
 	m.HandleConnect(func(ms *melody.Session) {
 		if v, ok := ms.Get("start"); ok {
@@ -462,11 +467,13 @@ func errorFrame(detail string) []byte {
 	return b
 }
 
-// run fans the log out to sockets until ctx ends.
-func (h *hub) run(ctx context.Context) error {
+// run fans the log out to sockets, starting after from, until ctx ends.
+// from must be at or before the watermark any socket can have seen when it
+// starts catching up (the caller reads it before serving), or an event
+// between the two would reach neither the socket's catch-up nor fan-out.
+func (h *hub) run(ctx context.Context, from eventstore.Position) error {
 	go h.listen(ctx)
 	go h.trackLag(ctx)
-	var from eventstore.Position
 	for {
 		err := h.follow(ctx, &from)
 		if ctx.Err() != nil {
@@ -482,16 +489,6 @@ func (h *hub) run(ctx context.Context) error {
 }
 
 func (h *hub) follow(ctx context.Context, from *eventstore.Position) error {
-	if from.IsZero() {
-		// Start where the read model is: the checkpoint is gap-free (the log
-		// head is not: a transaction still running may commit events before
-		// it), and sockets hear of every event after it once it is projected.
-		cp, err := projections.ReadCheckpoint(ctx, h.srv.cfg.Pool, "readmodel", projections.ChatName)
-		if err != nil {
-			return err
-		}
-		*from = cp
-	}
 	return h.srv.store.SubscribeAll(ctx, *from, func(ctx context.Context, d eventstore.Delivery) error {
 		if len(d.Events) == 0 {
 			return nil
@@ -732,6 +729,7 @@ func (h *hub) listenOnce(ctx context.Context) error {
 	}
 	// Logouts may have been announced while no listener ran.
 	h.srv.tokens.forgetAll()
+	h.listeningOnce.Do(func() { close(h.listening) })
 	for {
 		n, err := conn.WaitForNotification(ctx)
 		if err != nil {

@@ -241,7 +241,21 @@ func (m *Main) Run(ctx context.Context) error {
 	goRun("projection tracker", func(ctx context.Context) error {
 		return projections.Track(ctx, m.pool, m.wm, projections.ChatName, 250*time.Millisecond, m.log)
 	})
-	goRun("websocket hub", m.api.Run)
+	// WebSocket fan-out starts where the read model is now, read before
+	// any request is served: see http.Server.Run.
+	start, cerr := projections.ReadCheckpoint(ctx, m.pool, "readmodel", projections.ChatName)
+	if cerr != nil {
+		cancel()
+		wg.Wait()
+		return cerr
+	}
+	m.wm.Advance(start)
+	goRun("websocket hub", func(ctx context.Context) error { return m.api.Run(ctx, start) })
+	select {
+	case <-m.api.Listening():
+	case <-time.After(5 * time.Second):
+		m.log.Warn("serving before the cross-process control channel listens; it keeps trying")
+	}
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- m.srv.Serve(m.ln) }()
