@@ -4,9 +4,8 @@
 GO          ?= go
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 PKGS        := ./...
-BENCHTIME   ?= 3s
 
-.PHONY: run test test-esdb lint fmt vet bench bench-store bench-api postgres build clean
+.PHONY: run test test-esdb lint fmt vet bench bench-store bench-rebuild bench-api postgres build clean
 
 run: postgres
 	$(GO) run ./cmd/chatd
@@ -56,10 +55,16 @@ fmt:
 	gofmt -w $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')
 
 # Benchmarks quote ratios against baselines measured in the same run.
-bench: postgres bench-store bench-api
+bench: postgres bench-store bench-rebuild bench-api
 
 bench-store:
-	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) ./eventstore/postgres/ ./eventstore/esdb/
+	$(GO) test -run '^$$' -bench Append -benchtime 5000x -count 3 ./eventstore/postgres/
+	$(GO) test -run '^$$' -bench Append -benchtime 3000x ./eventstore/esdb/
+	$(GO) test -run '^$$' -bench CatchUp -benchtime 20x ./eventstore/esdb/
+
+# A rebuild of 1,000,000 events (REBUILD_EVENTS to change) next to a raw COPY.
+bench-rebuild:
+	$(GO) test -run '^$$' -bench Rebuild -benchtime 1x -timeout 20m ./projections/
 
 bench-api: postgres
 	$(GO) run ./cmd/chatbench $(CHATBENCH_FLAGS)
