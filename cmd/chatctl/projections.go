@@ -177,23 +177,40 @@ func (p *progress) finish(done int64) {
 	fmt.Fprintf(p.e.out, "%s: %d events in %.1fs (%.0f events/s)\n", p.label, done, secs, float64(done)/secs)
 }
 
-func (e *env) rebuild(ctx context.Context, args []string) error {
-	var batch int
-	fs, err := e.subcommand("projections rebuild", "projections rebuild [name]", args, func(fs *flag.FlagSet) {
-		fs.IntVar(&batch, "batch", 5000, "events per transaction")
-	})
+// projectionRun parses a projection command's flags and optional name,
+// then opens the installation and a progress report; check validates the
+// flags before anything is opened. The caller closes the connection.
+func (e *env) projectionRun(ctx context.Context, label, synopsis string, args []string,
+	define func(*flag.FlagSet), check func() error,
+) (*conn, *progress, error) {
+	fs, err := e.subcommand("projections "+label, synopsis, args, define)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	if err := projectionName(fs); err != nil {
-		return err
+		return nil, nil, err
+	}
+	if check != nil {
+		if err := check(); err != nil {
+			return nil, nil, err
+		}
 	}
 	c, err := e.open(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, e.newProgress(ctx, c, label), nil
+}
+
+func (e *env) rebuild(ctx context.Context, args []string) error {
+	var batch int
+	c, p, err := e.projectionRun(ctx, "rebuild", "projections rebuild [name]", args, func(fs *flag.FlagSet) {
+		fs.IntVar(&batch, "batch", 5000, "events per transaction")
+	}, nil)
 	if err != nil {
 		return err
 	}
 	defer c.close()
-	p := e.newProgress(ctx, c, "rebuild")
 	n, err := projections.Rebuild(ctx, c.pool, c.store, c.chat, projections.RebuildOptions{
 		Logger: e.log, BatchSize: batch, Progress: p.update,
 	})
@@ -210,30 +227,25 @@ func (e *env) rebuild(ctx context.Context, args []string) error {
 
 func (e *env) replay(ctx context.Context, args []string) error {
 	var from string
-	fs, err := e.subcommand("projections replay", "projections replay --from POSITION [name]", args, func(fs *flag.FlagSet) {
+	pos := eventstore.Start
+	c, p, err := e.projectionRun(ctx, "replay", "projections replay --from POSITION [name]", args, func(fs *flag.FlagSet) {
 		fs.StringVar(&from, "from", "", "replay the events after this position (as printed by status, or 0 for the start)")
+	}, func() error {
+		if from == "" {
+			return fmt.Errorf("%w: replay needs --from", errUsage)
+		}
+		if from != "0" {
+			var err error
+			if pos, err = eventstore.ParsePosition(from); err != nil {
+				return fmt.Errorf("%w: --from %q is not a position", errUsage, from)
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return err
 	}
-	if err := projectionName(fs); err != nil {
-		return err
-	}
-	if from == "" {
-		return fmt.Errorf("%w: replay needs --from", errUsage)
-	}
-	pos := eventstore.Start
-	if from != "0" {
-		if pos, err = eventstore.ParsePosition(from); err != nil {
-			return fmt.Errorf("%w: --from %q is not a position", errUsage, from)
-		}
-	}
-	c, err := e.open(ctx)
-	if err != nil {
-		return err
-	}
 	defer c.close()
-	p := e.newProgress(ctx, c, "replay")
 	n, err := projections.Replay(ctx, c.pool, c.store, c.chat, pos, projections.RebuildOptions{Logger: e.log, Progress: p.update})
 	if err != nil {
 		return err
@@ -243,19 +255,11 @@ func (e *env) replay(ctx context.Context, args []string) error {
 }
 
 func (e *env) verify(ctx context.Context, args []string) error {
-	fs, err := e.subcommand("projections verify", "projections verify [name]", args, nil)
-	if err != nil {
-		return err
-	}
-	if err := projectionName(fs); err != nil {
-		return err
-	}
-	c, err := e.open(ctx)
+	c, p, err := e.projectionRun(ctx, "verify", "projections verify [name]", args, nil, nil)
 	if err != nil {
 		return err
 	}
 	defer c.close()
-	p := e.newProgress(ctx, c, "verify")
 	diffs, at, err := projections.Verify(ctx, c.pool, c.store, c.chat, projections.RebuildOptions{Logger: e.log, Progress: p.update})
 	if err != nil {
 		return err
