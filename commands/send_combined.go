@@ -127,7 +127,7 @@ func (s *Service) sendBatch(ctx context.Context, room int64, batch []*sendReq) {
 			}
 			return
 		}
-		ids, err := s.ids.NextN(ctx, MessageIDs, len(accepted))
+		ids, err := s.messageIDs.take(ctx, len(accepted), c.LastMessageID)
 		if err != nil {
 			fail(fmt.Errorf("send message: %w", err))
 			return
@@ -150,6 +150,7 @@ func (s *Service) sendBatch(ctx context.Context, room int64, batch []*sendReq) {
 		res, err := s.store.Append(ctx, stream, expectedAfter(rev), data...)
 		if conflict(err) && attempt < s.retries {
 			s.convs.drop(stream)
+			backOff(ctx, attempt)
 			continue
 		}
 		if conflict(err) {

@@ -72,10 +72,11 @@ func (s *Service) SendMessage(ctx context.Context, a Actor, cmd SendMessage) (Se
 		if err := c.CheckSend(a.UserID, cmd.Content, s.limits); err != nil {
 			return nil, err
 		}
-		id, err := s.ids.Next(ctx, MessageIDs)
+		ids, err := s.messageIDs.take(ctx, 1, c.LastMessageID)
 		if err != nil {
 			return nil, err
 		}
+		id := ids[0]
 		events := c.Send(a.UserID, id, cmd.Content)
 		msg = events[0].(domain.MessageSent)
 		return events, nil

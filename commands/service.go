@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"time"
 
 	"github.com/google/uuid"
@@ -109,6 +110,8 @@ type Service struct {
 	locks    *streamLocks
 	// sendQueues combines concurrent sends into one room (send_combined.go).
 	sendQueues *sendQueues
+	// messageIDs hands out message ids from blocks (message_ids.go).
+	messageIDs *idBlocks
 	keyLocks   *streamLocks // per user and idempotency key
 }
 
@@ -132,7 +135,8 @@ func New(c Config) *Service {
 	return &Service{
 		store: c.Store, ids: c.IDs, rm: c.ReadModel, keys: c.SendKeys, registry: c.Registry,
 		limits: c.Limits, log: c.Logger, now: c.Now, retries: c.MaxRetries,
-		convs: newStateCache[*domain.Conversation](c.CacheSize), locks: newStreamLocks(), sendQueues: newSendQueues(), keyLocks: newStreamLocks(),
+		convs: newStateCache[*domain.Conversation](c.CacheSize), locks: newStreamLocks(), sendQueues: newSendQueues(),
+		messageIDs: &idBlocks{ids: c.IDs, kind: MessageIDs}, keyLocks: newStreamLocks(),
 	}
 }
 
@@ -209,9 +213,13 @@ func (s *Service) loadConversationAt(ctx context.Context, id int64, optimistic b
 		if err != nil {
 			return nil, 0, fmt.Errorf("load %s: %w", stream, err)
 		}
-		for _, re := range events {
-			// Messages do not change the state the rules need: skip decoding them.
-			if re.Type != domain.TypeMessageSent {
+		var lastMessage *eventstore.RecordedEvent
+		for i, re := range events {
+			// Of the messages only the last one matters (its id: ids rise in
+			// log order): skip decoding the others.
+			if re.Type == domain.TypeMessageSent {
+				lastMessage = &events[i]
+			} else {
 				ev, err := s.decode(re)
 				if err != nil {
 					return nil, 0, fmt.Errorf("load %s: %w", stream, err)
@@ -219,6 +227,13 @@ func (s *Service) loadConversationAt(ctx context.Context, id int64, optimistic b
 				state.Apply(ev)
 			}
 			rev = int64(re.Revision)
+		}
+		if lastMessage != nil {
+			ev, err := s.decode(*lastMessage)
+			if err != nil {
+				return nil, 0, fmt.Errorf("load %s: %w", stream, err)
+			}
+			state.Apply(ev)
 		}
 		if len(events) < chunk {
 			break
@@ -236,6 +251,19 @@ func (s *Service) decode(re eventstore.RecordedEvent) (domain.Event, error) {
 		}
 	}
 	return s.registry.Decode(re.Type, md.Version, re.Data)
+}
+
+// backOff waits a little, at random, before retrying after a conflict, so
+// that processes writing one stream stop colliding: up to 1 ms after the
+// first conflict, doubling each time.
+func backOff(ctx context.Context, attempt int) {
+	d := time.Duration(rand.Int64N(int64(time.Millisecond) << min(attempt, 6)))
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
 }
 
 // conflict reports whether err is an optimistic-concurrency conflict.
@@ -278,6 +306,7 @@ func (s *Service) updateConversation(ctx context.Context, a Actor, id int64, eve
 		res, err := s.store.Append(ctx, stream, expectedAfter(rev), data...)
 		if conflict(err) && attempt < s.retries {
 			s.convs.drop(stream)
+			backOff(ctx, attempt)
 			continue
 		}
 		if conflict(err) {

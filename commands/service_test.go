@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/evchat/evchat/commands"
 	"github.com/evchat/evchat/domain"
@@ -163,7 +164,8 @@ func TestStaleCacheAcrossProcesses(t *testing.T) {
 	}
 }
 
-// countingStore counts appends.
+// countingStore counts appends, each of which takes a millisecond, as a
+// commit does: sends that arrive meanwhile queue up.
 type countingStore struct {
 	*memStore
 	mu      sync.Mutex
@@ -174,6 +176,7 @@ func (c *countingStore) Append(ctx context.Context, stream string, exp eventstor
 	c.mu.Lock()
 	c.appends++
 	c.mu.Unlock()
+	time.Sleep(time.Millisecond)
 	return c.memStore.Append(ctx, stream, exp, events...)
 }
 
@@ -247,5 +250,55 @@ func TestConcurrentSendsIntoOneRoomAreCombined(t *testing.T) {
 	}
 	if appends := store.appends - before; appends >= sent {
 		t.Errorf("%d appends for %d sends: nothing was combined", appends, sent)
+	}
+}
+
+// Two processes take message ids in blocks from one sequence and send into
+// one room at the same time: ids must still rise in the room's log order.
+func TestMessageIDsRiseAcrossProcesses(t *testing.T) {
+	ctx := context.Background()
+	store := newMemStore()
+	seq := &ids{} // one sequence, as in one database
+	newProc := func() *commands.Service {
+		return commands.New(commands.Config{Store: store, IDs: seq, ReadModel: noReadModel{}, Registry: domain.NewRegistry()})
+	}
+	a, b := newProc(), newProc()
+	created, err := a.CreateChatroom(ctx, commands.Actor{UserID: 1}, commands.CreateChatroom{Type: domain.Group})
+	if err != nil {
+		t.Fatal(err)
+	}
+	room := created.Conversation.ID
+	var wg sync.WaitGroup
+	for g, proc := range []*commands.Service{a, b, a, b} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 50 {
+				if _, err := proc.SendMessage(ctx, commands.Actor{UserID: 1}, commands.SendMessage{
+					ConversationID: room, Content: domain.MessageContent{Text: fmt.Sprint(g, i)}}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	var last int64
+	seen := map[int64]bool{}
+	for _, e := range store.streams[domain.ConversationStream(room)] {
+		if e.Type != domain.TypeMessageSent {
+			continue
+		}
+		var m struct {
+			MessageID int64 `json:"message_id"`
+		}
+		_ = json.Unmarshal(e.Data, &m)
+		if m.MessageID <= last || seen[m.MessageID] {
+			t.Fatalf("message id %d after %d in log order", m.MessageID, last)
+		}
+		seen[m.MessageID], last = true, m.MessageID
+	}
+	if len(seen) != 200 {
+		t.Errorf("%d messages stored; want 200", len(seen))
 	}
 }

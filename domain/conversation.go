@@ -48,7 +48,10 @@ type Conversation struct {
 	Name        *string
 	Description *string
 	CreatedBy   int64
-	members     map[int64]int64 // user id → membership id
+	// LastMessageID is the id of the room's last message: ids rise in the
+	// room's log order, so a new message needs a greater one.
+	LastMessageID int64
+	members       map[int64]int64 // user id → membership id
 }
 
 // Exists reports whether the conversation has been created.
@@ -95,6 +98,8 @@ func (c *Conversation) Apply(e Event) {
 		c.members[e.UserID] = e.MembershipID
 	case MemberLeft:
 		delete(c.members, e.UserID)
+	case MessageSent:
+		c.LastMessageID = max(c.LastMessageID, e.MessageID)
 	}
 }
 
