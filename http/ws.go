@@ -48,9 +48,11 @@ type socket struct {
 	catching bool // resuming: live frames are buffered
 	buffered []positioned
 	last     eventstore.Position // last frame from the log sent
-	pending  int                 // frames queued, not yet written
-	dropped  bool
-	drained  chan struct{} // signalled when a queued frame is written or the socket ends
+	// closeWith, set while catching up, closes the socket once caught up.
+	closeWith []byte
+	pending   int // frames queued, not yet written
+	dropped   bool
+	drained   chan struct{} // signalled when a queued frame is written or the socket ends
 
 	tokens  float64 // inbound rate limit
 	refill  time.Time
@@ -407,7 +409,11 @@ func (h *hub) resume(ctx context.Context, so *socket, since eventstore.Position)
 		so.buffered = nil
 		if len(buffered) == 0 {
 			so.catching = false // under the lock: the next live frame goes straight out
+			closing := so.closeWith
 			so.mu.Unlock()
+			if closing != nil {
+				_ = so.s.CloseWithMsg(closing)
+			}
 			return
 		}
 		so.mu.Unlock()
@@ -423,6 +429,20 @@ func (h *hub) resume(ctx context.Context, so *socket, since eventstore.Position)
 			}
 		}
 	}
+}
+
+// closeAfterFrames closes a socket after the frames it has been given: at
+// once when it is live (the close queues behind them), or when it has
+// caught up, if it is still catching up (its frames wait in its buffer).
+func (h *hub) closeAfterFrames(so *socket, msg []byte) {
+	so.mu.Lock()
+	if so.catching {
+		so.closeWith = msg
+		so.mu.Unlock()
+		return
+	}
+	so.mu.Unlock()
+	_ = so.s.CloseWithMsg(msg)
 }
 
 // frameOf renders the frame of a room event, and its room.
@@ -531,7 +551,7 @@ func (h *hub) broadcast(e eventstore.RecordedEvent) {
 		if json.Unmarshal(e.Data, &left) == nil {
 			for _, so := range sockets {
 				if so.user == left.UserID {
-					_ = so.s.CloseWithMsg(melody.FormatCloseMessage(websocket.CloseNormalClosure, "left the conversation"))
+					h.closeAfterFrames(so, melody.FormatCloseMessage(websocket.CloseNormalClosure, "left the conversation"))
 				}
 			}
 		}
