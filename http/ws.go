@@ -62,6 +62,9 @@ type socket struct {
 type positioned struct {
 	pos   eventstore.Position
 	frame []byte
+	// leaver is the user a member_left frame is about (0 otherwise): that
+	// user's socket hears nothing of the room after it.
+	leaver int64
 }
 
 // hub fans out room events to sockets on this process.
@@ -171,11 +174,13 @@ func (s *Server) serveWS(c echo.Context) error {
 		h.add(so)
 		// The user may have left between the check above and now; their
 		// member_left frame would then have gone to no socket of theirs.
+		// It closes once caught up, so that a member_left frame it has
+		// coming goes out first (and then closes it as a leave).
 		_, member, err := s.rm.Membership(context.WithoutCancel(r.Context()), room, cl.UserID)
 		if err != nil || !member {
-			h.remove(ms)
-			_ = ms.CloseWithMsg(melody.FormatCloseMessage(websocket.ClosePolicyViolation, "not a member"))
-			return
+			so.mu.Lock()
+			so.closeWith = melody.FormatCloseMessage(websocket.ClosePolicyViolation, "not a member")
+			so.mu.Unlock()
 		}
 		go h.resume(context.WithoutCancel(r.Context()), so, since)
 	}
@@ -393,6 +398,10 @@ func (h *hub) resume(ctx context.Context, so *socket, since eventstore.Position)
 				if !h.writePaced(so, f) {
 					return
 				}
+				if e.Type == domain.TypeMemberLeft && leaverOf(e) == so.user {
+					h.closeLeft(so)
+					return
+				}
 			}
 			cursor = e.Position
 		}
@@ -427,8 +436,34 @@ func (h *hub) resume(ctx context.Context, so *socket, since eventstore.Position)
 			if fresh && !h.writePaced(so, p.frame) {
 				return
 			}
+			if fresh && p.leaver == so.user {
+				h.closeLeft(so)
+				return
+			}
 		}
 	}
+}
+
+// leftClose is the close frame of a socket whose user left its room.
+var leftClose = melody.FormatCloseMessage(websocket.CloseNormalClosure, "left the conversation")
+
+// closeLeft ends a catching-up socket whose user left: it stops buffering
+// (nothing after the leave is for it) and closes.
+func (h *hub) closeLeft(so *socket) {
+	so.mu.Lock()
+	so.buffered, so.catching = nil, false
+	so.mu.Unlock()
+	h.remove(so.s)
+	_ = so.s.CloseWithMsg(leftClose)
+}
+
+// leaverOf returns the user of a member_left event (0 if unreadable).
+func leaverOf(e eventstore.RecordedEvent) int64 {
+	var left domain.MemberLeft
+	if json.Unmarshal(e.Data, &left) != nil {
+		return 0
+	}
+	return left.UserID
 }
 
 // closeAfterFrames closes a socket after the frames it has been given: at
@@ -534,6 +569,10 @@ func (h *hub) broadcast(e eventstore.RecordedEvent) {
 	if len(sockets) == 0 {
 		return
 	}
+	var leaver int64
+	if e.Type == domain.TypeMemberLeft {
+		leaver = leaverOf(e)
+	}
 	frames := map[string][]byte{}
 	for _, so := range sockets {
 		f, ok := frames[so.base]
@@ -544,14 +583,14 @@ func (h *hub) broadcast(e eventstore.RecordedEvent) {
 			}
 			frames[so.base] = f
 		}
-		h.deliver(so, positioned{pos: e.Position, frame: f})
+		h.deliver(so, positioned{pos: e.Position, frame: f, leaver: leaver})
 	}
 	if e.Type == domain.TypeMemberLeft {
 		var left domain.MemberLeft
 		if json.Unmarshal(e.Data, &left) == nil {
 			for _, so := range sockets {
 				if so.user == left.UserID {
-					h.closeAfterFrames(so, melody.FormatCloseMessage(websocket.CloseNormalClosure, "left the conversation"))
+					h.closeAfterFrames(so, leftClose)
 				}
 			}
 		}
