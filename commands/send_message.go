@@ -94,7 +94,7 @@ func (s *Service) SendMessage(ctx context.Context, a Actor, cmd SendMessage) (Se
 	// The store returns the original result when the same event id is in the
 	// stream already (a concurrent retry that passed the lookup): find out
 	// which message the log really holds.
-	stored, err := s.messageAt(ctx, cmd.ConversationID, w.Position, eventIDs[0])
+	stored, err := s.messageAt(ctx, cmd.ConversationID, eventIDs[0])
 	if err != nil {
 		return Sent{}, err
 	}
@@ -117,7 +117,7 @@ func replayed(k KeyedSend) Sent {
 }
 
 // messageAt reads back the message event with the given event id near the end of the stream.
-func (s *Service) messageAt(ctx context.Context, conv int64, _ eventstore.Position, id uuid.UUID) (domain.MessageSent, error) {
+func (s *Service) messageAt(ctx context.Context, conv int64, id uuid.UUID) (domain.MessageSent, error) {
 	stream := domain.ConversationStream(conv)
 	events, err := s.store.ReadStream(ctx, stream, eventstore.Backwards, eventstore.End, 64)
 	if err != nil {
