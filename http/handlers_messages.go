@@ -264,11 +264,7 @@ func (s *Server) writePage(c echo.Context, res readmodel.PageResult, limit int) 
 		out[i] = newMessageView(m, urls)
 	}
 	if len(out) > 0 {
-		base := s.cfg.PublicURL
-		if base == "" {
-			base = c.Scheme() + "://" + c.Request().Host
-		}
-		if link := linkHeader(c, trimSlash(base), out[0].ID, out[len(out)-1].ID, limit, res.HasPrev, res.HasNext); link != "" {
+		if link := linkHeader(c, s.baseURL(c), out[0].ID, out[len(out)-1].ID, limit, res.HasPrev, res.HasNext); link != "" {
 			c.Response().Header().Set("Link", link)
 		}
 	}

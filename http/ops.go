@@ -78,7 +78,7 @@ func (s *Server) auditConversation(c echo.Context) error {
 	}
 	if len(events) == limit {
 		next := events[len(events)-1].Revision + 1
-		c.Response().Header().Set("Link", "<"+c.Scheme()+"://"+c.Request().Host+c.Request().URL.Path+
+		c.Response().Header().Set("Link", "<"+s.baseURL(c)+c.Request().URL.Path+
 			"?from="+strconv.FormatUint(next, 10)+"&limit="+strconv.Itoa(limit)+`>; rel="next"`)
 	}
 	return c.JSON(http.StatusOK, out)

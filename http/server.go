@@ -242,13 +242,18 @@ func (s *Server) waitProjected(c echo.Context, p eventstore.Position) {
 	}
 }
 
+// baseURL is the base of every absolute URL the API hands out (attachments,
+// Link headers): PublicURL when set, otherwise the request's scheme and host.
+func (s *Server) baseURL(c echo.Context) string {
+	if s.cfg.PublicURL != "" {
+		return trimSlash(s.cfg.PublicURL)
+	}
+	return c.Scheme() + "://" + c.Request().Host
+}
+
 // mediaURLs returns the attachment URL maker for a request.
 func (s *Server) mediaURLs(c echo.Context) mediaURL {
-	base := s.cfg.PublicURL
-	if base == "" {
-		base = c.Scheme() + "://" + c.Request().Host
-	}
-	base = trimSlash(base)
+	base := s.baseURL(c)
 	return func(key string) string { return base + "/media/" + key + "/" }
 }
 

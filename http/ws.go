@@ -227,13 +227,6 @@ func (s *Server) originAllowed(r *http.Request) bool {
 	return slices.ContainsFunc(s.cfg.AllowedOrigins, func(o string) bool { return strings.EqualFold(o, origin) })
 }
 
-func (s *Server) baseURL(c echo.Context) string {
-	if s.cfg.PublicURL != "" {
-		return trimSlash(s.cfg.PublicURL)
-	}
-	return c.Scheme() + "://" + c.Request().Host
-}
-
 func (h *hub) add(so *socket) {
 	h.mu.Lock()
 	defer h.mu.Unlock()

@@ -126,14 +126,23 @@ func (bb *bulkBatch) copyInbox(ctx context.Context, db copier, schema string) er
 // load writes everything but the inbox rows, which must be visible before
 // the ordered statements run (read receipts update them).
 func (bb *bulkBatch) load(ctx context.Context, tx pgx.Tx, schema string) error {
-	if len(bb.msgRows) > 0 {
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{schema, "messages"},
-			[]string{"id", "conversation_id", "sender_id", "receivers", "read_by", "text", "picture", "video", "created_at", "updated_at", "commit_pos", "prepare_pos"},
-			pgx.CopyFromRows(bb.msgRows)); err != nil {
-			return fmt.Errorf("copy messages: %w", err)
-		}
+	if err := bb.copyMessages(ctx, tx, schema); err != nil {
+		return err
 	}
 	return bb.loadOrdered(ctx, tx, schema)
+}
+
+// copyMessages loads the batch's message rows.
+func (bb *bulkBatch) copyMessages(ctx context.Context, db copier, schema string) error {
+	if len(bb.msgRows) == 0 {
+		return nil
+	}
+	if _, err := db.CopyFrom(ctx, pgx.Identifier{schema, "messages"},
+		[]string{"id", "conversation_id", "sender_id", "receivers", "read_by", "text", "picture", "video", "created_at", "updated_at", "commit_pos", "prepare_pos"},
+		pgx.CopyFromRows(bb.msgRows)); err != nil {
+		return fmt.Errorf("copy messages: %w", err)
+	}
+	return nil
 }
 
 func (bb *bulkBatch) loadOrdered(ctx context.Context, tx pgx.Tx, schema string) error {

@@ -253,12 +253,8 @@ func buildInto(ctx context.Context, pool *pgxpool.Pool, log LogReader, chat *Cha
 		inbox := make(chan error, 1)
 		go func() { inbox <- b.bb.copyInbox(ctx, pool, schema) }()
 		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-			if len(b.bb.msgRows) > 0 {
-				if _, err := tx.CopyFrom(ctx, pgx.Identifier{schema, "messages"},
-					[]string{"id", "conversation_id", "sender_id", "receivers", "read_by", "text", "picture", "video", "created_at", "updated_at", "commit_pos", "prepare_pos"},
-					pgx.CopyFromRows(b.bb.msgRows)); err != nil {
-					return fmt.Errorf("copy messages: %w", err)
-				}
+			if err := b.bb.copyMessages(ctx, tx, schema); err != nil {
+				return err
 			}
 			if err := <-inbox; err != nil {
 				return err
