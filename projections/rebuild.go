@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/evchat/evchat/eventstore"
@@ -66,13 +69,53 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, log LogReader, chat *Chat,
 	}
 	// The swap: park the live projector (its batches lock the checkpoints
 	// table first), project what came meanwhile, and rename.
-	tx, err := pool.Begin(ctx)
+	n, cursor, err := swapIn(ctx, pool, log, chat, cursor, o)
+	done += n
 	if err != nil {
 		return done, err
 	}
+	o.Logger.Info("rebuilt read model swapped in", "events", done, "through", cursor.String())
+	return done, nil
+}
+
+// swapLockWait bounds how long one swap attempt waits for the live tables.
+// It stays below PostgreSQL's default deadlock_timeout (1s) so that when a
+// reader's multi-table query and the swap wait on each other, the swap gives
+// up and retries before the deadlock detector would cancel the reader.
+const swapLockWait = 300 * time.Millisecond
+
+// swapIn renames the rebuilt schema over the live one in one transaction,
+// after applying the events that arrived since cursor. An attempt that cannot
+// take every live table's lock in time rolls back and tries again, so the
+// swap never fails a concurrent reader. It returns the number of events
+// applied and the position reached.
+func swapIn(ctx context.Context, pool *pgxpool.Pool, log LogReader, chat *Chat, cursor eventstore.Position, o RebuildOptions) (int64, eventstore.Position, error) {
+	backoff := 20 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		n, reached, err := swapOnce(ctx, pool, log, chat, cursor, o)
+		if err == nil || !lockContention(err) || attempt == 50 {
+			return n, reached, err
+		}
+		o.Logger.Info("rebuild swap waits for readers, retrying", "attempt", attempt, "err", err)
+		t := time.NewTimer(backoff + time.Duration(rand.Int64N(int64(backoff))))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return 0, cursor, ctx.Err()
+		case <-t.C:
+		}
+		backoff = min(2*backoff, time.Second)
+	}
+}
+
+func swapOnce(ctx context.Context, pool *pgxpool.Pool, log LogReader, chat *Chat, cursor eventstore.Position, o RebuildOptions) (int64, eventstore.Position, error) {
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		return 0, cursor, err
+	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after Commit
-	if _, err := tx.Exec(ctx, `LOCK TABLE readmodel.checkpoints IN ACCESS EXCLUSIVE MODE`); err != nil {
-		return done, fmt.Errorf("rebuild: lock the live read model: %w", err)
+	if err := lockLive(ctx, tx); err != nil {
+		return 0, cursor, fmt.Errorf("rebuild: lock the live read model: %w", err)
 	}
 	// Read before this transaction writes anything, so that it holds no
 	// transaction id that would hide newer events from the read.
@@ -80,7 +123,7 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, log LogReader, chat *Chat,
 	for {
 		events, err := log.ReadAll(ctx, cursor, o.BatchSize)
 		if err != nil {
-			return done, fmt.Errorf("rebuild: read the log: %w", err)
+			return 0, cursor, fmt.Errorf("rebuild: read the log: %w", err)
 		}
 		if len(events) == 0 {
 			break
@@ -90,9 +133,8 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, log LogReader, chat *Chat,
 	}
 	if len(rest) > 0 {
 		if err := applyChunk(ctx, tx, chat, RebuildSchema, rest); err != nil {
-			return done, err
+			return 0, cursor, err
 		}
-		done += int64(len(rest))
 	}
 	old := pgx.Identifier{"readmodel_old"}.Sanitize()
 	for _, stmt := range []string{
@@ -103,14 +145,56 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, log LogReader, chat *Chat,
 		`DELETE FROM public.schema_migrations WHERE schema_name = '` + RebuildSchema + `'`,
 	} {
 		if _, err := tx.Exec(ctx, stmt); err != nil {
-			return done, fmt.Errorf("rebuild: swap: %w", err)
+			return 0, cursor, fmt.Errorf("rebuild: swap: %w", err)
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return done, fmt.Errorf("rebuild: swap: %w", err)
+		return 0, cursor, fmt.Errorf("rebuild: swap: %w", err)
 	}
-	o.Logger.Info("rebuilt read model swapped in", "events", done, "through", cursor.String())
-	return done, nil
+	return int64(len(rest)), cursor, nil
+}
+
+// lockLive takes every live read-model table in ACCESS EXCLUSIVE mode, the
+// checkpoints table first (as the projector does), within swapLockWait in
+// all. Holding them all before anything else is done means the swap never
+// waits on a reader while holding a lock the reader needs for long.
+func lockLive(ctx context.Context, tx pgx.Tx) error {
+	rows, err := tx.Query(ctx, `SELECT tablename FROM pg_tables WHERE schemaname = 'readmodel'
+		ORDER BY tablename <> 'checkpoints', tablename`)
+	if err != nil {
+		return err
+	}
+	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return err
+	}
+	names := make([]string, len(tables))
+	for i, t := range tables {
+		names[i] = pgx.Identifier{"readmodel", t}.Sanitize()
+	}
+	wait := fmt.Sprintf("%dms", swapLockWait.Milliseconds())
+	if _, err := tx.Exec(ctx, `SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', $1, true)`, wait); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, `LOCK TABLE `+strings.Join(names, ", ")+` IN ACCESS EXCLUSIVE MODE`); err != nil {
+		return err
+	}
+	_, err = tx.Exec(ctx, `SET LOCAL lock_timeout TO DEFAULT; SET LOCAL statement_timeout TO DEFAULT`)
+	return err
+}
+
+// lockContention reports whether err is a lock wait that ran out of time or
+// a deadlock: a swap attempt that may succeed when tried again.
+func lockContention(err error) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return false
+	}
+	switch pgErr.Code {
+	case "55P03", "57014", "40P01": // lock_not_available, query_canceled, deadlock_detected
+		return true
+	}
+	return false
 }
 
 func (o RebuildOptions) withDefaults() RebuildOptions {
