@@ -119,22 +119,82 @@ func (p *Projector) Run(ctx context.Context) error {
 }
 
 // RunOnce projects from the stored checkpoint until ctx ends or an error.
+//
+// Reading the log and applying to the read model overlap: the subscription
+// reads the next batches while one is applied, and deliveries that queue up
+// meanwhile are applied together in one transaction. Under load this is
+// what keeps the read-your-writes wait short: the applier never waits for a
+// read, and its transactions grow with the load instead of its queue.
 func (p *Projector) RunOnce(ctx context.Context) error {
 	from, err := p.Checkpoint(ctx)
 	if err != nil {
 		return err
 	}
-	return p.store.SubscribeAll(ctx, from, func(ctx context.Context, d eventstore.Delivery) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	queue := make(chan []eventstore.RecordedEvent, applyQueue)
+	applied := make(chan error, 1)
+	go func() {
+		err := p.applyLoop(ctx, queue)
+		cancel(err)
+		applied <- err
+	}()
+	err = p.store.SubscribeAll(ctx, from, func(ctx context.Context, d eventstore.Delivery) error {
 		if len(d.Events) == 0 {
 			return nil
 		}
-		return p.applyBatch(ctx, d.Events)
+		select {
+		case queue <- d.Events:
+			return nil
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
 	})
+	cancel(err)
+	if aerr := <-applied; aerr != nil && !errors.Is(aerr, context.Canceled) {
+		return aerr // the cause: the subscription only saw its ctx end
+	}
+	return err
 }
 
+// applyQueue is how many deliveries the subscription may read ahead of the
+// applier; maxApply bounds the events of one apply transaction.
+const (
+	applyQueue = 4
+	maxApply   = 4096
+)
+
+// applyLoop applies what the subscription queues, merging queued deliveries,
+// until ctx ends (it returns context.Cause(ctx)) or an apply fails.
+func (p *Projector) applyLoop(ctx context.Context, queue <-chan []eventstore.RecordedEvent) error {
+	for {
+		var events []eventstore.RecordedEvent
+		select {
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		case events = <-queue:
+		}
+	merge:
+		for len(events) < maxApply {
+			select {
+			case more := <-queue:
+				events = append(events, more...)
+			default:
+				break merge
+			}
+		}
+		if err := p.applyBatch(ctx, events); err != nil {
+			return err
+		}
+	}
+}
+
+// applyBatch applies events and moves the checkpoint in one transaction, sent
+// as one pipeline: one round trip per batch.
 func (p *Projector) applyBatch(ctx context.Context, events []eventstore.RecordedEvent) error {
 	through := events[len(events)-1].Position
 	b := &pgx.Batch{}
+	b.Queue(`BEGIN`)
 	b.Queue(`SELECT set_config('search_path', $1, true)`, pgx.Identifier{p.schema}.Sanitize()+", public")
 	// The read model is derived from the log: a crash may lose the newest
 	// batches, but only together with their checkpoint (one WAL), and they
@@ -152,15 +212,10 @@ func (p *Projector) applyBatch(ctx context.Context, events []eventstore.Recorded
 	if p.schema == "readmodel" {
 		b.Queue(`SELECT pg_notify($1, $2)`, ProjectedChannel, through.String())
 	}
-	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
-		if err := tx.SendBatch(ctx, b).Close(); err != nil {
-			return err
-		}
-		if p.beforeCommit != nil {
-			return p.beforeCommit(ctx)
-		}
-		return nil
-	})
+	if p.beforeCommit == nil {
+		b.Queue(`COMMIT`)
+	}
+	err := p.send(ctx, b)
 	if err != nil {
 		return fmt.Errorf("project %s through %s: %w", p.proj.Name(), through, err)
 	}
@@ -168,6 +223,30 @@ func (p *Projector) applyBatch(ctx context.Context, events []eventstore.Recorded
 		p.onApplied(events, through)
 	}
 	return nil
+}
+
+// send runs a batch that opens a transaction and commits it, or, with the
+// beforeCommit test hook, leaves the commit to send after the hook. On
+// failure the transaction is rolled back before the connection goes back to
+// the pool.
+func (p *Projector) send(ctx context.Context, b *pgx.Batch) error {
+	conn, err := p.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	err = conn.SendBatch(ctx, b).Close()
+	if err == nil && p.beforeCommit != nil {
+		if err = p.beforeCommit(ctx); err == nil {
+			_, err = conn.Exec(ctx, `COMMIT`)
+		}
+	}
+	if err != nil && conn.Conn().PgConn().TxStatus() != 'I' {
+		// A connection left in a transaction is closed by the pool on
+		// release; a failed rollback leaves that to it.
+		_, _ = conn.Exec(context.WithoutCancel(ctx), `ROLLBACK`)
+	}
+	return err
 }
 
 // saveCheckpoint stores a projection's position; it never moves it back.

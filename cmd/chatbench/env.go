@@ -69,7 +69,7 @@ func setup(ctx context.Context, opts options) (_ *env, err error) {
 }
 
 func (e *env) startChatd(ctx context.Context) error {
-	srv, err := startChatd(ctx, e.bin, e.dbURL, filepath.Join(e.tmp, "chatd-data"), filepath.Join(e.tmp, "chatd.log"))
+	srv, err := startChatd(ctx, e.bin, e.dbURL, filepath.Join(e.tmp, "chatd-data"), filepath.Join(e.tmp, "chatd.log"), e.opts.chatdArgs)
 	if err != nil {
 		return err
 	}

@@ -63,6 +63,7 @@ type options struct {
 	idleSettle  time.Duration
 	prefill     int
 	chatd       string
+	chatdArgs   []string
 	jsonPath    string
 }
 
@@ -80,6 +81,7 @@ func parseFlags(args []string) (options, error) {
 	fs.DurationVar(&o.idleSettle, "idle-settle", 5*time.Second, "e: wait after opening the idle sockets before reading chatd's memory")
 	fs.IntVar(&o.prefill, "prefill", 100000, "c: messages in the big room")
 	fs.StringVar(&o.chatd, "chatd", "", "chatd binary (default: go build ./cmd/chatd into the temporary folder)")
+	chatdArgs := fs.String("chatd-args", "", "extra chatd flags, space-separated (e.g. \"-debug-addr 127.0.0.1:6060\" to profile it)")
 	fs.StringVar(&o.jsonPath, "json", "", "also write the results to this file as JSON")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -87,6 +89,7 @@ func parseFlags(args []string) (options, error) {
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
+	o.chatdArgs = strings.Fields(*chatdArgs)
 	for _, s := range strings.Split(*list, ",") {
 		s = strings.ToLower(strings.TrimSpace(s))
 		if s == "" {

@@ -41,8 +41,8 @@ func buildChatd(ctx context.Context, dir string) (string, error) {
 
 // startChatd starts bin on a free 127.0.0.1 port against databaseURL, with
 // its data folder in dataDir and its output appended to logPath, and waits
-// until it answers /healthz.
-func startChatd(ctx context.Context, bin, databaseURL, dataDir, logPath string) (*chatdProc, error) {
+// until it answers /healthz. extra flags follow the benchmark's own.
+func startChatd(ctx context.Context, bin, databaseURL, dataDir, logPath string, extra []string) (*chatdProc, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -53,7 +53,8 @@ func startChatd(ctx context.Context, bin, databaseURL, dataDir, logPath string) 
 	}
 	defer logf.Close() // the child holds its own descriptor
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	cmd := exec.Command(bin, "-addr", addr, "-database-url", databaseURL, "-data-dir", dataDir, "-log-level", "warn")
+	args := append([]string{"-addr", addr, "-database-url", databaseURL, "-data-dir", dataDir, "-log-level", "warn"}, extra...)
+	cmd := exec.Command(bin, args...)
 	cmd.Env = childEnv()
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Its own process group: a Ctrl-C in the terminal reaches only the

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -79,5 +80,21 @@ func TestParseFanoutText(t *testing.T) {
 		if _, _, ok := parseFanoutText(s); ok {
 			t.Errorf("parseFanoutText(%q) ok", s)
 		}
+	}
+}
+
+func TestParseFlagsChatdArgs(t *testing.T) {
+	o, err := parseFlags([]string{"-scenarios", "b,a", "-chatd-args", " -debug-addr  127.0.0.1:6060 "})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strings.Join(o.chatdArgs, "|"), "-debug-addr|127.0.0.1:6060"; got != want {
+		t.Errorf("chatdArgs = %q; want %q", got, want)
+	}
+	if got := strings.Join(o.scenarios, ","); got != "a,b" {
+		t.Errorf("scenarios = %q; want a,b", got)
+	}
+	if _, err := parseFlags([]string{"-scenarios", "z"}); err == nil {
+		t.Error("unknown scenario accepted")
 	}
 }
