@@ -138,6 +138,7 @@ func (s *Service) sendBatch(ctx context.Context, room int64, batch []*sendReq) {
 		for j, i := range accepted {
 			r := batch[i]
 			ev := c.Send(r.actor.UserID, ids[j], r.content)
+			c.Apply(ev[0]) // c is this attempt's copy: cached only if the append lands
 			msgs[j] = ev[0].(domain.MessageSent)
 			d, at, err := s.encode(r.actor, nil, ev...)
 			if err != nil {
@@ -161,7 +162,7 @@ func (s *Service) sendBatch(ctx context.Context, room int64, batch []*sendReq) {
 			fail(fmt.Errorf("append to %s: %w", stream, err))
 			return
 		}
-		s.convs.putIfNewer(stream, c.Clone(), int64(res.Revision))
+		s.appended(ctx, stream, c, rev, len(data), int64(res.Revision), data[len(data)-1].ID)
 		for j, i := range accepted {
 			batch[i].done <- sendResult{sent: Sent{Written: Written{Position: res.Position, At: ats[j]}, Message: msgs[j]}}
 			errs[i] = nil

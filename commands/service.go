@@ -93,6 +93,10 @@ type Config struct {
 	CacheSize int
 	// MaxRetries bounds conflict retries. Default 8.
 	MaxRetries int
+	// Snapshots, when set, stores conversation snapshots every
+	// SnapshotEvery events (default 1,000).
+	Snapshots     Snapshots
+	SnapshotEvery int
 }
 
 // Service runs the commands. It is safe for concurrent use.
@@ -113,6 +117,9 @@ type Service struct {
 	// messageIDs hands out message ids from blocks (message_ids.go).
 	messageIDs *idBlocks
 	keyLocks   *streamLocks // per user and idempotency key
+	// snaps and snapshotEvery: see snapshots.go.
+	snaps         Snapshots
+	snapshotEvery int64
 }
 
 // New returns a Service.
@@ -129,6 +136,9 @@ func New(c Config) *Service {
 	if c.MaxRetries <= 0 {
 		c.MaxRetries = 8
 	}
+	if c.SnapshotEvery <= 0 {
+		c.SnapshotEvery = 1000
+	}
 	if c.Limits == (domain.Limits{}) {
 		c.Limits = domain.DefaultLimits()
 	}
@@ -137,6 +147,7 @@ func New(c Config) *Service {
 		limits: c.Limits, log: c.Logger, now: c.Now, retries: c.MaxRetries,
 		convs: newStateCache[*domain.Conversation](c.CacheSize), locks: newStreamLocks(), sendQueues: newSendQueues(),
 		messageIDs: &idBlocks{ids: c.IDs, kind: MessageIDs}, keyLocks: newStreamLocks(),
+		snaps: c.Snapshots, snapshotEvery: int64(c.SnapshotEvery),
 	}
 }
 
@@ -199,14 +210,38 @@ func (s *Service) loadConversationAt(ctx context.Context, id int64, optimistic b
 	if ok && optimistic {
 		return state.Clone(), rev, nil
 	}
-	if !ok {
-		state, rev = &domain.Conversation{}, -1
-	} else {
+	// verify is the id of the event at rev when rev comes from a snapshot:
+	// the read starts at that event to check that the snapshot belongs to
+	// this stream's history.
+	var verify uuid.UUID
+	switch {
+	case ok:
 		state = state.Clone()
+	default:
+		state, rev = &domain.Conversation{}, -1
+		if snapState, snap, found := s.snapshotFrom(ctx, stream); found {
+			state, rev, verify = snapState, snap.Revision, snap.EventID
+		}
 	}
 	const chunk = 1000
+	read := 0
+	var lastID uuid.UUID
 	for {
-		events, err := s.store.ReadStream(ctx, stream, eventstore.Forwards, uint64(rev+1), chunk)
+		from := rev + 1
+		if verify != uuid.Nil {
+			from = rev
+		}
+		events, err := s.store.ReadStream(ctx, stream, eventstore.Forwards, uint64(from), chunk)
+		full := len(events) == chunk
+		if verify != uuid.Nil {
+			if err == nil && len(events) > 0 && int64(events[0].Revision) == rev && events[0].ID == verify {
+				events, verify = events[1:], uuid.Nil
+			} else if err == nil || errors.Is(err, eventstore.ErrStreamNotFound) {
+				s.log.Warn("snapshot: not of this stream's history; reading the whole stream", "stream", stream, "revision", rev)
+				state, rev, verify = &domain.Conversation{}, -1, uuid.Nil
+				continue
+			}
+		}
 		if errors.Is(err, eventstore.ErrStreamNotFound) {
 			return state, -1, nil
 		}
@@ -226,7 +261,7 @@ func (s *Service) loadConversationAt(ctx context.Context, id int64, optimistic b
 				}
 				state.Apply(ev)
 			}
-			rev = int64(re.Revision)
+			rev, lastID = int64(re.Revision), re.ID
 		}
 		if lastMessage != nil {
 			ev, err := s.decode(*lastMessage)
@@ -235,11 +270,15 @@ func (s *Service) loadConversationAt(ctx context.Context, id int64, optimistic b
 			}
 			state.Apply(ev)
 		}
-		if len(events) < chunk {
+		read += len(events)
+		if !full {
 			break
 		}
 	}
 	s.convs.put(stream, state.Clone(), rev)
+	if read >= int(s.snapshotEvery) {
+		s.saveSnapshot(ctx, stream, state, rev, lastID)
+	}
 	return state, rev, nil
 }
 
@@ -318,7 +357,7 @@ func (s *Service) updateConversation(ctx context.Context, a Actor, id int64, eve
 		for _, e := range events {
 			c.Apply(e)
 		}
-		s.convs.putIfNewer(stream, c.Clone(), int64(res.Revision))
+		s.appended(ctx, stream, c, rev, len(data), int64(res.Revision), data[len(data)-1].ID)
 		return Written{Position: res.Position, At: at}, c, nil
 	}
 }

@@ -144,6 +144,35 @@ func (s *Store) Save(ctx context.Context, user int64, key string, k commands.Key
 	return err
 }
 
+// LoadSnapshot implements commands.Snapshots.
+func (s *Store) LoadSnapshot(ctx context.Context, stream string) (commands.Snapshot, bool, error) {
+	var snap commands.Snapshot
+	err := s.db.QueryRow(ctx, `SELECT version, revision, event_id, state FROM public.snapshots WHERE stream_id = $1`, stream).
+		Scan(&snap.Version, &snap.Revision, &snap.EventID, &snap.State)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return snap, false, nil
+	}
+	if err != nil {
+		return snap, false, fmt.Errorf("load snapshot of %s: %w", stream, err)
+	}
+	return snap, true, nil
+}
+
+// SaveSnapshot implements commands.Snapshots: a snapshot replaces one of an
+// earlier revision or of another version.
+func (s *Store) SaveSnapshot(ctx context.Context, stream string, snap commands.Snapshot) error {
+	_, err := s.db.Exec(ctx, `INSERT INTO public.snapshots AS s (stream_id, version, revision, event_id, state)
+		VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, revision = excluded.revision,
+			event_id = excluded.event_id, state = excluded.state, taken_at = now()
+		WHERE s.revision < excluded.revision OR s.version <> excluded.version`,
+		stream, snap.Version, snap.Revision, snap.EventID, string(snap.State))
+	if err != nil {
+		return fmt.Errorf("save snapshot of %s: %w", stream, err)
+	}
+	return nil
+}
+
 // Next implements commands.IDs.
 func (s *Store) Next(ctx context.Context, kind commands.IDKind) (int64, error) {
 	var id int64

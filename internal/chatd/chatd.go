@@ -58,6 +58,9 @@ type Config struct {
 	// EventStorePrefix isolates tests that share one EventStoreDB server:
 	// every stream name is prefixed with it (tests only).
 	EventStorePrefix string
+	// SnapshotEvery is the number of events between conversation
+	// snapshots (0: 1,000).
+	SnapshotEvery int
 	// Test hooks.
 	ProjectorBeforeCommit func(ctx context.Context) error
 	LeaderRetry           time.Duration
@@ -122,8 +125,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error)
 	}
 	rm := readmodel.New(m.pool)
 	cmds := commands.New(commands.Config{
-		Store: m.store, IDs: rm, ReadModel: rm, SendKeys: rm, Registry: domain.NewRegistry(),
-		Limits: limits, Logger: log,
+		Store: m.store, IDs: rm, ReadModel: rm, SendKeys: rm, Snapshots: rm, Registry: domain.NewRegistry(),
+		Limits: limits, Logger: log, SnapshotEvery: cfg.SnapshotEvery,
 	})
 	m.wm = projections.NewWatermark()
 	m.api = chathttp.New(chathttp.Config{
