@@ -48,12 +48,19 @@ func (m *memStore) Append(_ context.Context, stream string, exp eventstore.Expec
 	return res, nil
 }
 
-func (m *memStore) ReadStream(_ context.Context, stream string, _ eventstore.Direction, from uint64, count int) ([]eventstore.RecordedEvent, error) {
+func (m *memStore) ReadStream(_ context.Context, stream string, dir eventstore.Direction, from uint64, count int) ([]eventstore.RecordedEvent, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	evs, ok := m.streams[stream]
 	if !ok {
 		return nil, eventstore.ErrStreamNotFound
+	}
+	if dir == eventstore.Backwards {
+		var out []eventstore.RecordedEvent
+		for i := int64(min(from, uint64(len(evs)-1))); i >= 0 && len(out) < count; i-- {
+			out = append(out, evs[i])
+		}
+		return out, nil
 	}
 	if from >= uint64(len(evs)) {
 		return nil, nil

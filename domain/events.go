@@ -23,9 +23,11 @@ type Event interface {
 	EventType() string
 }
 
-// UsernameReserved claims a lower-cased username for a user id. It is the
-// only event of the stream username-<name>, appended with "no stream"
-// expected, which makes usernames unique on every event store.
+// UsernameReserved claims a lower-cased username for a user id in the
+// stream username-<name>. The first is appended with "no stream" expected,
+// which makes usernames unique on every event store. A later one takes the
+// name over from a registration that reserved it and never created its user
+// (it died between the two appends).
 type UsernameReserved struct {
 	Username string `json:"username"`
 	UserID   int64  `json:"user_id"`
