@@ -45,30 +45,50 @@ func (s *Service) SendMessage(ctx context.Context, a Actor, cmd SendMessage) (Se
 	if cmd.IdempotencyKey == "" {
 		return s.sendCombined(ctx, a, cmd)
 	}
-	var eventIDs []uuid.UUID
-	if cmd.IdempotencyKey != "" {
-		// Requests with one key queue here until the first has saved it, so
-		// the others replay it. The event id alone is not enough: EventStoreDB
-		// dedupes a repeated event id only at the same expected revision, and
-		// a duplicate that loaded the stream after the first append would be
-		// appended again.
-		unlock := s.keyLocks.lock(fmt.Sprintf("%d:%s", a.UserID, cmd.IdempotencyKey))
-		defer unlock()
-		prev, found, err := s.keys.Lookup(ctx, a.UserID, cmd.IdempotencyKey)
-		if err != nil {
-			return Sent{}, fmt.Errorf("send message: %w", err)
+	// Requests with one key queue here until the first is done, so the
+	// others replay it. Across processes the key's record decides: it is
+	// claimed before the append and completed after. The event id, derived
+	// from the key, is not enough alone: EventStoreDB dedupes a repeated
+	// event id only at the same expected revision.
+	unlock := s.keyLocks.lock(fmt.Sprintf("%d:%s", a.UserID, cmd.IdempotencyKey))
+	defer unlock()
+	eventID := uuid.NewSHA1(sendKeyNamespace, fmt.Appendf(nil, "%d:%s", a.UserID, cmd.IdempotencyKey))
+	// Read before the claim: no request appends the event before the key is
+	// claimed, so the stream holds it at no revision up to this head.
+	head, err := s.streamHead(ctx, domain.ConversationStream(cmd.ConversationID))
+	if err != nil {
+		return Sent{}, fmt.Errorf("send message: %w", err)
+	}
+	prev, claimed, err := s.keys.Claim(ctx, a.UserID, cmd.IdempotencyKey, cmd.ConversationID)
+	if err != nil {
+		return Sent{}, fmt.Errorf("send message: %w", err)
+	}
+	if !claimed {
+		if prev.ConversationID != cmd.ConversationID {
+			return Sent{}, ErrKeyReused
 		}
-		if found {
-			if prev.ConversationID != cmd.ConversationID {
-				return Sent{}, ErrKeyReused
-			}
+		if prev.MessageID != 0 {
 			return replayed(prev), nil
 		}
-		eventIDs = []uuid.UUID{uuid.NewSHA1(sendKeyNamespace, fmt.Appendf(nil, "%d:%s", a.UserID, cmd.IdempotencyKey))}
+		// Claimed, never completed: another request with this key is
+		// appending now, or died before or after its append. The log says
+		// which.
+		m, pos, found, searched, err := s.findMessage(ctx, cmd.ConversationID, eventID)
+		if err != nil {
+			return Sent{}, err
+		}
+		if found {
+			return s.completeKey(ctx, a.UserID, cmd.IdempotencyKey, KeyedSend{ConversationID: m.ConversationID, MessageID: m.MessageID, Position: pos})
+		}
+		// Not in the log through revision searched: append it. One in
+		// flight elsewhere lands past it, where the append looks before
+		// and, on a conflict, after its own attempt.
+		head = searched
 	}
+	key := &keyedEvent{id: eventID, through: head}
 
 	var msg domain.MessageSent
-	w, _, err := s.updateConversation(ctx, a, cmd.ConversationID, eventIDs, func(c *domain.Conversation) ([]domain.Event, error) {
+	w, _, err := s.updateConversation(ctx, a, cmd.ConversationID, key, func(c *domain.Conversation) ([]domain.Event, error) {
 		if err := c.CheckSend(a.UserID, cmd.Content, s.limits); err != nil {
 			return nil, err
 		}
@@ -76,8 +96,7 @@ func (s *Service) SendMessage(ctx context.Context, a Actor, cmd SendMessage) (Se
 		if err != nil {
 			return nil, err
 		}
-		id := ids[0]
-		events := c.Send(a.UserID, id, cmd.Content)
+		events := c.Send(a.UserID, ids[0], cmd.Content)
 		msg = events[0].(domain.MessageSent)
 		return events, nil
 	})
@@ -87,25 +106,32 @@ func (s *Service) SendMessage(ctx context.Context, a Actor, cmd SendMessage) (Se
 	if err != nil {
 		return Sent{}, err
 	}
-	if cmd.IdempotencyKey == "" {
-		return Sent{Written: w, Message: msg}, nil
-	}
-
-	// The store returns the original result when the same event id is in the
-	// stream already (a concurrent retry that passed the lookup): find out
-	// which message the log really holds.
-	stored, err := s.messageAt(ctx, cmd.ConversationID, eventIDs[0])
+	// The append may have found the event in the stream already (a
+	// concurrent request with this key): find out which message the log
+	// really holds.
+	stored, pos, found, _, err := s.findMessage(ctx, cmd.ConversationID, eventID)
 	if err != nil {
 		return Sent{}, err
 	}
-	keyed := KeyedSend{ConversationID: cmd.ConversationID, MessageID: stored.MessageID, Position: w.Position}
-	if err := s.keys.Save(ctx, a.UserID, cmd.IdempotencyKey, keyed); err != nil {
+	if !found {
+		return Sent{}, fmt.Errorf("send message: event %s not found in %s after its append", eventID, domain.ConversationStream(cmd.ConversationID))
+	}
+	keyed := KeyedSend{ConversationID: cmd.ConversationID, MessageID: stored.MessageID, Position: pos}
+	if stored.MessageID != msg.MessageID {
+		return s.completeKey(ctx, a.UserID, cmd.IdempotencyKey, keyed)
+	}
+	if err := s.keys.Complete(ctx, a.UserID, cmd.IdempotencyKey, keyed); err != nil {
 		return Sent{}, fmt.Errorf("send message: remember idempotency key: %w", err)
 	}
-	if stored.MessageID != msg.MessageID {
-		return replayed(keyed), nil
-	}
 	return Sent{Written: w, Message: msg}, nil
+}
+
+// completeKey records what a key made and returns it as a replay.
+func (s *Service) completeKey(ctx context.Context, user int64, key string, k KeyedSend) (Sent, error) {
+	if err := s.keys.Complete(ctx, user, key, k); err != nil {
+		return Sent{}, fmt.Errorf("send message: remember idempotency key: %w", err)
+	}
+	return replayed(k), nil
 }
 
 func replayed(k KeyedSend) Sent {
@@ -116,45 +142,65 @@ func replayed(k KeyedSend) Sent {
 	}
 }
 
-// messageAt reads back the message event with the given event id near the end of the stream.
-func (s *Service) messageAt(ctx context.Context, conv int64, id uuid.UUID) (domain.MessageSent, error) {
+// findMessage looks for the message event with the given event id in the
+// conversation, newest first: it returns the message and its position, or,
+// when it is not there, the revision through which the search read (-1:
+// the stream does not exist).
+func (s *Service) findMessage(ctx context.Context, conv int64, id uuid.UUID) (m domain.MessageSent, pos eventstore.Position, found bool, searched int64, err error) {
 	stream := domain.ConversationStream(conv)
-	events, err := s.store.ReadStream(ctx, stream, eventstore.Backwards, eventstore.End, 64)
-	if err != nil {
-		return domain.MessageSent{}, fmt.Errorf("send message: read back: %w", err)
-	}
-	for _, re := range events {
-		if re.ID != id {
-			continue
-		}
-		ev, err := s.decode(re)
-		if err != nil {
-			return domain.MessageSent{}, err
-		}
-		if m, ok := ev.(domain.MessageSent); ok {
-			return m, nil
-		}
-	}
-	// Older than the tail we read: the log holds it further back. Scan forwards.
-	for from := uint64(0); ; {
-		batch, err := s.store.ReadStream(ctx, stream, eventstore.Forwards, from, 1000)
-		if err != nil {
-			return domain.MessageSent{}, fmt.Errorf("send message: read back: %w", err)
-		}
-		for _, re := range batch {
-			if re.ID == id {
-				ev, err := s.decode(re)
-				if err != nil {
-					return domain.MessageSent{}, err
-				}
-				if m, ok := ev.(domain.MessageSent); ok {
-					return m, nil
-				}
+	match := func(events []eventstore.RecordedEvent) (bool, error) {
+		for _, re := range events {
+			if re.ID != id {
+				continue
+			}
+			ev, err := s.decode(re)
+			if err != nil {
+				return false, err
+			}
+			if msg, ok := ev.(domain.MessageSent); ok {
+				m, pos = msg, re.Position
+				return true, nil
 			}
 		}
-		if len(batch) < 1000 {
-			return domain.MessageSent{}, fmt.Errorf("send message: event %s not found in %s", id, stream)
+		return false, nil
+	}
+	// Almost always the event is among the newest.
+	events, err := s.store.ReadStream(ctx, stream, eventstore.Backwards, eventstore.End, 64)
+	if errors.Is(err, eventstore.ErrStreamNotFound) {
+		return m, pos, false, -1, nil
+	}
+	if err != nil {
+		return m, pos, false, 0, fmt.Errorf("send message: read back: %w", err)
+	}
+	if len(events) == 0 {
+		return m, pos, false, -1, nil
+	}
+	searched = int64(events[0].Revision)
+	if found, err = match(events); found || err != nil || len(events) < 64 {
+		return m, pos, found, searched, err
+	}
+	// Further back: scan the stream up to what the first read saw.
+	for from := uint64(0); from <= uint64(searched); {
+		batch, err := s.store.ReadStream(ctx, stream, eventstore.Forwards, from, 1000)
+		if err != nil {
+			return m, pos, false, 0, fmt.Errorf("send message: read back: %w", err)
+		}
+		if found, err = match(batch); found || err != nil || len(batch) < 1000 {
+			return m, pos, found, searched, err
 		}
 		from = batch[len(batch)-1].Revision + 1
 	}
+	return m, pos, false, searched, nil
+}
+
+// streamHead returns the stream's last revision, -1 when it does not exist.
+func (s *Service) streamHead(ctx context.Context, stream string) (int64, error) {
+	events, err := s.store.ReadStream(ctx, stream, eventstore.Backwards, eventstore.End, 1)
+	if errors.Is(err, eventstore.ErrStreamNotFound) || (err == nil && len(events) == 0) {
+		return -1, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read %s: %w", stream, err)
+	}
+	return int64(events[0].Revision), nil
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"time"
 
@@ -52,13 +53,19 @@ type ReadModel interface {
 	ReceiptTargets(ctx context.Context, conversation, reader int64, ids []int64) (inRoom, unread []int64, err error)
 }
 
-// SendKeys remembers the message each idempotency key made.
+// SendKeys remembers the message each idempotency key made. A key is
+// claimed before its message is appended and completed after, so a request
+// that finds a claim without a message knows to look for it in the log.
 type SendKeys interface {
-	Lookup(ctx context.Context, user int64, key string) (KeyedSend, bool, error)
-	Save(ctx context.Context, user int64, key string, s KeyedSend) error
+	// Claim records the key for a send into conversation, unless the key is
+	// recorded already: then it returns the record and false.
+	Claim(ctx context.Context, user int64, key string, conversation int64) (KeyedSend, bool, error)
+	// Complete records the message the key made.
+	Complete(ctx context.Context, user int64, key string, s KeyedSend) error
 }
 
-// KeyedSend is what an idempotency key made.
+// KeyedSend is what an idempotency key made. MessageID is 0 while the key
+// is only claimed.
 type KeyedSend struct {
 	ConversationID int64
 	MessageID      int64
@@ -282,6 +289,38 @@ func (s *Service) loadConversationAt(ctx context.Context, id int64, optimistic b
 	return state, rev, nil
 }
 
+// keyedEvent is the event of a send with an idempotency key: its id, and
+// the revision through which the stream is known not to hold it (-1: none).
+type keyedEvent struct {
+	id      uuid.UUID
+	through int64
+}
+
+// appendedThrough looks for the event in the stream after k.through, up to
+// revision upTo at least (math.MaxInt64: to the end), and moves k.through to
+// what it read.
+func (k *keyedEvent) appendedThrough(ctx context.Context, s *Service, stream string, upTo int64) (Written, bool, error) {
+	for upTo > k.through {
+		events, err := s.store.ReadStream(ctx, stream, eventstore.Forwards, uint64(k.through+1), 1000)
+		if errors.Is(err, eventstore.ErrStreamNotFound) {
+			return Written{}, false, nil
+		}
+		if err != nil {
+			return Written{}, false, fmt.Errorf("read %s: %w", stream, err)
+		}
+		for _, re := range events {
+			if re.ID == k.id {
+				return Written{Position: re.Position, At: re.Created}, true, nil
+			}
+			k.through = int64(re.Revision)
+		}
+		if len(events) < 1000 {
+			break
+		}
+	}
+	return Written{}, false, nil
+}
+
 func (s *Service) decode(re eventstore.RecordedEvent) (domain.Event, error) {
 	var md domain.Metadata
 	if len(re.Metadata) > 0 {
@@ -314,17 +353,30 @@ func conflict(err error) bool {
 // updateConversation runs decide under the stream's in-process lock, then
 // appends its events at the loaded revision, retrying on conflicts with other
 // processes. decide returns the events (none: nothing to do) and may set a
-// result through its closure.
-func (s *Service) updateConversation(ctx context.Context, a Actor, id int64, eventIDs []uuid.UUID,
+// result through its closure. key, for a send with an idempotency key,
+// gives its event id and how far the stream is known not to hold it.
+func (s *Service) updateConversation(ctx context.Context, a Actor, id int64, key *keyedEvent,
 	decide func(c *domain.Conversation) ([]domain.Event, error),
 ) (Written, *domain.Conversation, error) {
 	stream := domain.ConversationStream(id)
 	unlock := s.locks.lock(stream)
 	defer unlock()
+	var eventIDs []uuid.UUID
+	if key != nil {
+		eventIDs = []uuid.UUID{key.id}
+	}
 	for attempt := 0; ; attempt++ {
 		c, rev, err := s.loadConversationAt(ctx, id, attempt == 0)
 		if err != nil {
 			return Written{}, nil, err
+		}
+		if key != nil {
+			// The stream is at rev: the event must not be in it yet (a
+			// concurrent request with the key appended it), and past rev
+			// the expected revision keeps it out.
+			if w, found, err := key.appendedThrough(ctx, s, stream, rev); err != nil || found {
+				return w, nil, err
+			}
 		}
 		events, err := decide(c)
 		if err != nil || len(events) == 0 {
@@ -343,6 +395,12 @@ func (s *Service) updateConversation(ctx context.Context, a Actor, id int64, eve
 			return Written{}, nil, err
 		}
 		res, err := s.store.Append(ctx, stream, expectedAfter(rev), data...)
+		if conflict(err) && key != nil {
+			// The stream moved: perhaps by this very event.
+			if w, found, err := key.appendedThrough(ctx, s, stream, math.MaxInt64); err != nil || found {
+				return w, nil, err
+			}
+		}
 		if conflict(err) && attempt < s.retries {
 			s.convs.drop(stream)
 			backOff(ctx, attempt)

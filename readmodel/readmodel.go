@@ -120,28 +120,49 @@ func (s *Store) ReceiptTargets(ctx context.Context, conversation, reader int64, 
 	return inRoom, unread, rows.Err()
 }
 
-// Lookup implements commands.SendKeys.
-func (s *Store) Lookup(ctx context.Context, user int64, key string) (commands.KeyedSend, bool, error) {
+// Claim implements commands.SendKeys.
+func (s *Store) Claim(ctx context.Context, user int64, key string, conversation int64) (commands.KeyedSend, bool, error) {
 	var k commands.KeyedSend
-	var c, p int64
-	err := s.db.QueryRow(ctx, `SELECT conversation_id, message_id, commit_pos, prepare_pos FROM public.send_keys
-		WHERE user_id = $1 AND key = $2`, user, key).Scan(&k.ConversationID, &k.MessageID, &c, &p)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return k, false, nil
+	var claimed bool
+	var msg, c, p *int64
+	// One statement: the insert, or the row that was there. A row that a
+	// concurrent claim inserted after this statement's snapshot is not seen
+	// by it: ask again.
+	for attempt := 1; ; attempt++ {
+		err := s.db.QueryRow(ctx, `WITH ins AS (
+				INSERT INTO public.send_keys (user_id, key, conversation_id) VALUES ($1, $2, $3)
+				ON CONFLICT DO NOTHING RETURNING conversation_id)
+			SELECT true, conversation_id, NULL::bigint, NULL::bigint, NULL::bigint FROM ins
+			UNION ALL
+			SELECT false, conversation_id, message_id, commit_pos, prepare_pos FROM public.send_keys
+			 WHERE user_id = $1 AND key = $2 AND NOT EXISTS (SELECT 1 FROM ins)`,
+			user, key, conversation).Scan(&claimed, &k.ConversationID, &msg, &c, &p)
+		if errors.Is(err, pgx.ErrNoRows) && attempt < 5 {
+			continue
+		}
+		if err != nil {
+			return k, false, fmt.Errorf("claim send key: %w", err)
+		}
+		break
 	}
-	if err != nil {
-		return k, false, fmt.Errorf("send key: %w", err)
+	if msg != nil && c != nil && p != nil {
+		k.MessageID, k.Position = *msg, eventstore.Position{Commit: uint64(*c), Prepare: uint64(*p)}
 	}
-	k.Position = eventstore.Position{Commit: uint64(c), Prepare: uint64(p)}
-	return k, true, nil
+	return k, claimed, nil
 }
 
-// Save implements commands.SendKeys.
-func (s *Store) Save(ctx context.Context, user int64, key string, k commands.KeyedSend) error {
+// Complete implements commands.SendKeys.
+func (s *Store) Complete(ctx context.Context, user int64, key string, k commands.KeyedSend) error {
 	_, err := s.db.Exec(ctx, `INSERT INTO public.send_keys (user_id, key, conversation_id, message_id, commit_pos, prepare_pos)
-		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING`,
+		VALUES ($1, $2, $3, $4, $5, $6)
+		ON CONFLICT (user_id, key) DO UPDATE SET message_id = excluded.message_id,
+			commit_pos = excluded.commit_pos, prepare_pos = excluded.prepare_pos
+		WHERE send_keys.message_id IS NULL`,
 		user, key, k.ConversationID, k.MessageID, int64(k.Position.Commit), int64(k.Position.Prepare))
-	return err
+	if err != nil {
+		return fmt.Errorf("complete send key: %w", err)
+	}
+	return nil
 }
 
 // LoadSnapshot implements commands.Snapshots.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -91,4 +92,56 @@ func TestMultiProcess(t *testing.T) {
 		id = b.send(bob, room2, "new room on B")
 		so.expectMessage(t, id)
 	})
+}
+
+// TestIdempotencyKeyAcrossProcesses: requests with one Idempotency-Key that
+// race on two processes (a client retrying through a load balancer) store
+// one message, on either event store.
+func TestIdempotencyKeyAcrossProcesses(t *testing.T) {
+	t.Parallel()
+	cfgA := chatd.Config{
+		Addr:        "127.0.0.1:0",
+		DatabaseURL: pgtest.NewDatabase(t),
+		DataDir:     t.TempDir(),
+		JWTKeyFile:  filepath.Join(t.TempDir(), "jwt-ed25519.pem"),
+		BcryptCost:  4,
+		LeaderRetry: 100 * time.Millisecond,
+	}
+	useEventStore(t, &cfgA)
+	a := startWith(t, cfgA)
+	cfgB := cfgA
+	cfgB.DataDir = t.TempDir()
+	b := startWith(t, cfgB)
+	alice, bob := a.newUser(), a.newUser()
+	room := a.room(alice, bob)
+
+	for round := range 10 {
+		key := fmt.Sprintf("retry-%d", round)
+		ids := make([]int64, 6)
+		var wg sync.WaitGroup
+		for i := range ids {
+			wg.Go(func() {
+				s := []*testServer{a, b}[i%2]
+				r, err := s.tryJSON("POST", "/send-message/", alice.Access, map[string]any{"conversation_id": room, "text": key}, "Idempotency-Key", key)
+				if err != nil || r.Status != http.StatusCreated {
+					t.Errorf("send: %v %d %s", err, r.Status, r.Body)
+					return
+				}
+				var m messageJSON
+				r.JSON(t, &m)
+				ids[i] = m.ID
+			})
+		}
+		wg.Wait()
+		for _, id := range ids {
+			if id != ids[0] {
+				t.Fatalf("round %d: one key answered messages %v", round, ids)
+			}
+		}
+	}
+	var msgs []messageJSON
+	b.callJSON(t, "GET", fmt.Sprintf("/list-conversation-messages/%d/?limit=100", room), alice.Access, nil).JSON(t, &msgs)
+	if len(msgs) != 10 {
+		t.Fatalf("room holds %d messages; want 10, one per key", len(msgs))
+	}
 }
