@@ -49,6 +49,16 @@ func (m *memKeys) Complete(_ context.Context, user int64, key string, s commands
 	return nil
 }
 
+func (m *memKeys) Release(_ context.Context, user int64, key string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k := fmt.Sprintf("%d:%s", user, key)
+	if m.keys[k].MessageID == 0 {
+		delete(m.keys, k)
+	}
+	return nil
+}
+
 // keyedEvents counts the message events in the room that came from a send
 // with key (their event id is derived from it), and returns their ids.
 func keyedEvents(t *testing.T, m *memStore, room int64) map[string]int {

@@ -103,6 +103,15 @@ func (s *Service) SendMessage(ctx context.Context, a Actor, cmd SendMessage) (Se
 	if errors.Is(err, eventstore.ErrDuplicateEventID) {
 		return Sent{}, ErrKeyReused
 	}
+	var refused *domain.Error
+	if errors.As(err, &refused) {
+		// Refused by the rules (or busy past its retries): nothing was
+		// appended, so the key is free for a corrected retry.
+		if rerr := s.keys.Release(context.WithoutCancel(ctx), a.UserID, cmd.IdempotencyKey); rerr != nil {
+			s.log.Warn("send message: release idempotency key", "err", rerr)
+		}
+		return Sent{}, err
+	}
 	if err != nil {
 		return Sent{}, err
 	}

@@ -62,6 +62,9 @@ type SendKeys interface {
 	Claim(ctx context.Context, user int64, key string, conversation int64) (KeyedSend, bool, error)
 	// Complete records the message the key made.
 	Complete(ctx context.Context, user int64, key string, s KeyedSend) error
+	// Release forgets a claim that made no message, so that the key can be
+	// used again (the send was refused).
+	Release(ctx context.Context, user int64, key string) error
 }
 
 // KeyedSend is what an idempotency key made. MessageID is 0 while the key

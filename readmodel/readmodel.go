@@ -165,6 +165,15 @@ func (s *Store) Complete(ctx context.Context, user int64, key string, k commands
 	return nil
 }
 
+// Release implements commands.SendKeys.
+func (s *Store) Release(ctx context.Context, user int64, key string) error {
+	_, err := s.db.Exec(ctx, `DELETE FROM public.send_keys WHERE user_id = $1 AND key = $2 AND message_id IS NULL`, user, key)
+	if err != nil {
+		return fmt.Errorf("release send key: %w", err)
+	}
+	return nil
+}
+
 // LoadSnapshot implements commands.Snapshots.
 func (s *Store) LoadSnapshot(ctx context.Context, stream string) (commands.Snapshot, bool, error) {
 	var snap commands.Snapshot

@@ -207,6 +207,19 @@ func TestIdempotentSend(t *testing.T) {
 		}
 	})
 
+	t.Run("a refused send leaves its key unused", func(t *testing.T) {
+		r := s.callJSON(t, "POST", "/send-message/", a.Access, map[string]any{"conversation_id": 999999, "text": "lost"}, "Idempotency-Key", "key-6")
+		wantDetail(t, r, http.StatusNotFound, "")
+		stranger := s.newUser()
+		r = s.callJSON(t, "POST", "/send-message/", stranger.Access, map[string]any{"conversation_id": room, "text": "not mine"}, "Idempotency-Key", "key-6")
+		wantDetail(t, r, http.StatusForbidden, "")
+		first := s.sendJSON(t, a, map[string]any{"conversation_id": room, "text": "right room"}, "Idempotency-Key", "key-6")
+		again := s.sendJSON(t, a, map[string]any{"conversation_id": room, "text": "right room"}, "Idempotency-Key", "key-6")
+		if again.ID != first.ID || count(t, room, "right room") != 1 {
+			t.Fatalf("retry = %+v; want the first message %d, stored once", again, first.ID)
+		}
+	})
+
 	t.Run("keys are per user", func(t *testing.T) {
 		mine := s.sendJSON(t, a, map[string]any{"conversation_id": room, "text": "mine"}, "Idempotency-Key", "key-3")
 		theirs := s.sendJSON(t, b, map[string]any{"conversation_id": room, "text": "theirs"}, "Idempotency-Key", "key-3")
