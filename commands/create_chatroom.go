@@ -12,7 +12,7 @@ import (
 
 // CreateChatroom is a request to open a conversation.
 type CreateChatroom struct {
-	Type        domain.ConversationType
+	Type        domain.ConversationType // required: domain.Direct or domain.Group
 	Name        *string
 	Description *string
 	Members     []int64
@@ -27,9 +27,6 @@ type Created struct {
 // CreateChatroom opens a conversation with the actor as its first member.
 // Unknown member ids and too many members are field errors.
 func (s *Service) CreateChatroom(ctx context.Context, a Actor, cmd CreateChatroom) (Created, error) {
-	if cmd.Type == "" {
-		cmd.Type = domain.Direct
-	}
 	n := domain.NewConversation{Type: cmd.Type, Name: cmd.Name, Description: cmd.Description, Creator: a.UserID, Members: cmd.Members}
 	members, err := n.Check(s.limits)
 	if err != nil {

@@ -25,8 +25,9 @@ func (s *Server) createChatroom(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	cmd.Type = domain.Direct // the default when absent or null
 	if typ != nil {
-		cmd.Type = domain.ConversationType(*typ)
+		cmd.Type = domain.ConversationType(*typ) // "" included: not a valid choice
 	}
 	if cmd.Members, _, err = b.ids("members"); err != nil {
 		return err

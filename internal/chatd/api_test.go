@@ -221,6 +221,30 @@ func wantObject(t testing.TB, raw json.RawMessage, keys []string, extra ...strin
 	}
 }
 
+// wantKeyOrder checks that a JSON object's top-level keys come in order.
+func wantKeyOrder(t testing.TB, raw []byte, keys ...string) {
+	t.Helper()
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		t.Fatalf("%s is not a JSON object", raw)
+	}
+	var got []string
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			t.Fatalf("%s: %v", raw, err)
+		}
+		got = append(got, tok.(string))
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			t.Fatalf("%s: %v", raw, err)
+		}
+	}
+	if !slices.Equal(got, keys) {
+		t.Fatalf("object keys %q; want %q in that order", got, keys)
+	}
+}
+
 // decodeMessage checks a message object's shape and decodes it.
 func decodeMessage(t testing.TB, raw json.RawMessage) messageJSON {
 	t.Helper()
@@ -786,6 +810,7 @@ func TestChatrooms(t *testing.T) {
 			want map[string][]string
 		}{
 			{"bad type", map[string]any{"type": "x"}, map[string][]string{"type": {`"x" is not a valid choice.`}}},
+			{"empty type", map[string]any{"type": ""}, map[string][]string{"type": {`"" is not a valid choice.`}}},
 			{"unknown member", map[string]any{"members": []int64{999999}},
 				map[string][]string{"members": {`Invalid pk "999999" - object does not exist.`}}},
 			{"chat over two", map[string]any{"members": []int64{b.ID, c.ID}}, map[string][]string{"members": nil}},

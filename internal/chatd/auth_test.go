@@ -141,6 +141,7 @@ func TestLogin(t *testing.T) {
 			User                     json.RawMessage
 		}
 		r.JSON(t, &got)
+		wantKeyOrder(t, r.Body, "message", "access", "refresh", "user")
 		wantObject(t, got.User, []string{"id", "username"})
 		var me userJSON
 		if err := json.Unmarshal(got.User, &me); err != nil {
