@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -136,23 +137,59 @@ func sniffPicture(head []byte) string {
 }
 
 // sniffVideo returns the type of an MP4, WebM or QuickTime file, or "".
+// ISO media files must name a video brand: HEIF and AVIF pictures and M4A
+// audio share the container and are refused. A QuickTime file without an
+// ftyp box is accepted only when its first atoms are well formed.
 func sniffVideo(head []byte) string {
-	if len(head) >= 12 && string(head[4:8]) == "ftyp" {
-		if string(head[8:12]) == "qt  " {
-			return "video/quicktime"
+	if len(head) >= 16 && string(head[4:8]) == "ftyp" {
+		size := binary.BigEndian.Uint32(head[0:4])
+		if size < 16 || size > 4096 {
+			return ""
 		}
-		return "video/mp4"
+		switch brand := string(head[8:12]); {
+		case brand == "qt  ":
+			return "video/quicktime"
+		case mp4Brands[brand]:
+			return "video/mp4"
+		}
+		return ""
 	}
-	if len(head) >= 8 {
-		switch string(head[4:8]) {
-		case "moov", "mdat", "wide", "free", "skip", "pnot":
-			return "video/quicktime"
-		}
+	if quickTimeAtoms(head) {
+		return "video/quicktime"
 	}
 	if bytes.HasPrefix(head, []byte{0x1A, 0x45, 0xDF, 0xA3}) && http.DetectContentType(head) == "video/webm" {
 		return "video/webm"
 	}
 	return ""
+}
+
+// mp4Brands are the major brands of ISO base media files that hold video.
+var mp4Brands = map[string]bool{
+	"isom": true, "iso2": true, "iso4": true, "iso5": true, "iso6": true,
+	"mp41": true, "mp42": true, "avc1": true, "M4V ": true, "mmp4": true, "dash": true,
+}
+
+// quickTimeAtoms reports whether head starts like a QuickTime movie without
+// an ftyp box: a movie atom opening with its header, or a padding atom of
+// a plausible size followed by another top-level atom.
+func quickTimeAtoms(head []byte) bool {
+	if len(head) < 16 {
+		return false
+	}
+	size := int(binary.BigEndian.Uint32(head[0:4]))
+	switch string(head[4:8]) {
+	case "moov":
+		return size >= 16 && (string(head[12:16]) == "mvhd" || string(head[12:16]) == "cmov")
+	case "wide", "free", "skip", "pnot":
+		if size < 8 || size+8 > len(head) {
+			return false
+		}
+		switch string(head[size+4 : size+8]) {
+		case "moov", "mdat", "wide", "free", "skip", "pnot":
+			return true
+		}
+	}
+	return false
 }
 
 var errUnsupportedAttachment = func(field, kinds string) error {

@@ -290,6 +290,8 @@ func TestAttachments(t *testing.T) {
 		}{
 			{"text as a picture", a, []formPart{{name: "attachment_picture", file: "x.png", value: "just some text, honest", contentType: "image/png"}}, http.StatusUnsupportedMediaType, ""},
 			{"png as a video", a, []formPart{{name: "attachment_video", file: "x.mp4", value: string(pngBytes(t, 11)), contentType: "video/mp4"}}, http.StatusUnsupportedMediaType, ""},
+			{"heic picture as a video", a, []formPart{{name: "attachment_video", file: "x.mp4", value: string(videoBytes("heic", "mif1", "heic")), contentType: "video/mp4"}}, http.StatusUnsupportedMediaType, ""},
+			{"text that looks like an atom as a video", a, []formPart{{name: "attachment_video", file: "x.mov", value: "abcdfree this is just a text file", contentType: "video/quicktime"}}, http.StatusUnsupportedMediaType, ""},
 			{"mp4 as a picture", a, []formPart{{name: "attachment_picture", file: "x.png", value: string(videoBytes("isom"))}}, http.StatusUnsupportedMediaType, ""},
 			{"empty file", a, []formPart{{name: "attachment_picture", file: "x.png", value: ""}}, http.StatusUnsupportedMediaType, ""},
 			{"picture over the limit", a, []formPart{{name: "attachment_picture", file: "big.png", value: string(over)}}, http.StatusRequestEntityTooLarge, ""},
