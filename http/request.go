@@ -183,6 +183,10 @@ func page(c echo.Context) (p readmodel.Page, err error) {
 	if p.Before, err = num("before"); err != nil {
 		return
 	}
+	if p.Before == 0 && q.Get("before") != "" {
+		// Ids start at 1: nothing lies before 0.
+		return readmodel.Page{}, domain.FieldError("before", "A valid positive integer is required.")
+	}
 	if p.After, err = num("after"); err != nil {
 		return
 	}

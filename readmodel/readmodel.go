@@ -357,7 +357,7 @@ func (s *Store) pageQuery(ctx context.Context, base string, p Page, args ...any)
 	// Whether items lie on the far side of the cursor (up to After when
 	// paging forward, from Before on when paging back) is asked, not
 	// assumed, so that a Link is given only when there is something to follow.
-	if len(msgs) > 0 && (forward && p.After > 0 || p.Before > 0) {
+	if forward && p.After > 0 || p.Before > 0 {
 		cond, cursor := fmt.Sprintf(` AND m.id <= $%d`, n+1), p.After
 		if !forward {
 			cond, cursor = fmt.Sprintf(` AND m.id >= $%d`, n+1), p.Before

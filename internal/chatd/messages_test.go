@@ -372,12 +372,13 @@ func TestPagination(t *testing.T) {
 		{"before", fmt.Sprintf("?before=%d&limit=10", all[100]), all[90:100], prev(all[90], 10), next(all[99], 10)},
 		{"before near the start", fmt.Sprintf("?before=%d&limit=10", all[5]), all[:5], "", next(all[4], 10)},
 		{"before past the end", fmt.Sprintf("?before=%d&limit=10", last+1000), all[220:], prev(all[220], 10), ""},
-		{"before the first", fmt.Sprintf("?before=%d", all[0]), []int64{}, "", ""},
+		{"before the first: empty, linking forward", fmt.Sprintf("?before=%d", all[0]), []int64{}, "", next(all[0]-1, 50)},
 		{"after", fmt.Sprintf("?after=%d&limit=10", all[100]), all[101:111], prev(all[101], 10), next(all[110], 10)},
 		{"after near the end", fmt.Sprintf("?after=%d", all[225]), all[226:], prev(all[226], 50), ""},
 		{"after 0 is the start", "?after=0&limit=10", all[:10], "", next(all[9], 10)},
 		{"after an id below the room", fmt.Sprintf("?after=%d&limit=10", early), all[:10], "", next(all[9], 10)},
-		{"after the last", fmt.Sprintf("?after=%d", last), []int64{}, "", ""},
+		{"after the last: empty, linking back", fmt.Sprintf("?after=%d", last), []int64{}, prev(last+1, 50), ""},
+		{"after far past the last", fmt.Sprintf("?after=%d&limit=5", last+1000), []int64{}, prev(last+1001, 5), ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -397,7 +398,7 @@ func TestPagination(t *testing.T) {
 			query string
 			field string // "": a detail
 		}{
-			{"?limit=abc", "limit"}, {"?limit=-1", "limit"}, {"?before=x", "before"}, {"?before=-5", "before"},
+			{"?limit=abc", "limit"}, {"?limit=-1", "limit"}, {"?before=x", "before"}, {"?before=-5", "before"}, {"?before=0", "before"},
 			{"?after=1.5", "after"}, {fmt.Sprintf("?before=%d&after=%d", all[9], all[1]), ""},
 		} {
 			r := s.callJSON(t, "GET", base+tt.query, a.Access, nil)
