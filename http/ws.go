@@ -63,8 +63,11 @@ type positioned struct {
 	pos   eventstore.Position
 	frame []byte
 	// leaver is the user a member_left frame is about (0 otherwise): that
-	// user's socket hears nothing of the room after it.
+	// user's socket hears nothing of the room after it, unless (while
+	// catching up) the user's member_joined comes later: see resume.
 	leaver int64
+	// joiner is the user a member_joined frame is about (0 otherwise).
+	joiner int64
 }
 
 // hub fans out room events to sockets on this process.
@@ -369,6 +372,7 @@ func (h *hub) resume(ctx context.Context, so *socket, since eventstore.Position)
 	so.last = since
 	so.mu.Unlock()
 	var failure string
+	var absence absence
 	for cursor.Less(upTo) && failure == "" {
 		events, err := h.srv.store.ReadAll(ctx, cursor, 512)
 		if err != nil {
@@ -388,11 +392,12 @@ func (h *hub) resume(ctx context.Context, so *socket, since eventstore.Position)
 				so.mu.Lock()
 				so.last = e.Position
 				so.mu.Unlock()
-				if !h.writePaced(so, f) {
-					return
+				leaver, joiner := membershipChange(e)
+				if !absence.pass(positioned{leaver: leaver, joiner: joiner}, so.user) {
+					cursor = e.Position
+					continue
 				}
-				if e.Type == domain.TypeMemberLeft && leaverOf(e) == so.user {
-					h.closeLeft(so)
+				if !h.writePaced(so, f) {
 					return
 				}
 			}
@@ -410,6 +415,11 @@ func (h *hub) resume(ctx context.Context, so *socket, since eventstore.Position)
 		buffered := so.buffered
 		so.buffered = nil
 		if len(buffered) == 0 {
+			if absence.left {
+				so.mu.Unlock()
+				h.closeLeft(so) // left in what it caught up on, and not back
+				return
+			}
 			so.catching = false // under the lock: the next live frame goes straight out
 			closing := so.closeWith
 			so.mu.Unlock()
@@ -426,11 +436,7 @@ func (h *hub) resume(ctx context.Context, so *socket, since eventstore.Position)
 				so.last = p.pos
 			}
 			so.mu.Unlock()
-			if fresh && !h.writePaced(so, p.frame) {
-				return
-			}
-			if fresh && p.leaver == so.user {
-				h.closeLeft(so)
+			if fresh && absence.pass(p, so.user) && !h.writePaced(so, p.frame) {
 				return
 			}
 		}
@@ -448,6 +454,48 @@ func (h *hub) closeLeft(so *socket) {
 	so.mu.Unlock()
 	h.remove(so.s)
 	_ = so.s.CloseWithMsg(leftClose)
+}
+
+// absence follows, while a socket catches up, whether its user is out of
+// the room: after their member_left and until their member_joined (they
+// left and came back while the socket was away), the room's frames are not
+// theirs to hear. A socket whose user is still out when it has caught up
+// closes as a leave.
+type absence struct{ left bool }
+
+// pass tells whether a frame goes to the socket of user, and notes the
+// user leaving or joining.
+func (a *absence) pass(p positioned, user int64) bool {
+	switch {
+	case p.joiner == user:
+		a.left = false
+		return true
+	case a.left:
+		return false
+	case p.leaver == user:
+		a.left = true // their own member_left still goes out
+	}
+	return true
+}
+
+// membershipChange returns who an event makes leave or join its room.
+func membershipChange(e eventstore.RecordedEvent) (leaver, joiner int64) {
+	switch e.Type {
+	case domain.TypeMemberLeft:
+		leaver = leaverOf(e)
+	case domain.TypeMemberJoined:
+		joiner = joinerOf(e)
+	}
+	return leaver, joiner
+}
+
+// joinerOf returns the user of a member_joined event (0 if unreadable).
+func joinerOf(e eventstore.RecordedEvent) int64 {
+	var joined domain.MemberJoined
+	if json.Unmarshal(e.Data, &joined) != nil {
+		return 0
+	}
+	return joined.UserID
 }
 
 // leaverOf returns the user of a member_left event (0 if unreadable).
@@ -562,10 +610,7 @@ func (h *hub) broadcast(e eventstore.RecordedEvent) {
 	if len(sockets) == 0 {
 		return
 	}
-	var leaver int64
-	if e.Type == domain.TypeMemberLeft {
-		leaver = leaverOf(e)
-	}
+	leaver, joiner := membershipChange(e)
 	frames := map[string][]byte{}
 	for _, so := range sockets {
 		f, ok := frames[so.base]
@@ -576,7 +621,7 @@ func (h *hub) broadcast(e eventstore.RecordedEvent) {
 			}
 			frames[so.base] = f
 		}
-		h.deliver(so, positioned{pos: e.Position, frame: f, leaver: leaver})
+		h.deliver(so, positioned{pos: e.Position, frame: f, leaver: leaver, joiner: joiner})
 	}
 	if e.Type == domain.TypeMemberLeft {
 		var left domain.MemberLeft

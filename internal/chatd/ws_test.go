@@ -999,3 +999,36 @@ func TestWSShutdownGoingAway(t *testing.T) {
 		so.expectClose(t, websocket.CloseGoingAway)
 	}
 }
+
+// TestWSResumeAcrossLeaveAndRejoin: a user who left and came back while
+// their socket was away resumes from before the leave. They hear their own
+// leave and return, nothing said while they were out, and then the room
+// live.
+func TestWSResumeAcrossLeaveAndRejoin(t *testing.T) {
+	t.Parallel()
+	s := startServer(t)
+	a, b := s.newUser(), s.newUser()
+	room := s.room(a, b)
+	so := s.wsConnect(b, room, "")
+	seen := so.expectMessage(t, s.send(a, room, "before"))
+	_ = so.conn.Close()
+
+	if r := s.do("DELETE", fmt.Sprintf("/leave-chatroom/%d/", room), b.Access, nil); r.Status != http.StatusOK {
+		t.Fatalf("leave: %d %s", r.Status, r.Body)
+	}
+	s.send(a, room, "while b was out")
+	if r := s.do("POST", "/join-chatroom/", b.Access, map[string]any{"chatroom_id": room}); r.Status != http.StatusCreated {
+		t.Fatalf("join: %d %s", r.Status, r.Body)
+	}
+	back := s.send(a, room, "after b came back")
+
+	so = s.wsConnect(b, room, "since="+url.QueryEscape(seen.Position))
+	if f := so.expect(t, "member_left"); f.User != b.ID {
+		t.Fatalf("first frame = %s; want b's member_left", f.Raw)
+	}
+	if f := so.expect(t, "member_joined"); f.User != b.ID {
+		t.Fatalf("second frame = %s; want b's member_joined", f.Raw)
+	}
+	so.expectMessage(t, back) // not the message sent while b was out
+	so.expectMessage(t, s.send(a, room, "live"))
+}
