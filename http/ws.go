@@ -29,11 +29,10 @@ import (
 const ControlChannel = "evchat_ws"
 
 const (
-	maxFrameBytes   = 128 << 10 // a message frame holds up to 64 KiB of text
-	socketBacklog   = 128       // frames queued to one socket before it is dropped as too slow
-	resumeScanLimit = 200_000   // log events a resume may scan before giving up
-	resumeBuffer    = 4096      // live frames a resuming socket may hold back before it is dropped
-	framesPerSecond = 20        // inbound frames per socket, with a burst of twice that
+	socketBacklog   = 128     // frames queued to one socket before it is dropped as too slow
+	resumeScanLimit = 200_000 // log events a resume may scan before giving up
+	resumeBuffer    = 4096    // live frames a resuming socket may hold back before it is dropped
+	framesPerSecond = 20      // inbound frames per socket, with a burst of twice that
 )
 
 // socket is one WebSocket connection in one room.
@@ -89,7 +88,9 @@ type hub struct {
 
 func newHub(srv *Server) *hub {
 	m := melody.New()
-	m.Config.MaxMessageSize = maxFrameBytes
+	// A message frame must hold any text the REST send accepts: JSON
+	// escapes a control character in 6 bytes.
+	m.Config.MaxMessageSize = 6*int64(srv.cmd.Limits().MaxTextBytes) + 4<<10
 	m.Config.MessageBufferSize = socketBacklog + 16
 	m.Config.WriteWait = 5 * time.Second
 	m.Upgrader = &websocket.Upgrader{
@@ -134,28 +135,34 @@ func (h *hub) socketOf(s *melody.Session) *socket {
 
 // serveWS authenticates, checks membership, and upgrades.
 func (s *Server) serveWS(c echo.Context) error {
-	room, err := pathID(c, domain.ErrConversationNotFound)
-	if err != nil {
-		return err
-	}
 	r := c.Request()
-	raw := bearer(c, true)
+	// The cookie is sent by browsers to any page's requests: it counts only
+	// from an allowed Origin (headers and query tokens cannot be forged
+	// cross-site). Without a credential that counts: 401.
+	raw := bearer(c, false)
+	if raw == "" && r.Header.Get("Authorization") == "" {
+		raw = c.QueryParam("token")
+	}
+	if ck, err := c.Cookie(accessCookie); raw == "" && r.Header.Get("Authorization") == "" && err == nil && s.originAllowed(r) {
+		raw = ck.Value
+	}
 	if raw == "" {
 		return errNotAuthenticated
 	}
-	// The cookie is sent by browsers to any page's requests: accept it only
-	// from an allowed Origin (headers and query tokens cannot be forged
-	// cross-site).
-	if r.Header.Get("Authorization") == "" && c.QueryParam("token") == "" && !s.originAllowed(r) {
-		return domain.Errorf(domain.KindForbidden, "Origin not allowed.")
-	}
 	cl, err := s.tokens.authenticate(r.Context(), raw)
+	if err != nil {
+		return err
+	}
+	room, err := pathID(c, domain.ErrConversationNotFound)
 	if err != nil {
 		return err
 	}
 	c.SetRequest(r.WithContext(context.WithValue(r.Context(), userKey, cl)))
 	if err := s.checkMember(c, room); err != nil {
 		return err
+	}
+	if !websocket.IsWebSocketUpgrade(r) {
+		return domain.Errorf(domain.KindInvalid, "Expected a WebSocket upgrade request.")
 	}
 	// Every socket starts by catching up from a position: the client's
 	// ?since=, or where the read model is now. The handshake answer goes out

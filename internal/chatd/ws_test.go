@@ -335,8 +335,9 @@ func TestWSHandshake(t *testing.T) {
 		{"query token", room, "token=" + url.QueryEscape(b.Access), nil, http.StatusSwitchingProtocols},
 		{"cookie with same-host origin", room, "", withCookie(self), http.StatusSwitchingProtocols},
 		{"cookie with configured origin", room, "", withCookie(appOrigin), http.StatusSwitchingProtocols},
-		{"cookie with foreign origin", room, "", withCookie("https://evil.example"), http.StatusForbidden},
-		{"cookie without origin", room, "", withCookie(""), http.StatusForbidden},
+		// Without an allowed Origin the cookie is no credential at all.
+		{"cookie with foreign origin", room, "", withCookie("https://evil.example"), http.StatusUnauthorized},
+		{"cookie without origin", room, "", withCookie(""), http.StatusUnauthorized},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -357,6 +358,17 @@ func TestWSHandshake(t *testing.T) {
 			c.expectMessage(t, id)
 		})
 	}
+
+	t.Run("authentication comes before the room", func(t *testing.T) {
+		_, r, err := websocket.DefaultDialer.Dial("ws://"+s.Addr()+"/ws/chat/abc/", nil)
+		if err == nil || r == nil || r.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("unauthenticated dial of /ws/chat/abc/: %v, %v; want 401", r, err)
+		}
+	})
+	t.Run("not an upgrade", func(t *testing.T) {
+		r := s.do("GET", fmt.Sprintf("/ws/chat/%d/", room), a.Access, nil)
+		wantDetail(t, r, http.StatusBadRequest, "Expected a WebSocket upgrade request.")
+	})
 }
 
 // TestWSFrames checks every server frame of API.md section 6 on the sockets
@@ -527,6 +539,19 @@ func TestWSClientFrames(t *testing.T) {
 	room := s.room(a, b)
 	other := s.room(b) // b's room that a is not in
 	sa, sb := s.wsConnect(a, room, ""), s.wsConnect(b, room, "")
+
+	t.Run("the longest text REST accepts fits a frame", func(t *testing.T) {
+		s := s.wsFor(t)
+		c := s.wsConnect(a, s.room(a), "")       // a room of its own: the shared rooms' sockets hear nothing
+		text := strings.Repeat("\u0001", 64<<10) // 6 bytes each once JSON-escaped
+		c.write(t, map[string]any{"type": "message", "text": text})
+		if f := c.expect(t, "message"); len(f.Text) != 64<<10 {
+			t.Fatalf("message of %d bytes; want %d", len(f.Text), 64<<10)
+		}
+		// A frame past any message is refused by closing the socket.
+		c.write(t, map[string]any{"type": "message", "text": strings.Repeat("\u0001", 80<<10)})
+		c.expectClose(t, websocket.CloseMessageTooBig)
+	})
 
 	t.Run("sender is the socket's user", func(t *testing.T) {
 		s := s.wsFor(t)
