@@ -84,6 +84,11 @@ type hub struct {
 	// listening is closed once the control channel is listened to.
 	listening     chan struct{}
 	listeningOnce sync.Once
+
+	// closing refuses new upgrades; upgrading counts those between the
+	// handshake and melody's registration of their session (see close).
+	closing   bool
+	upgrading int
 }
 
 func newHub(srv *Server) *hub {
@@ -199,9 +204,22 @@ func (s *Server) serveWS(c echo.Context) error {
 	// the connection is hijacked: net/http then lets go of its state for
 	// the connection (request buffers of several KiB), which an idle socket
 	// would otherwise keep for its whole life.
+	if !h.beginUpgrade() {
+		return echo.NewHTTPError(http.StatusServiceUnavailable, "The server is shutting down.")
+	}
+	var upgraded sync.Once
+	start := keys["start"].(func(*melody.Session))
+	keys["start"] = func(ms *melody.Session) {
+		upgraded.Do(h.endUpgrade)
+		start(ms)
+	}
 	hw := &hijackSignal{ResponseWriter: c.Response(), hijacked: make(chan struct{})}
 	failed := make(chan error, 1)
-	go func() { failed <- h.m.HandleRequestWithKeys(hw, r, keys) }()
+	go func() {
+		err := h.m.HandleRequestWithKeys(hw, r, keys)
+		upgraded.Do(h.endUpgrade)
+		failed <- err
+	}()
 	select {
 	case <-hw.hijacked:
 		return nil
@@ -889,9 +907,49 @@ func (h *hub) projectionLag(head eventstore.Position) time.Duration {
 
 // close sends every socket a going-away close frame and waits for them to end.
 func (h *hub) close(ctx context.Context) error {
+	// melody registers a session after its handshake; one still on its way
+	// when melody closes would wait for registration forever. Refuse new
+	// upgrades and let those under way register first.
+	h.mu.Lock()
+	h.closing = true
+	h.mu.Unlock()
+	for h.pending() > 0 && ctx.Err() == nil {
+		time.Sleep(5 * time.Millisecond)
+	}
 	err := h.m.CloseWithMsg(melody.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down"))
-	for h.m.Len() > 0 && ctx.Err() == nil {
+	// Wait for the sockets' close frames to go out and their sessions to end.
+	for h.open() > 0 && ctx.Err() == nil {
 		time.Sleep(10 * time.Millisecond)
 	}
 	return err
+}
+
+// beginUpgrade counts an upgrade under way, unless the hub is closing.
+func (h *hub) beginUpgrade() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closing {
+		return false
+	}
+	h.upgrading++
+	return true
+}
+
+func (h *hub) endUpgrade() {
+	h.mu.Lock()
+	h.upgrading--
+	h.mu.Unlock()
+}
+
+func (h *hub) pending() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.upgrading
+}
+
+// open returns the number of sockets not yet disconnected.
+func (h *hub) open() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.byS)
 }

@@ -271,10 +271,12 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	shutdown, done := context.WithTimeout(context.Background(), 10*time.Second)
 	defer done()
-	_ = m.api.Shutdown(shutdown)
+	// Stop taking requests first, then close the sockets (1001): an upgrade
+	// cannot slip in between.
 	if serr := m.srv.Shutdown(shutdown); serr != nil && err == nil {
 		err = serr
 	}
+	_ = m.api.Shutdown(shutdown)
 	cancel()
 	wg.Wait()
 	if errors.Is(err, stdhttp.ErrServerClosed) {
