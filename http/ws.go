@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -703,6 +704,11 @@ func (h *hub) onFrame(ms *melody.Session, msg []byte) {
 	}
 	var in inbound
 	if err := json.Unmarshal(msg, &in); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) && typeErr.Field != "" {
+			h.write(so, errorFrame(typeErr.Field+": Not a valid "+jsonKind(typeErr.Type.Kind())+"."))
+			return
+		}
 		h.write(so, errorFrame("Frames must be JSON objects."))
 		return
 	}
@@ -726,7 +732,10 @@ func (h *hub) onFrame(ms *melody.Session, msg []byte) {
 			ConversationID: so.room, Content: domain.MessageContent{Text: text}, IdempotencyKey: in.ClientID,
 		})
 	case "read":
-		b := body{"message_ids": in.MessageIDs}
+		b := body{}
+		if len(in.MessageIDs) > 0 {
+			b["message_ids"] = in.MessageIDs
+		}
 		var ids []int64
 		var present bool
 		ids, present, err = b.ids("message_ids")
@@ -758,6 +767,17 @@ func (h *hub) onFrame(ms *melody.Session, msg []byte) {
 		}
 		h.write(so, errorFrame(detail))
 	}
+}
+
+// jsonKind names what a frame field of Go kind k must be.
+func jsonKind(k reflect.Kind) string {
+	switch k {
+	case reflect.Bool:
+		return "boolean"
+	case reflect.String:
+		return "string"
+	}
+	return "value"
 }
 
 // allow takes one token of the socket's inbound rate limit.

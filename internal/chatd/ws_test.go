@@ -581,27 +581,30 @@ func TestWSClientFrames(t *testing.T) {
 	})
 
 	bad := []struct {
-		name  string
-		frame string
+		name   string
+		frame  string
+		detail string // "": any
 	}{
-		{"invalid JSON", `{"type": "message", "text": `},
-		{"not an object", `[1, 2]`},
-		{"unknown type", `{"type": "shout", "text": "hi"}`},
-		{"no type", `{"text": "hi"}`},
-		{"empty message", `{"type": "message", "text": "", "conversation": ` + fmt.Sprint(room) + `}`},
-		{"message without text", `{"type": "message"}`},
-		{"other conversation", fmt.Sprintf(`{"type": "message", "text": "hi", "conversation": %d}`, other)},
-		{"conversation not a number", `{"type": "message", "text": "hi", "conversation": "x"}`},
-		{"text too long", `{"type": "message", "text": "` + strings.Repeat("x", 64<<10+1) + `"}`},
-		{"read without ids", `{"type": "read"}`},
-		{"read of ids not in the room", `{"type": "read", "message_ids": [999999]}`},
-		{"read ids not a list", `{"type": "read", "message_ids": "1"}`},
+		{"invalid JSON", `{"type": "message", "text": `, "Frames must be JSON objects."},
+		{"not an object", `[1, 2]`, "Frames must be JSON objects."},
+		{"unknown type", `{"type": "shout", "text": "hi"}`, `Unknown frame type "shout".`},
+		{"no type", `{"text": "hi"}`, ""},
+		{"empty message", `{"type": "message", "text": "", "conversation": ` + fmt.Sprint(room) + `}`, ""},
+		{"message without text", `{"type": "message"}`, ""},
+		{"text not a string", `{"type": "message", "text": 5}`, "text: Not a valid string."},
+		{"is_typing not a boolean", `{"type": "typing", "is_typing": "no"}`, "is_typing: Not a valid boolean."},
+		{"other conversation", fmt.Sprintf(`{"type": "message", "text": "hi", "conversation": %d}`, other), ""},
+		{"conversation not a number", `{"type": "message", "text": "hi", "conversation": "x"}`, ""},
+		{"text too long", `{"type": "message", "text": "` + strings.Repeat("x", 64<<10+1) + `"}`, ""},
+		{"read without ids", `{"type": "read"}`, "message_ids: This field is required."},
+		{"read of ids not in the room", `{"type": "read", "message_ids": [999999]}`, ""},
+		{"read ids not a list", `{"type": "read", "message_ids": "1"}`, ""},
 	}
 	for _, tt := range bad {
 		t.Run(tt.name, func(t *testing.T) {
 			sa.write(t, tt.frame)
-			if f := sa.expect(t, "error"); f.Detail == "" {
-				t.Fatalf("error frame = %s; want a detail", f.Raw)
+			if f := sa.expect(t, "error"); f.Detail == "" || (tt.detail != "" && f.Detail != tt.detail) {
+				t.Fatalf("error frame = %s; want detail %q", f.Raw, tt.detail)
 			}
 			// Still open, and nothing was sent: the next frame of both
 			// sockets is the next message.
