@@ -2,8 +2,10 @@ package commands
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -73,12 +75,12 @@ func (s *Service) SendMessage(ctx context.Context, a Actor, cmd SendMessage) (Se
 		// Claimed, never completed: another request with this key is
 		// appending now, or died before or after its append. The log says
 		// which.
-		m, pos, found, searched, err := s.findMessage(ctx, cmd.ConversationID, eventID)
+		m, re, found, searched, err := s.findMessage(ctx, cmd.ConversationID, eventID)
 		if err != nil {
 			return Sent{}, err
 		}
 		if found {
-			return s.completeKey(ctx, a.UserID, cmd.IdempotencyKey, KeyedSend{ConversationID: m.ConversationID, MessageID: m.MessageID, Position: pos})
+			return s.completeKey(ctx, a.UserID, cmd.IdempotencyKey, KeyedSend{ConversationID: m.ConversationID, MessageID: m.MessageID, Position: re.Position})
 		}
 		// Not in the log through revision searched: append it. One in
 		// flight elsewhere lands past it, where the append looks before
@@ -118,14 +120,14 @@ func (s *Service) SendMessage(ctx context.Context, a Actor, cmd SendMessage) (Se
 	// The append may have found the event in the stream already (a
 	// concurrent request with this key): find out which message the log
 	// really holds.
-	stored, pos, found, _, err := s.findMessage(ctx, cmd.ConversationID, eventID)
+	stored, re, found, _, err := s.findMessage(ctx, cmd.ConversationID, eventID)
 	if err != nil {
 		return Sent{}, err
 	}
 	if !found {
 		return Sent{}, fmt.Errorf("send message: event %s not found in %s after its append", eventID, domain.ConversationStream(cmd.ConversationID))
 	}
-	keyed := KeyedSend{ConversationID: cmd.ConversationID, MessageID: stored.MessageID, Position: pos}
+	keyed := KeyedSend{ConversationID: cmd.ConversationID, MessageID: stored.MessageID, Position: re.Position}
 	if stored.MessageID != msg.MessageID {
 		return s.completeKey(ctx, a.UserID, cmd.IdempotencyKey, keyed)
 	}
@@ -143,6 +145,25 @@ func (s *Service) completeKey(ctx context.Context, user int64, key string, k Key
 	return replayed(k), nil
 }
 
+// KeyedMessage returns, from the log, the message that the actor's send
+// with an idempotency key made in a conversation, and when: for answering a
+// replay while the read model has not caught up with it.
+func (s *Service) KeyedMessage(ctx context.Context, a Actor, conv int64, key string) (domain.MessageSent, time.Time, error) {
+	id := uuid.NewSHA1(sendKeyNamespace, fmt.Appendf(nil, "%d:%s", a.UserID, key))
+	m, re, found, _, err := s.findMessage(ctx, conv, id)
+	if err != nil {
+		return domain.MessageSent{}, time.Time{}, err
+	}
+	if !found {
+		return domain.MessageSent{}, time.Time{}, fmt.Errorf("send message: event %s not found in %s", id, domain.ConversationStream(conv))
+	}
+	var md domain.Metadata
+	if err := json.Unmarshal(re.Metadata, &md); err != nil {
+		return domain.MessageSent{}, time.Time{}, fmt.Errorf("event %s metadata: %w", re.ID, err)
+	}
+	return m, md.Time, nil
+}
+
 func replayed(k KeyedSend) Sent {
 	return Sent{
 		Written:  Written{Position: k.Position},
@@ -152,10 +173,10 @@ func replayed(k KeyedSend) Sent {
 }
 
 // findMessage looks for the message event with the given event id in the
-// conversation, newest first: it returns the message and its position, or,
+// conversation, newest first: it returns the message and its event, or,
 // when it is not there, the revision through which the search read (-1:
 // the stream does not exist).
-func (s *Service) findMessage(ctx context.Context, conv int64, id uuid.UUID) (m domain.MessageSent, pos eventstore.Position, found bool, searched int64, err error) {
+func (s *Service) findMessage(ctx context.Context, conv int64, id uuid.UUID) (m domain.MessageSent, at eventstore.RecordedEvent, found bool, searched int64, err error) {
 	stream := domain.ConversationStream(conv)
 	match := func(events []eventstore.RecordedEvent) (bool, error) {
 		for _, re := range events {
@@ -167,7 +188,7 @@ func (s *Service) findMessage(ctx context.Context, conv int64, id uuid.UUID) (m 
 				return false, err
 			}
 			if msg, ok := ev.(domain.MessageSent); ok {
-				m, pos = msg, re.Position
+				m, at = msg, re
 				return true, nil
 			}
 		}
@@ -176,30 +197,30 @@ func (s *Service) findMessage(ctx context.Context, conv int64, id uuid.UUID) (m 
 	// Almost always the event is among the newest.
 	events, err := s.store.ReadStream(ctx, stream, eventstore.Backwards, eventstore.End, 64)
 	if errors.Is(err, eventstore.ErrStreamNotFound) {
-		return m, pos, false, -1, nil
+		return m, at, false, -1, nil
 	}
 	if err != nil {
-		return m, pos, false, 0, fmt.Errorf("send message: read back: %w", err)
+		return m, at, false, 0, fmt.Errorf("send message: read back: %w", err)
 	}
 	if len(events) == 0 {
-		return m, pos, false, -1, nil
+		return m, at, false, -1, nil
 	}
 	searched = int64(events[0].Revision)
 	if found, err = match(events); found || err != nil || len(events) < 64 {
-		return m, pos, found, searched, err
+		return m, at, found, searched, err
 	}
 	// Further back: scan the stream up to what the first read saw.
 	for from := uint64(0); from <= uint64(searched); {
 		batch, err := s.store.ReadStream(ctx, stream, eventstore.Forwards, from, 1000)
 		if err != nil {
-			return m, pos, false, 0, fmt.Errorf("send message: read back: %w", err)
+			return m, at, false, 0, fmt.Errorf("send message: read back: %w", err)
 		}
 		if found, err = match(batch); found || err != nil || len(batch) < 1000 {
-			return m, pos, found, searched, err
+			return m, at, found, searched, err
 		}
 		from = batch[len(batch)-1].Revision + 1
 	}
-	return m, pos, false, searched, nil
+	return m, at, false, searched, nil
 }
 
 // streamHead returns the stream's last revision, -1 when it does not exist.

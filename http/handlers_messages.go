@@ -84,6 +84,15 @@ func (s *Server) sendMessage(c echo.Context) error {
 	s.waitProjected(c, sent.Position)
 	if sent.Replayed {
 		m, err := s.rm.Message(ctx, sent.Message.MessageID)
+		if errors.Is(err, readmodel.ErrNotFound) {
+			// The read model is behind by more than the wait: answer from
+			// the log (read_by then shows no reader yet).
+			msg, at, lerr := s.cmd.KeyedMessage(ctx, actor(c), cmd.ConversationID, cmd.IdempotencyKey)
+			if lerr != nil {
+				return lerr
+			}
+			return c.JSON(http.StatusCreated, sentMessageView(msg, at, s.mediaURLs(c)))
+		}
 		if err != nil {
 			return err
 		}

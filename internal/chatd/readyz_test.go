@@ -56,3 +56,29 @@ func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// A retried send answers 201 with the first message even while the read
+// model has not caught up with it: from the log.
+func TestKeyedRetryWhileTheReadModelLags(t *testing.T) {
+	t.Parallel()
+	var stalled atomic.Bool
+	s := startServer(t, func(c *chatd.Config) {
+		c.ProjectionWait = 100 * time.Millisecond
+		c.ProjectorBeforeCommit = func(context.Context) error {
+			if stalled.Load() {
+				return errors.New("stalled by the test")
+			}
+			return nil
+		}
+	})
+	u := s.newUser()
+	room := s.room(u)
+	stalled.Store(true)
+	body := map[string]any{"conversation_id": room, "text": "sent while the read model stalls"}
+	first := s.sendJSON(t, u, body, "Idempotency-Key", "stalled-1")
+	again := s.sendJSON(t, u, body, "Idempotency-Key", "stalled-1")
+	if again.ID != first.ID || again.Text != first.Text || again.CreatedAt != first.CreatedAt {
+		t.Fatalf("retry = %+v; want the first message %+v", again, first)
+	}
+	stalled.Store(false)
+}
