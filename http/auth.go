@@ -171,8 +171,13 @@ func (t *tokens) pair(user int64, session, refreshJTI uuid.UUID) (tokenPair, err
 	return tokenPair{Access: access, Refresh: refresh}, err
 }
 
-// refresh rotates a session's refresh token. A refresh token that was
-// already rotated away is a sign of theft: the whole session is revoked.
+// errRefreshReused is a refresh token used again after it was rotated away
+// (or after logout): a 401 like any dead token, which the handler also logs.
+// The session's current tokens keep working, as the contract has it: two
+// clients of one session refreshing at once must not log each other out.
+var errRefreshReused = fmt.Errorf("refresh token reused: %w", errBadToken)
+
+// refresh rotates a session's refresh token.
 func (t *tokens) refresh(ctx context.Context, raw string) (tokenPair, error) {
 	c, err := t.verify(raw, refreshType)
 	if err != nil {
@@ -186,10 +191,7 @@ func (t *tokens) refresh(ctx context.Context, raw string) (tokenPair, error) {
 		return tokenPair{}, fmt.Errorf("rotate refresh token: %w", err)
 	}
 	if tag.RowsAffected() == 0 {
-		if err := t.revoke(ctx, c.SessionID); err != nil {
-			return tokenPair{}, fmt.Errorf("revoke session: %w", err)
-		}
-		return tokenPair{}, errBadToken
+		return tokenPair{}, errRefreshReused
 	}
 	return t.pair(c.UserID, c.SessionID, next)
 }

@@ -92,6 +92,11 @@ func (s *Server) refresh(c echo.Context) error {
 		return err
 	}
 	pair, err := s.tokens.refresh(c.Request().Context(), f[0])
+	if errors.Is(err, errRefreshReused) {
+		// Two clients racing, a retry after a lost answer, or a stolen
+		// token: worth a line for whoever audits sessions.
+		s.log.Warn("refresh token used again after rotation or logout", "remote", c.RealIP())
+	}
 	if err != nil {
 		return err
 	}

@@ -328,9 +328,12 @@ func TestRefreshRotation(t *testing.T) {
 		if refresh2 == refresh1 || access2 == access1 {
 			t.Fatalf("second refresh returned the same tokens")
 		}
-		// The rotated-away tokens are dead.
+		// The rotated-away tokens are dead...
 		wantUnauthorized(t, s.callJSON(t, "POST", "/auth/refresh/", "", map[string]string{"refresh": u.Refresh}))
 		wantUnauthorized(t, s.callJSON(t, "POST", "/auth/refresh/", "", map[string]string{"refresh": refresh1}))
+		// ...and only they: the session's current pair goes on working.
+		wantStatus(t, s.callJSON(t, "GET", "/list-chatrooms/", access2, nil), http.StatusOK)
+		refreshPair(t, s, refresh2)
 	})
 
 	t.Run("bad input", func(t *testing.T) {
