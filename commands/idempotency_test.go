@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/google/uuid"
+
 	"github.com/evchat/evchat/commands"
 	"github.com/evchat/evchat/domain"
 	"github.com/evchat/evchat/eventstore"
@@ -22,7 +24,7 @@ type memKeys struct {
 	failComplete bool
 }
 
-func (m *memKeys) Claim(_ context.Context, user int64, key string, conv int64) (commands.KeyedSend, bool, error) {
+func (m *memKeys) Claim(_ context.Context, user int64, key string, conv int64, owner uuid.UUID) (commands.KeyedSend, bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.keys == nil {
@@ -32,8 +34,21 @@ func (m *memKeys) Claim(_ context.Context, user int64, key string, conv int64) (
 	if prev, ok := m.keys[k]; ok {
 		return prev, false, nil
 	}
-	m.keys[k] = commands.KeyedSend{ConversationID: conv}
+	m.keys[k] = commands.KeyedSend{ConversationID: conv, Owner: owner}
 	return commands.KeyedSend{}, true, nil
+}
+
+func (m *memKeys) TakeOver(_ context.Context, user int64, key string, from, to uuid.UUID) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k := fmt.Sprintf("%d:%s", user, key)
+	cur, ok := m.keys[k]
+	if !ok || cur.MessageID != 0 || cur.Owner != from {
+		return false, nil
+	}
+	cur.Owner = to
+	m.keys[k] = cur
+	return true, nil
 }
 
 func (m *memKeys) Complete(_ context.Context, user int64, key string, s commands.KeyedSend) error {
@@ -49,11 +64,11 @@ func (m *memKeys) Complete(_ context.Context, user int64, key string, s commands
 	return nil
 }
 
-func (m *memKeys) Release(_ context.Context, user int64, key string) error {
+func (m *memKeys) Release(_ context.Context, user int64, key string, owner uuid.UUID) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	k := fmt.Sprintf("%d:%s", user, key)
-	if m.keys[k].MessageID == 0 {
+	if cur, ok := m.keys[k]; ok && cur.MessageID == 0 && cur.Owner == owner {
 		delete(m.keys, k)
 	}
 	return nil
@@ -223,8 +238,8 @@ type claimHook struct {
 	after func(claimed bool)
 }
 
-func (c claimHook) Claim(ctx context.Context, user int64, key string, conv int64) (commands.KeyedSend, bool, error) {
-	k, claimed, err := c.memKeys.Claim(ctx, user, key, conv)
+func (c claimHook) Claim(ctx context.Context, user int64, key string, conv int64, owner uuid.UUID) (commands.KeyedSend, bool, error) {
+	k, claimed, err := c.memKeys.Claim(ctx, user, key, conv, owner)
 	c.after(claimed)
 	return k, claimed, err
 }

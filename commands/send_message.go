@@ -55,17 +55,27 @@ func (s *Service) SendMessage(ctx context.Context, a Actor, cmd SendMessage) (Se
 	unlock := s.keyLocks.lock(fmt.Sprintf("%d:%s", a.UserID, cmd.IdempotencyKey))
 	defer unlock()
 	eventID := uuid.NewSHA1(sendKeyNamespace, fmt.Appendf(nil, "%d:%s", a.UserID, cmd.IdempotencyKey))
-	// Read before the claim: no request appends the event before the key is
-	// claimed, so the stream holds it at no revision up to this head.
-	head, err := s.streamHead(ctx, domain.ConversationStream(cmd.ConversationID))
-	if err != nil {
-		return Sent{}, fmt.Errorf("send message: %w", err)
-	}
-	prev, claimed, err := s.keys.Claim(ctx, a.UserID, cmd.IdempotencyKey, cmd.ConversationID)
-	if err != nil {
-		return Sent{}, fmt.Errorf("send message: %w", err)
-	}
-	if !claimed {
+	owner := uuid.New()
+	var key *keyedEvent
+	for attempt := 0; key == nil; attempt++ {
+		if attempt == 3 {
+			return Sent{}, ErrConflict // the key's claim keeps changing hands
+		}
+		// Read before the claim: no request appends the event before the
+		// key is claimed, so the stream holds it at no revision up to this
+		// head.
+		head, err := s.streamHead(ctx, domain.ConversationStream(cmd.ConversationID))
+		if err != nil {
+			return Sent{}, fmt.Errorf("send message: %w", err)
+		}
+		prev, claimed, err := s.keys.Claim(ctx, a.UserID, cmd.IdempotencyKey, cmd.ConversationID, owner)
+		if err != nil {
+			return Sent{}, fmt.Errorf("send message: %w", err)
+		}
+		if claimed {
+			key = &keyedEvent{id: eventID, through: head}
+			break
+		}
 		if prev.ConversationID != cmd.ConversationID {
 			return Sent{}, ErrKeyReused
 		}
@@ -82,12 +92,20 @@ func (s *Service) SendMessage(ctx context.Context, a Actor, cmd SendMessage) (Se
 		if found {
 			return s.completeKey(ctx, a.UserID, cmd.IdempotencyKey, KeyedSend{ConversationID: m.ConversationID, MessageID: m.MessageID, Position: re.Position})
 		}
-		// Not in the log through revision searched: append it. One in
-		// flight elsewhere lands past it, where the append looks before
-		// and, on a conflict, after its own attempt.
-		head = searched
+		// Not in the log through revision searched: take the claim over
+		// and append. The former owner, if still appending, lands past
+		// searched, where the append looks before and, on a conflict,
+		// after its own attempt; and it can no longer release the key.
+		took, err := s.keys.TakeOver(ctx, a.UserID, cmd.IdempotencyKey, prev.Owner, owner)
+		if err != nil {
+			return Sent{}, fmt.Errorf("send message: %w", err)
+		}
+		if took {
+			key = &keyedEvent{id: eventID, through: searched}
+		}
+		// Otherwise the claim changed meanwhile (completed, released or
+		// taken over): look again.
 	}
-	key := &keyedEvent{id: eventID, through: head}
 
 	var msg domain.MessageSent
 	w, _, err := s.updateConversation(ctx, a, cmd.ConversationID, key, func(c *domain.Conversation) ([]domain.Event, error) {
@@ -109,7 +127,7 @@ func (s *Service) SendMessage(ctx context.Context, a Actor, cmd SendMessage) (Se
 	if errors.As(err, &refused) {
 		// Refused by the rules (or busy past its retries): nothing was
 		// appended, so the key is free for a corrected retry.
-		if rerr := s.keys.Release(context.WithoutCancel(ctx), a.UserID, cmd.IdempotencyKey); rerr != nil {
+		if rerr := s.keys.Release(context.WithoutCancel(ctx), a.UserID, cmd.IdempotencyKey, owner); rerr != nil {
 			s.log.Warn("send message: release idempotency key", "err", rerr)
 		}
 		return Sent{}, err

@@ -55,24 +55,30 @@ type ReadModel interface {
 
 // SendKeys remembers the message each idempotency key made. A key is
 // claimed before its message is appended and completed after, so a request
-// that finds a claim without a message knows to look for it in the log.
+// that finds a claim without a message knows to look for it in the log. A
+// claim has an owner: the request that may append under it and release it.
 type SendKeys interface {
-	// Claim records the key for a send into conversation, unless the key is
-	// recorded already: then it returns the record and false.
-	Claim(ctx context.Context, user int64, key string, conversation int64) (KeyedSend, bool, error)
+	// Claim records the key for a send into conversation, held by owner,
+	// unless the key is recorded already: then it returns the record and
+	// false.
+	Claim(ctx context.Context, user int64, key string, conversation int64, owner uuid.UUID) (KeyedSend, bool, error)
+	// TakeOver passes a claim without a message from owner from to owner
+	// to, and reports whether it did (the claim was still from's).
+	TakeOver(ctx context.Context, user int64, key string, from, to uuid.UUID) (bool, error)
 	// Complete records the message the key made.
 	Complete(ctx context.Context, user int64, key string, s KeyedSend) error
-	// Release forgets a claim that made no message, so that the key can be
-	// used again (the send was refused).
-	Release(ctx context.Context, user int64, key string) error
+	// Release forgets owner's claim if it made no message, so that the key
+	// can be used again (the send was refused).
+	Release(ctx context.Context, user int64, key string, owner uuid.UUID) error
 }
 
 // KeyedSend is what an idempotency key made. MessageID is 0 while the key
-// is only claimed.
+// is only claimed; Owner is then the claim's owner.
 type KeyedSend struct {
 	ConversationID int64
 	MessageID      int64
 	Position       eventstore.Position
+	Owner          uuid.UUID
 }
 
 // Actor is who asks for a command, for the events' metadata.

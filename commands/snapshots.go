@@ -71,11 +71,16 @@ func (s *Service) saveSnapshot(ctx context.Context, stream string, c *domain.Con
 // appended records a conversation's state c after appending n events at
 // revision prev (-1: a new stream) landed with rev as the last one's
 // revision and id as its id: in the cache, and every snapshotEvery events as
-// a snapshot. An append that was a retry of a stored one (it landed
-// elsewhere) is not snapshotted: c is not the state at its revision.
+// a snapshot.
 func (s *Service) appended(ctx context.Context, stream string, c *domain.Conversation, prev int64, n int, rev int64, id uuid.UUID) {
+	if rev != prev+int64(n) {
+		// The store answered with an earlier append of these event ids
+		// (a retry), elsewhere in the stream: c is not the state at rev.
+		s.convs.drop(stream)
+		return
+	}
 	s.convs.putIfNewer(stream, c.Clone(), rev)
-	if rev == prev+int64(n) && (prev+1)/s.snapshotEvery != (rev+1)/s.snapshotEvery {
+	if (prev+1)/s.snapshotEvery != (rev+1)/s.snapshotEvery {
 		s.saveSnapshot(ctx, stream, c, rev, id)
 	}
 }

@@ -2,6 +2,7 @@ package http
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -462,6 +463,15 @@ func (h *hub) resume(ctx context.Context, so *socket, since eventstore.Position)
 				so.last = p.pos
 			}
 			so.mu.Unlock()
+			if fresh && p.joiner == so.user {
+				// Back in the room: a leave heard live while catching up
+				// no longer closes the socket (absence decides that).
+				so.mu.Lock()
+				if bytes.Equal(so.closeWith, leftClose) {
+					so.closeWith = nil
+				}
+				so.mu.Unlock()
+			}
 			if fresh && absence.pass(p, so.user) && !h.writePaced(so, p.frame) {
 				return
 			}

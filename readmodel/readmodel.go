@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -121,22 +122,23 @@ func (s *Store) ReceiptTargets(ctx context.Context, conversation, reader int64, 
 }
 
 // Claim implements commands.SendKeys.
-func (s *Store) Claim(ctx context.Context, user int64, key string, conversation int64) (commands.KeyedSend, bool, error) {
+func (s *Store) Claim(ctx context.Context, user int64, key string, conversation int64, owner uuid.UUID) (commands.KeyedSend, bool, error) {
 	var k commands.KeyedSend
 	var claimed bool
 	var msg, c, p *int64
+	var holder *uuid.UUID
 	// One statement: the insert, or the row that was there. A row that a
 	// concurrent claim inserted after this statement's snapshot is not seen
 	// by it: ask again.
 	for attempt := 1; ; attempt++ {
 		err := s.db.QueryRow(ctx, `WITH ins AS (
-				INSERT INTO public.send_keys (user_id, key, conversation_id) VALUES ($1, $2, $3)
+				INSERT INTO public.send_keys (user_id, key, conversation_id, owner) VALUES ($1, $2, $3, $4)
 				ON CONFLICT DO NOTHING RETURNING conversation_id)
-			SELECT true, conversation_id, NULL::bigint, NULL::bigint, NULL::bigint FROM ins
+			SELECT true, conversation_id, NULL::bigint, NULL::bigint, NULL::bigint, NULL::uuid FROM ins
 			UNION ALL
-			SELECT false, conversation_id, message_id, commit_pos, prepare_pos FROM public.send_keys
+			SELECT false, conversation_id, message_id, commit_pos, prepare_pos, owner FROM public.send_keys
 			 WHERE user_id = $1 AND key = $2 AND NOT EXISTS (SELECT 1 FROM ins)`,
-			user, key, conversation).Scan(&claimed, &k.ConversationID, &msg, &c, &p)
+			user, key, conversation, owner).Scan(&claimed, &k.ConversationID, &msg, &c, &p, &holder)
 		if errors.Is(err, pgx.ErrNoRows) && attempt < 5 {
 			continue
 		}
@@ -148,7 +150,24 @@ func (s *Store) Claim(ctx context.Context, user int64, key string, conversation 
 	if msg != nil && c != nil && p != nil {
 		k.MessageID, k.Position = *msg, eventstore.Position{Commit: uint64(*c), Prepare: uint64(*p)}
 	}
+	if holder != nil {
+		k.Owner = *holder
+	}
 	return k, claimed, nil
+}
+
+// TakeOver implements commands.SendKeys.
+func (s *Store) TakeOver(ctx context.Context, user int64, key string, from, to uuid.UUID) (bool, error) {
+	var prev *uuid.UUID // a claim from before owners were recorded has none
+	if from != uuid.Nil {
+		prev = &from
+	}
+	tag, err := s.db.Exec(ctx, `UPDATE public.send_keys SET owner = $4
+		WHERE user_id = $1 AND key = $2 AND message_id IS NULL AND owner IS NOT DISTINCT FROM $3`, user, key, prev, to)
+	if err != nil {
+		return false, fmt.Errorf("take over send key: %w", err)
+	}
+	return tag.RowsAffected() == 1, nil
 }
 
 // Complete implements commands.SendKeys.
@@ -166,8 +185,8 @@ func (s *Store) Complete(ctx context.Context, user int64, key string, k commands
 }
 
 // Release implements commands.SendKeys.
-func (s *Store) Release(ctx context.Context, user int64, key string) error {
-	_, err := s.db.Exec(ctx, `DELETE FROM public.send_keys WHERE user_id = $1 AND key = $2 AND message_id IS NULL`, user, key)
+func (s *Store) Release(ctx context.Context, user int64, key string, owner uuid.UUID) error {
+	_, err := s.db.Exec(ctx, `DELETE FROM public.send_keys WHERE user_id = $1 AND key = $2 AND message_id IS NULL AND owner = $3`, user, key, owner)
 	if err != nil {
 		return fmt.Errorf("release send key: %w", err)
 	}
