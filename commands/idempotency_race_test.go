@@ -16,17 +16,8 @@ import (
 // keysHook gives one process's view of shared keys its own behaviour.
 type keysHook struct {
 	*memKeys
-	afterClaim    func(claimed bool)
 	beforeRelease func()
 	failComplete  bool
-}
-
-func (k keysHook) Claim(ctx context.Context, user int64, key string, conv int64, owner uuid.UUID) (commands.KeyedSend, bool, error) {
-	r, claimed, err := k.memKeys.Claim(ctx, user, key, conv, owner)
-	if k.afterClaim != nil {
-		k.afterClaim(claimed)
-	}
-	return r, claimed, err
 }
 
 func (k keysHook) Complete(ctx context.Context, user int64, key string, s commands.KeyedSend) error {
@@ -51,25 +42,23 @@ func TestRefusedRequestDoesNotFreeAKeyAppendedUnder(t *testing.T) {
 	mem := newMemStore()
 	keys := &memKeys{}
 	ids := &ids{}
-	created, err := newKeyedService(mem, keys, ids).CreateChatroom(ctx, commands.Actor{UserID: 1}, commands.CreateChatroom{Type: domain.Group})
-	if err != nil {
-		t.Fatal(err)
-	}
-	room := created.Conversation.ID
+	room := newGroup(t, newKeyedService(mem, keys, ids))
 	good := commands.SendMessage{ConversationID: room, Content: domain.MessageContent{Text: "hi"}, IdempotencyKey: "k"}
 	empty := commands.SendMessage{ConversationID: room, IdempotencyKey: "k"} // refused: no text
 
-	aClaimed, bDone := make(chan struct{}), make(chan struct{})
-	a := newKeyedService(mem, keysHook{memKeys: keys, afterClaim: func(bool) { close(aClaimed) }, beforeRelease: func() { <-bDone }}, ids)
+	// a is refused and, about to release its claim, waits while b takes
+	// the claim over, appends, and dies before completing it.
+	aRefused, bDone := make(chan struct{}), make(chan struct{})
+	a := newKeyedService(mem, keysHook{memKeys: keys, beforeRelease: func() { close(aRefused); <-bDone }}, ids)
 	b := newKeyedService(mem, keysHook{memKeys: keys, failComplete: true}, ids)
 	c := newKeyedService(mem, keys, ids)
 
 	refused := make(chan error, 1)
 	go func() { _, err := a.SendMessage(ctx, commands.Actor{UserID: 1}, empty); refused <- err }()
-	<-aClaimed
+	<-aRefused
 	if _, err := b.SendMessage(ctx, commands.Actor{UserID: 1}, good); err == nil {
 		t.Fatal("b's send whose key could not be completed succeeded")
-	} // b appended under a's claim and died before completing it
+	}
 	close(bDone)
 	if err := <-refused; domain.KindOf(err) != domain.KindInvalid {
 		t.Fatalf("a's empty send: %v; want refused as invalid", err)
@@ -127,11 +116,7 @@ func TestRetriedAppendResultDoesNotPoisonTheCache(t *testing.T) {
 	}}, ids)
 	b := newKeyedService(storeB, keys, ids)
 	u1, u2 := commands.Actor{UserID: 1}, commands.Actor{UserID: 2}
-	created, err := a.CreateChatroom(ctx, u1, commands.CreateChatroom{Type: domain.Group})
-	if err != nil {
-		t.Fatal(err)
-	}
-	room := created.Conversation.ID
+	room := newGroup(t, a)
 	if _, err := b.JoinChatroom(ctx, u2, room); err != nil { // b caches the room with u2 in it
 		t.Fatal(err)
 	}
@@ -162,7 +147,7 @@ func TestRetriedAppendResultDoesNotPoisonTheCache(t *testing.T) {
 	})
 	wg.Wait()
 	storeA.beforeAppend, storeB.beforeAppend = nil, nil
-	_, err = b.SendMessage(ctx, u2, commands.SendMessage{ConversationID: room, Content: domain.MessageContent{Text: "I left"}})
+	_, err := b.SendMessage(ctx, u2, commands.SendMessage{ConversationID: room, Content: domain.MessageContent{Text: "I left"}})
 	if domain.KindOf(err) != domain.KindForbidden {
 		t.Errorf("a user who left sends through b: %v; want forbidden", err)
 	}

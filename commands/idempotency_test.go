@@ -87,6 +87,16 @@ func keyedEvents(t *testing.T, m *memStore, room int64) map[string]int {
 	return n
 }
 
+// newGroup creates a group room of user 1 through svc and returns its id.
+func newGroup(t *testing.T, svc *commands.Service) int64 {
+	t.Helper()
+	created, err := svc.CreateChatroom(context.Background(), commands.Actor{UserID: 1}, commands.CreateChatroom{Type: domain.Group})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return created.Conversation.ID
+}
+
 func newKeyedService(store commands.EventStore, keys commands.SendKeys, ids *ids) *commands.Service {
 	return commands.New(commands.Config{Store: store, IDs: ids, ReadModel: noReadModel{}, SendKeys: keys, Registry: domain.NewRegistry()})
 }
@@ -100,11 +110,7 @@ func TestKeyedSendAfterADeathBetweenAppendAndRecord(t *testing.T) {
 	keys := &memKeys{}
 	ids := &ids{}
 	a := newKeyedService(mem, keys, ids)
-	created, err := a.CreateChatroom(ctx, commands.Actor{UserID: 1}, commands.CreateChatroom{Type: domain.Group})
-	if err != nil {
-		t.Fatal(err)
-	}
-	room := created.Conversation.ID
+	room := newGroup(t, a)
 	send := commands.SendMessage{ConversationID: room, Content: domain.MessageContent{Text: "once"}, IdempotencyKey: "k"}
 
 	keys.failComplete = true
@@ -157,11 +163,7 @@ func TestConcurrentKeyedSendsOnTwoProcesses(t *testing.T) {
 	for round := range 20 {
 		// A new room each round: one process has its state cached, the
 		// other loads it, perhaps after the other's append.
-		created, err := procs[round%2].CreateChatroom(ctx, commands.Actor{UserID: 1}, commands.CreateChatroom{Type: domain.Group})
-		if err != nil {
-			t.Fatal(err)
-		}
-		room := created.Conversation.ID
+		room := newGroup(t, procs[round%2])
 		rooms = append(rooms, room)
 		key := fmt.Sprintf("key-%d", round)
 		got := make([]int64, 6)
@@ -253,11 +255,7 @@ func TestKeyedSendFindsTheEventInTheStateItLoads(t *testing.T) {
 	mem := newMemStore()
 	keys := &memKeys{}
 	ids := &ids{}
-	created, err := newKeyedService(mem, keys, ids).CreateChatroom(ctx, commands.Actor{UserID: 1}, commands.CreateChatroom{Type: domain.Group})
-	if err != nil {
-		t.Fatal(err)
-	}
-	room := created.Conversation.ID
+	room := newGroup(t, newKeyedService(mem, keys, ids))
 
 	aClaimed, bSearched, aAppended := make(chan struct{}), make(chan struct{}), make(chan struct{})
 	var onceB sync.Once
