@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"sync"
 	"time"
+
+	"github.com/evchat/evchat/internal/wait"
 )
 
 // op is one request of a closed-loop load. It returns the bucket its
@@ -38,10 +40,10 @@ func closedLoop(ctx context.Context, spec loadSpec, errs *errorLog, fn op) ([]su
 	var cpuFrom, cpuTo cpuSample
 	if spec.cpu != nil {
 		wg.Go(func() {
-			if sleep(ctx, time.Until(measureFrom)) == nil {
+			if wait.Sleep(ctx, time.Until(measureFrom)) == nil {
 				cpuFrom = spec.cpu()
 			}
-			if sleep(ctx, time.Until(end)) == nil {
+			if wait.Sleep(ctx, time.Until(end)) == nil {
 				cpuTo = spec.cpu()
 			}
 		})

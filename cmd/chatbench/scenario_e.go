@@ -8,6 +8,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/evchat/evchat/internal/wait"
 )
 
 // idleResult is the server's memory cost of idle sockets.
@@ -73,7 +75,7 @@ func runE(ctx context.Context, e *env) (*idleResult, error) {
 		return nil, fmt.Errorf("e: %w", err)
 	}
 	closeSockets(warm)
-	if err := sleep(ctx, 2*time.Second); err != nil {
+	if err := wait.Sleep(ctx, 2*time.Second); err != nil {
 		return nil, err
 	}
 	if res.RSSBeforeKiB, err = e.srv.rssKiB(); err != nil {
@@ -89,7 +91,7 @@ func runE(ctx context.Context, e *env) (*idleResult, error) {
 	defer closeSockets(socks)
 	res.OpenSeconds = time.Since(t0).Seconds()
 	e.logf("e: %d sockets open after %.1fs; settling for %s", n, res.OpenSeconds, e.opts.idleSettle)
-	if err := sleep(ctx, e.opts.idleSettle); err != nil {
+	if err := wait.Sleep(ctx, e.opts.idleSettle); err != nil {
 		return nil, err
 	}
 	res.SettleSeconds = e.opts.idleSettle.Seconds()
@@ -137,15 +139,4 @@ func raiseOpenFiles() error {
 	}
 	rl.Cur = rl.Max
 	return syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl)
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

@@ -287,15 +287,3 @@ func grow(d, first, limit time.Duration) time.Duration {
 	}
 	return min(d*2, limit)
 }
-
-// sleep waits d or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}

@@ -9,6 +9,7 @@ import (
 	kurrent "github.com/EventStore/EventStore-Client-Go/v4/esdb"
 
 	"github.com/evchat/evchat/eventstore"
+	"github.com/evchat/evchat/internal/wait"
 )
 
 // SubscribeAll implements eventstore.Store with a catch-up subscription to
@@ -52,7 +53,7 @@ func (s *Store) SubscribeAll(ctx context.Context, from eventstore.Position, hand
 		}
 		delay = grow(delay, 50*time.Millisecond, s.opts.MaxRetryDelay)
 		s.log.Warn("event subscription dropped; subscribing again", "err", err, "from", cursor.String(), "in", delay)
-		if err := sleep(sctx, delay); err != nil {
+		if err := wait.Sleep(sctx, delay); err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}

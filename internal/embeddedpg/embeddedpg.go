@@ -41,6 +41,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/evchat/evchat/internal/wait"
 )
 
 // ErrBinariesNotFound is wrapped by the error Start returns when no
@@ -302,7 +304,7 @@ func (s *Server) removeStalePID(ctx context.Context, pid int) error {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("postmaster %d is gone but its processes %v still use %s", pid, orphans, s.pgdata)
 		}
-		if err := sleep(ctx, 50*time.Millisecond); err != nil {
+		if err := wait.Sleep(ctx, 50*time.Millisecond); err != nil {
 			return err
 		}
 	}
@@ -527,7 +529,7 @@ func (s *Server) waitReady(ctx context.Context, timeout time.Duration) error {
 		if errors.As(err, &pgErr) && (pgErr.Code == "28P01" || pgErr.Code == "28000") {
 			return fmt.Errorf("connect: %w", err)
 		}
-		if sleep(wctx, 100*time.Millisecond) != nil {
+		if wait.Sleep(wctx, 100*time.Millisecond) != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
@@ -827,15 +829,4 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
 		return err
 	}
 	return os.Rename(tmp.Name(), path)
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/evchat/evchat/internal/wait"
 )
 
 // account is the unprivileged user the PostgreSQL programs run as when this
@@ -139,7 +141,7 @@ func lockDir(ctx context.Context, dir string) (func(), error) {
 			f.Close()
 			return nil, fmt.Errorf("lock data folder: %w", err)
 		}
-		if err := sleep(ctx, 50*time.Millisecond); err != nil {
+		if err := wait.Sleep(ctx, 50*time.Millisecond); err != nil {
 			f.Close()
 			return nil, fmt.Errorf("lock data folder: %w", err)
 		}
