@@ -193,6 +193,24 @@ func (s *Store) Release(ctx context.Context, user int64, key string, owner uuid.
 	return nil
 }
 
+// NamedAttachments returns, of keys, those of attachment files that some
+// message names.
+func (s *Store) NamedAttachments(ctx context.Context, keys []string) (map[string]bool, error) {
+	rows, err := s.db.Query(ctx, `SELECT DISTINCT key FROM attachments WHERE key = ANY($1)`, keys)
+	if err != nil {
+		return nil, fmt.Errorf("named attachments: %w", err)
+	}
+	named, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("named attachments: %w", err)
+	}
+	out := make(map[string]bool, len(named))
+	for _, k := range named {
+		out[k] = true
+	}
+	return out, nil
+}
+
 // LoadSnapshot implements commands.Snapshots.
 func (s *Store) LoadSnapshot(ctx context.Context, stream string) (commands.Snapshot, bool, error) {
 	var snap commands.Snapshot

@@ -1,5 +1,6 @@
 // Command chatctl operates a chat installation: migrations, projection
-// status, rebuild, replay and verification, and audit trails.
+// status, rebuild, replay and verification, audit trails, and collection of
+// attachment files that no message names.
 //
 // It reads the same configuration as chatd (flags over DATABASE_URL,
 // CHAT_DATA_DIR, EVENTSTORE_URL). With no DATABASE_URL it reaches the
@@ -41,6 +42,7 @@ Commands:
   projections verify               rebuild into scratch tables and compare with the live ones
   audit stream <stream>            the events of one stream, in log order
   audit user <id>                  the events a user caused, in log order
+  media gc                         remove attachment files no message names
 
 Global flags (also from the environment, like chatd):
   --database-url URL   PostgreSQL (DATABASE_URL); unset: the embedded PostgreSQL of the data folder
@@ -90,6 +92,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = e.projections(ctx, rest[1:])
 	case "audit":
 		err = e.audit(ctx, rest[1:])
+	case "media":
+		err = e.media(ctx, rest[1:])
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

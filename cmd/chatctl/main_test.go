@@ -20,9 +20,15 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 // server starts chatd on its own database and returns it with its URL.
 func server(t *testing.T) (*chatd.Main, string) {
 	t.Helper()
+	return serverIn(t, t.TempDir())
+}
+
+// serverIn is server with the data folder dataDir.
+func serverIn(t *testing.T, dataDir string) (*chatd.Main, string) {
+	t.Helper()
 	db := pgtest.NewDatabase(t)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	m, err := chatd.New(context.Background(), chatd.Config{Addr: "127.0.0.1:0", DatabaseURL: db, DataDir: t.TempDir(), BcryptCost: 4}, log)
+	m, err := chatd.New(context.Background(), chatd.Config{Addr: "127.0.0.1:0", DatabaseURL: db, DataDir: dataDir, BcryptCost: 4}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
