@@ -15,6 +15,9 @@ import (
 	"github.com/evchat/evchat/eventstore"
 )
 
+// keyOf is memKeys' map key of a user's idempotency key.
+func keyOf(user int64, key string) string { return fmt.Sprintf("%d:%s", user, key) }
+
 // memKeys is an in-memory commands.SendKeys.
 type memKeys struct {
 	mu   sync.Mutex
@@ -30,7 +33,7 @@ func (m *memKeys) Claim(_ context.Context, user int64, key string, conv int64, o
 	if m.keys == nil {
 		m.keys = map[string]commands.KeyedSend{}
 	}
-	k := fmt.Sprintf("%d:%s", user, key)
+	k := keyOf(user, key)
 	if prev, ok := m.keys[k]; ok {
 		return prev, false, nil
 	}
@@ -41,7 +44,7 @@ func (m *memKeys) Claim(_ context.Context, user int64, key string, conv int64, o
 func (m *memKeys) TakeOver(_ context.Context, user int64, key string, from, to uuid.UUID) (bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	k := fmt.Sprintf("%d:%s", user, key)
+	k := keyOf(user, key)
 	cur, ok := m.keys[k]
 	if !ok || cur.MessageID != 0 || cur.Owner != from {
 		return false, nil
@@ -57,7 +60,7 @@ func (m *memKeys) Complete(_ context.Context, user int64, key string, s commands
 	if m.failComplete {
 		return errors.New("the process died")
 	}
-	k := fmt.Sprintf("%d:%s", user, key)
+	k := keyOf(user, key)
 	if m.keys[k].MessageID == 0 {
 		m.keys[k] = s
 	}
@@ -67,7 +70,7 @@ func (m *memKeys) Complete(_ context.Context, user int64, key string, s commands
 func (m *memKeys) Release(_ context.Context, user int64, key string, owner uuid.UUID) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	k := fmt.Sprintf("%d:%s", user, key)
+	k := keyOf(user, key)
 	if cur, ok := m.keys[k]; ok && cur.MessageID == 0 && cur.Owner == owner {
 		delete(m.keys, k)
 	}

@@ -37,6 +37,12 @@ var ErrKeyReused = domain.Errorf(domain.KindConflict, "This Idempotency-Key was 
 // sendKeyNamespace derives event ids from idempotency keys.
 var sendKeyNamespace = uuid.MustParse("5b0f3c9e-6f0e-4c64-9a53-0d4f3c1e8a77")
 
+// sendKeyEventID is the id of the message event a user's send with an
+// idempotency key appends.
+func sendKeyEventID(user int64, key string) uuid.UUID {
+	return uuid.NewSHA1(sendKeyNamespace, fmt.Appendf(nil, "%d:%s", user, key))
+}
+
 // SendMessage posts a message into a conversation. The message id is taken
 // inside the stream's critical section, after loading, and the append
 // expects the exact revision loaded, so ids rise in the room's log order even
@@ -54,7 +60,7 @@ func (s *Service) SendMessage(ctx context.Context, a Actor, cmd SendMessage) (Se
 	// event id only at the same expected revision.
 	unlock := s.keyLocks.lock(fmt.Sprintf("%d:%s", a.UserID, cmd.IdempotencyKey))
 	defer unlock()
-	eventID := uuid.NewSHA1(sendKeyNamespace, fmt.Appendf(nil, "%d:%s", a.UserID, cmd.IdempotencyKey))
+	eventID := sendKeyEventID(a.UserID, cmd.IdempotencyKey)
 	owner := uuid.New()
 	var key *keyedEvent
 	for attempt := 0; key == nil; attempt++ {
@@ -167,7 +173,7 @@ func (s *Service) completeKey(ctx context.Context, user int64, key string, k Key
 // with an idempotency key made in a conversation, and when: for answering a
 // replay while the read model has not caught up with it.
 func (s *Service) KeyedMessage(ctx context.Context, a Actor, conv int64, key string) (domain.MessageSent, time.Time, error) {
-	id := uuid.NewSHA1(sendKeyNamespace, fmt.Appendf(nil, "%d:%s", a.UserID, key))
+	id := sendKeyEventID(a.UserID, key)
 	m, re, found, _, err := s.findMessage(ctx, conv, id)
 	if err != nil {
 		return domain.MessageSent{}, time.Time{}, err

@@ -92,6 +92,24 @@ func (s *testServer) tryJSON(method, path, token string, v any, headers ...strin
 	return s.try(method, path, body, headers...)
 }
 
+// trySend sends a text message as u and returns its id, reporting failures
+// instead of failing the test, for other goroutines. headers are name,
+// value pairs (an Idempotency-Key, say).
+func (s *testServer) trySend(u user, room int64, text string, headers ...string) (int64, error) {
+	r, err := s.tryJSON("POST", "/send-message/", u.Access, map[string]any{"conversation_id": room, "text": text}, headers...)
+	if err != nil {
+		return 0, err
+	}
+	if r.Status != http.StatusCreated {
+		return 0, fmt.Errorf("send: %d %s", r.Status, r.Body)
+	}
+	var m struct{ ID int64 }
+	if err := json.Unmarshal(r.Body, &m); err != nil {
+		return 0, err
+	}
+	return m.ID, nil
+}
+
 // callJSON is tryJSON that fails t on a transport error.
 func (s *testServer) callJSON(t testing.TB, method, path, token string, v any, headers ...string) response {
 	t.Helper()

@@ -122,14 +122,12 @@ func TestIdempotencyKeyAcrossProcesses(t *testing.T) {
 		for i := range ids {
 			wg.Go(func() {
 				s := []*testServer{a, b}[i%2]
-				r, err := s.tryJSON("POST", "/send-message/", alice.Access, map[string]any{"conversation_id": room, "text": key}, "Idempotency-Key", key)
-				if err != nil || r.Status != http.StatusCreated {
-					t.Errorf("send: %v %d %s", err, r.Status, r.Body)
+				id, err := s.trySend(alice, room, key, "Idempotency-Key", key)
+				if err != nil {
+					t.Error(err)
 					return
 				}
-				var m messageJSON
-				r.JSON(t, &m)
-				ids[i] = m.ID
+				ids[i] = id
 			})
 		}
 		wg.Wait()

@@ -5,7 +5,6 @@ package chatd_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -102,18 +101,13 @@ func TestProjectorFailingBatches(t *testing.T) {
 	for i := range 10 {
 		u := []user{b, c}[i%2]
 		wg.Go(func() {
-			r, err := s.tryJSON("POST", "/send-message/", u.Access, map[string]any{"conversation_id": room, "text": fmt.Sprintf("during %d", i)})
-			if err != nil || r.Status != 201 {
-				t.Errorf("send: %v %d %s", err, r.Status, r.Body)
-				return
-			}
-			var m messageJSON
-			if err := json.Unmarshal(r.Body, &m); err != nil {
+			id, err := s.trySend(u, room, fmt.Sprintf("during %d", i))
+			if err != nil {
 				t.Error(err)
 				return
 			}
 			mu.Lock()
-			sent = append(sent, m.ID)
+			sent = append(sent, id)
 			mu.Unlock()
 		})
 	}
@@ -251,18 +245,13 @@ func TestSecondProcessTakesOver(t *testing.T) {
 		srv := []*testServer{first, second}[i%2]
 		u := []user{a, b}[i%3%2]
 		wg.Go(func() {
-			r, err := srv.tryJSON("POST", "/send-message/", u.Access, map[string]any{"conversation_id": room, "text": fmt.Sprintf("both %d", i)})
-			if err != nil || r.Status != 201 {
-				t.Errorf("send: %v %d %s", err, r.Status, r.Body)
-				return
-			}
-			var m messageJSON
-			if err := json.Unmarshal(r.Body, &m); err != nil {
+			id, err := srv.trySend(u, room, fmt.Sprintf("both %d", i))
+			if err != nil {
 				t.Error(err)
 				return
 			}
 			mu.Lock()
-			sent = append(sent, m.ID)
+			sent = append(sent, id)
 			mu.Unlock()
 		})
 	}

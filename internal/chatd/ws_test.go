@@ -212,44 +212,6 @@ func wsSorted(keys ...string) []string {
 	return keys
 }
 
-// wsPostJSON sends a JSON request without touching t, for other goroutines.
-func (s *testServer) wsPostJSON(path, token string, body any) (int, []byte, error) {
-	j, err := json.Marshal(body)
-	if err != nil {
-		return 0, nil, err
-	}
-	req, err := http.NewRequest("POST", s.base+path, bytes.NewReader(j))
-	if err != nil {
-		return 0, nil, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := httpClient.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, b, err
-}
-
-// wsTrySend sends a message like send, reporting failures instead of failing
-// the test, for other goroutines.
-func (s *testServer) wsTrySend(u user, room int64, text string) (int64, error) {
-	status, b, err := s.wsPostJSON("/send-message/", u.Access, map[string]any{"conversation_id": room, "text": text})
-	if err != nil {
-		return 0, err
-	}
-	if status != http.StatusCreated {
-		return 0, fmt.Errorf("send: %d %s", status, b)
-	}
-	var m struct{ ID int64 }
-	if err := json.Unmarshal(b, &m); err != nil {
-		return 0, err
-	}
-	return m.ID, nil
-}
-
 // wsLoginCookie logs u in and returns the chat_access cookie login set.
 func (s *testServer) wsLoginCookie(u user) *http.Cookie {
 	s.t.Helper()
@@ -640,7 +602,7 @@ func TestWSRESTSendsArriveOnce(t *testing.T) {
 		go func() {
 			var r result
 			for i := range perSender {
-				id, err := s.wsTrySend(u, room, fmt.Sprintf("%d from %d", i, u.ID))
+				id, err := s.trySend(u, room, fmt.Sprintf("%d from %d", i, u.ID))
 				if err != nil {
 					r.err = err
 					break
@@ -731,7 +693,7 @@ func TestWSResume(t *testing.T) {
 				return
 			default:
 			}
-			id, err := s.wsTrySend(a, room, fmt.Sprintf("m%d", i))
+			id, err := s.trySend(a, room, fmt.Sprintf("m%d", i))
 			if err != nil {
 				senderErr <- err
 				return
@@ -804,7 +766,7 @@ func TestWSResumeLongGap(t *testing.T) {
 	for g := range senders {
 		go func() {
 			for i := range total / senders {
-				id, err := s.wsTrySend(a, room, fmt.Sprintf("%d.%d", g, i))
+				id, err := s.trySend(a, room, fmt.Sprintf("%d.%d", g, i))
 				if err != nil {
 					errs <- err
 					return
@@ -886,7 +848,7 @@ func TestWSSlowConsumerDropped(t *testing.T) {
 	for range senders {
 		go func() {
 			for range n / senders {
-				if _, err := s.wsTrySend(a, room, text); err != nil {
+				if _, err := s.trySend(a, room, text); err != nil {
 					errs <- err
 					return
 				}
