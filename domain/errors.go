@@ -20,6 +20,9 @@ const (
 	KindTooLarge
 	KindUnsupported
 	KindRateLimited
+	// KindUnavailable: a dependency (the database, the event store) cannot
+	// be reached, or the service is not ready yet; the client may retry.
+	KindUnavailable
 )
 
 // Error is a classified error with a message fit for clients. Fields, when
@@ -66,4 +69,5 @@ var (
 	ErrRoomFull             = Errorf(KindInvalid, "Chatroom is full")
 	ErrEmptyMessage         = Errorf(KindInvalid, "A message needs text or an attachment")
 	ErrUsernameTaken        = FieldError("username", "A user with that username already exists.")
+	ErrUnavailable          = Errorf(KindUnavailable, "Service temporarily unavailable.")
 )

@@ -23,8 +23,13 @@ var statusOf = map[domain.Kind]int{
 	domain.KindTooLarge:     http.StatusRequestEntityTooLarge,
 	domain.KindUnsupported:  http.StatusUnsupportedMediaType,
 	domain.KindRateLimited:  http.StatusTooManyRequests,
+	domain.KindUnavailable:  http.StatusServiceUnavailable,
 	domain.KindInternal:     http.StatusInternalServerError,
 }
+
+// unavailableRetryAfter is the Retry-After (seconds) of a 503: a database
+// restart or a projector catching up usually takes about this long.
+const unavailableRetryAfter = 2
 
 // rateLimited is a 429 that says when to come back.
 type rateLimited struct {
@@ -50,6 +55,9 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 		var rl *rateLimited
 		if errors.As(err, &rl) {
 			h.Set("Retry-After", strconv.Itoa(rl.retryAfter))
+		}
+		if status == http.StatusServiceUnavailable {
+			h.Set("Retry-After", strconv.Itoa(unavailableRetryAfter))
 		}
 		if c.Request().Method == http.MethodHead {
 			err = c.NoContent(status)
