@@ -87,6 +87,13 @@ type Config struct {
 	// version in /usr/lib/postgresql/*/bin.
 	BinDir string
 
+	// MaxPreparedTransactions sets max_prepared_transactions. Zero keeps
+	// PostgreSQL's default, which disables PREPARE TRANSACTION: the
+	// application never uses two-phase commit, and a forgotten prepared
+	// transaction would hold back every reader of the event log. Tests that
+	// show how the event store treats one set it.
+	MaxPreparedTransactions int
+
 	// StartTimeout bounds how long Start waits for the server to start and
 	// accept connections (initdb is not included). Zero means 30 seconds.
 	StartTimeout time.Duration
@@ -197,7 +204,7 @@ func start(ctx context.Context, cfg Config) (*Server, error) {
 	if pickPort == nil {
 		pickPort = freePort
 	}
-	if err := s.run(ctx, cfg.Fast, timeout, pickPort); err != nil {
+	if err := s.run(ctx, cfg, timeout, pickPort); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -394,7 +401,7 @@ func (s *Server) initdb(ctx context.Context) error {
 
 // run starts the postmaster with pg_ctl on a free port and waits until it
 // accepts connections.
-func (s *Server) run(ctx context.Context, fast bool, timeout time.Duration, pickPort func() (int, error)) error {
+func (s *Server) run(ctx context.Context, cfg Config, timeout time.Duration, pickPort func() (int, error)) error {
 	logPath := filepath.Join(s.dataDir, logName)
 	if err := s.prepareRunFiles(logPath); err != nil {
 		return err
@@ -404,7 +411,7 @@ func (s *Server) run(ctx context.Context, fast bool, timeout time.Duration, pick
 		if err != nil {
 			return err
 		}
-		if err := s.writeConf(port, fast); err != nil {
+		if err := s.writeConf(port, cfg); err != nil {
 			return err
 		}
 		offset := fileSize(logPath)
@@ -490,7 +497,7 @@ func (s *Server) prepareRunFiles(logPath string) error {
 
 // writeConf writes the per-start settings into pgdata/embeddedpg.conf, which
 // postgresql.conf includes.
-func (s *Server) writeConf(port int, fast bool) error {
+func (s *Server) writeConf(port int, cfg Config) error {
 	socketDir := filepath.Join(s.dataDir, socketName)
 	if len(socketDir)+len("/.s.PGSQL.65535.lock") > maxSocketPath {
 		socketDir = "" // TCP only: the path is too long for a Unix socket
@@ -505,7 +512,10 @@ func (s *Server) writeConf(port int, fast bool) error {
 	b.WriteString("shared_buffers = 128MB\n")
 	b.WriteString("password_encryption = 'scram-sha-256'\n")
 	b.WriteString("logging_collector = off\n")
-	if fast {
+	if cfg.MaxPreparedTransactions > 0 {
+		fmt.Fprintf(&b, "max_prepared_transactions = %d\n", cfg.MaxPreparedTransactions)
+	}
+	if cfg.Fast {
 		b.WriteString("fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n")
 	}
 	path := filepath.Join(s.pgdata, confName)
