@@ -73,7 +73,16 @@ type Store struct {
 	pokes      chan struct{}
 
 	appends chan *appendReq
+	// closeMu orders enqueues against Close: an enqueue holds it shared,
+	// and Close takes it to set closed, after which nothing is queued, so
+	// Close can answer whatever the workers left in the queue.
+	closeMu sync.RWMutex
+	closed  bool
 }
+
+// ErrClosed is wrapped by the error of an append made after Close, or cut
+// short by it. It wraps eventstore.ErrUnavailable.
+var ErrClosed = fmt.Errorf("postgres event store closed: %w", eventstore.ErrUnavailable)
 
 // New returns a Store on pool. The schema must be migrated (package
 // migrations). It opens a few connections of its own with pool's
@@ -110,9 +119,17 @@ func New(pool *pgxpool.Pool, opts Options) *Store {
 }
 
 // Close stops the store's background goroutines. It does not close the pool.
+// Appends in flight end with an error wrapping ErrClosed (an append cut short
+// may still have committed, as after a lost connection), and so does every
+// later append. It is safe to call more than once.
 func (s *Store) Close() {
-	s.cancel()
+	s.cancel() // first: frees enqueues waiting for room in the queue
+	s.closeMu.Lock()
+	s.closed = true
+	s.closeMu.Unlock()
 	s.wg.Wait()
+	// An enqueue that raced the workers' exit is still queued: answer it.
+	s.failQueued()
 	if s.hot != s.pool {
 		s.hot.Close()
 	}
