@@ -21,8 +21,6 @@ package embeddedpg
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -33,7 +31,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -321,84 +318,6 @@ func (s *Server) removeStalePID(ctx context.Context, pid int) error {
 	return nil
 }
 
-// ensureCluster runs initdb unless the folder already holds a cluster, and
-// loads the superuser password.
-func (s *Server) ensureCluster(ctx context.Context) error {
-	_, verErr := os.Stat(filepath.Join(s.pgdata, "PG_VERSION"))
-	pw, pwErr := readPassword(s.dataDir)
-	switch {
-	case verErr == nil && pwErr == nil:
-		s.password = pw
-		return nil
-	case verErr == nil:
-		return fmt.Errorf("%s holds a cluster but its password file is unusable (%v); "+
-			"remove %s to start afresh", s.pgdata, pwErr, s.dataDir)
-	case !errors.Is(verErr, fs.ErrNotExist):
-		return verErr
-	}
-	return s.initdb(ctx)
-}
-
-func (s *Server) initdb(ctx context.Context) error {
-	s.logger.Info("initializing cluster (initdb)", "bindir", filepath.Dir(s.bins.initdb))
-	// Anything in pgdata without PG_VERSION is what an interrupted initdb left.
-	if err := os.RemoveAll(s.pgdata); err != nil {
-		return fmt.Errorf("initdb: %w", err)
-	}
-	if err := os.Mkdir(s.pgdata, 0o700); err != nil {
-		return fmt.Errorf("initdb: %w", err)
-	}
-	if err := s.runAs.chown(s.pgdata); err != nil {
-		return fmt.Errorf("initdb: %w", err)
-	}
-
-	pw, err := newPassword()
-	if err != nil {
-		return fmt.Errorf("initdb: %w", err)
-	}
-	// initdb reads the password from a file, which must be readable by the
-	// server account; the permanent password file stays with the caller.
-	pwFile := filepath.Join(s.dataDir, "initdb-pwfile")
-	if err := os.WriteFile(pwFile, []byte(pw+"\n"), 0o600); err != nil {
-		return fmt.Errorf("initdb: %w", err)
-	}
-	defer os.Remove(pwFile)
-	if err := s.runAs.chown(pwFile); err != nil {
-		return fmt.Errorf("initdb: %w", err)
-	}
-
-	var out string
-	for _, locale := range []string{"C.UTF-8", "C"} {
-		out, err = s.runCmd(ctx, s.bins.initdb,
-			"-D", s.pgdata,
-			"--username="+Superuser,
-			"--pwfile="+pwFile,
-			"--auth=scram-sha-256",
-			"--encoding=UTF8",
-			"--locale="+locale,
-		)
-		if err == nil || !strings.Contains(out, "locale") || ctx.Err() != nil {
-			break
-		}
-		s.logger.Info("initdb failed with locale, retrying", "locale", locale, "output", out)
-	}
-	if err != nil {
-		return cmdError("initdb", err, out)
-	}
-
-	include := "\n# Added by embeddedpg; embeddedpg.conf is rewritten at every start.\n" +
-		"include_if_exists = '" + confName + "'\n"
-	if err := appendFile(filepath.Join(s.pgdata, "postgresql.conf"), include); err != nil {
-		return fmt.Errorf("initdb: %w", err)
-	}
-	// Written last: a password file next to PG_VERSION marks a complete cluster.
-	if err := writeFileAtomic(filepath.Join(s.dataDir, passwordName), []byte(pw+"\n"), 0o600); err != nil {
-		return fmt.Errorf("initdb: %w", err)
-	}
-	s.password = pw
-	return nil
-}
-
 // run starts the postmaster with pg_ctl on a free port and waits until it
 // accepts connections.
 func (s *Server) run(ctx context.Context, cfg Config, timeout time.Duration, pickPort func() (int, error)) error {
@@ -600,107 +519,6 @@ func childEnv() []string {
 	return kept
 }
 
-// binaries holds the paths of the server programs, all from one folder.
-type binaries struct {
-	initdb, pgCtl, postgres string
-}
-
-// findBinaries looks for the server programs in binDir if set, else in the
-// folder of postgres on PATH, then pg_config --bindir, then the highest
-// version in /usr/lib/postgresql/*/bin.
-func findBinaries(ctx context.Context, binDir string) (binaries, error) {
-	dirs := []string{binDir}
-	if binDir == "" {
-		dirs = candidateBinDirs(ctx)
-	}
-	for _, dir := range dirs {
-		if b, ok := binariesIn(dir); ok {
-			return b, nil
-		}
-	}
-	if err := ctx.Err(); err != nil {
-		return binaries{}, err
-	}
-	return binaries{}, fmt.Errorf("%w (searched: %s)", ErrBinariesNotFound, strings.Join(dirs, ", "))
-}
-
-func candidateBinDirs(ctx context.Context) []string {
-	var dirs []string
-	add := func(dir string) {
-		if dir == "" {
-			return
-		}
-		for _, d := range dirs {
-			if d == dir {
-				return
-			}
-		}
-		dirs = append(dirs, dir)
-	}
-	if p, err := exec.LookPath("postgres"); err == nil {
-		if real, err := filepath.EvalSymlinks(p); err == nil {
-			add(filepath.Dir(real))
-		}
-		add(filepath.Dir(p))
-	}
-	// pg_config may come from the client packages only, so its bindir is
-	// a candidate, not an answer: binariesIn checks it.
-	if p, err := exec.LookPath("pg_config"); err == nil {
-		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		out, err := exec.CommandContext(cctx, p, "--bindir").Output()
-		cancel()
-		if err == nil {
-			add(strings.TrimSpace(string(out)))
-		}
-	}
-	versioned, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
-	sortByVersionDesc(versioned)
-	for _, d := range versioned {
-		add(d)
-	}
-	return dirs
-}
-
-// sortByVersionDesc sorts /usr/lib/postgresql/VERSION/bin paths, highest
-// version first ("16" > "15" > "9.6").
-func sortByVersionDesc(dirs []string) {
-	version := func(dir string) []int {
-		var v []int
-		for _, part := range strings.Split(filepath.Base(filepath.Dir(dir)), ".") {
-			n, err := strconv.Atoi(part)
-			if err != nil {
-				n = -1
-			}
-			v = append(v, n)
-		}
-		return v
-	}
-	sort.SliceStable(dirs, func(i, j int) bool {
-		a, b := version(dirs[i]), version(dirs[j])
-		for k := 0; k < len(a) && k < len(b); k++ {
-			if a[k] != b[k] {
-				return a[k] > b[k]
-			}
-		}
-		return len(a) > len(b)
-	})
-}
-
-func binariesIn(dir string) (binaries, bool) {
-	b := binaries{
-		initdb:   filepath.Join(dir, "initdb"),
-		pgCtl:    filepath.Join(dir, "pg_ctl"),
-		postgres: filepath.Join(dir, "postgres"),
-	}
-	for _, p := range []string{b.initdb, b.pgCtl, b.postgres} {
-		fi, err := os.Stat(p)
-		if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
-			return binaries{}, false
-		}
-	}
-	return b, true
-}
-
 // postmasterState classifies pgdata/postmaster.pid.
 type postmasterState int
 
@@ -729,26 +547,6 @@ func readPostmaster(pgdata string) (int, postmasterState, error) {
 		return pid, postmasterStale, nil
 	}
 	return pid, postmasterAlive, nil
-}
-
-func readPassword(dataDir string) (string, error) {
-	data, err := os.ReadFile(filepath.Join(dataDir, passwordName))
-	if err != nil {
-		return "", err
-	}
-	pw := strings.TrimSpace(string(data))
-	if pw == "" {
-		return "", fmt.Errorf("%s is empty", filepath.Join(dataDir, passwordName))
-	}
-	return pw, nil
-}
-
-func newPassword() (string, error) {
-	b := make([]byte, 24)
-	if _, err := rand.Read(b); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(b), nil
 }
 
 // freePort asks the kernel for a free port on 127.0.0.1. Another process may
