@@ -13,7 +13,8 @@ import (
 )
 
 // ensureCluster runs initdb unless the folder already holds a cluster, and
-// loads the superuser password.
+// loads the superuser password. A cluster that a first start left unfinished
+// (see unfinishedCluster) is made again.
 func (s *Server) ensureCluster(ctx context.Context) error {
 	_, verErr := os.Stat(filepath.Join(s.pgdata, "PG_VERSION"))
 	pw, pwErr := readPassword(s.dataDir)
@@ -21,6 +22,17 @@ func (s *Server) ensureCluster(ctx context.Context) error {
 	case verErr == nil && pwErr == nil:
 		s.password = pw
 		return nil
+	case verErr == nil && errors.Is(pwErr, fs.ErrNotExist):
+		unfinished, err := unfinishedCluster(s.pgdata)
+		if err != nil {
+			return fmt.Errorf("check cluster %s: %w", s.pgdata, err)
+		}
+		if !unfinished {
+			return fmt.Errorf("%s holds a cluster that has been used, but its password file %s is missing; "+
+				"restore it, or remove %s to start afresh", s.pgdata, filepath.Join(s.dataDir, passwordName), s.dataDir)
+		}
+		s.logger.Warn("the first start on this folder was interrupted before the cluster was finished: making it again",
+			"pgdata", s.pgdata)
 	case verErr == nil:
 		return fmt.Errorf("%s holds a cluster but its password file is unusable (%v); "+
 			"remove %s to start afresh", s.pgdata, pwErr, s.dataDir)
@@ -30,9 +42,44 @@ func (s *Server) ensureCluster(ctx context.Context) error {
 	return s.initdb(ctx)
 }
 
+// neverServedMarks are files that a cluster which has ever held data has, or
+// had: every postmaster writes postmaster.opts when it starts; a restored base
+// backup brings backup_label (and perhaps a manifest and a signal file) until
+// its first start; every start of ours writes confName before pg_ctl runs.
+var neverServedMarks = []string{"postmaster.opts", "backup_label", "backup_manifest",
+	"recovery.signal", "standby.signal", confName}
+
+// unfinishedCluster reports whether pgdata, which has PG_VERSION while the
+// password file is missing, is a cluster that a first start left unfinished:
+// initdb ran, to its end or not, but the start ended (a cancelled context, a
+// Ctrl-C, a killed process) before it wrote the password file, which marks a
+// finished cluster. Such a cluster has none of neverServedMarks: no server
+// has ever run on it, so it holds only what initdb wrote, and making it again
+// loses nothing. A cluster with any of them is never touched.
+func unfinishedCluster(pgdata string) (bool, error) {
+	for _, name := range neverServedMarks {
+		_, err := os.Lstat(filepath.Join(pgdata, name))
+		if err == nil {
+			return false, nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
 func (s *Server) initdb(ctx context.Context) error {
 	s.logger.Info("initializing cluster (initdb)", "bindir", filepath.Dir(s.bins.initdb))
-	// Anything in pgdata without PG_VERSION is what an interrupted initdb left.
+	// A killed initdb leaves its bootstrap backend behind for a moment: let
+	// it exit before its folder is removed.
+	if orphans, err := s.waitClusterProcesses(ctx); err != nil {
+		return fmt.Errorf("initdb: %w", err)
+	} else if len(orphans) > 0 {
+		return fmt.Errorf("initdb: processes %v still use %s", orphans, s.pgdata)
+	}
+	// What is in pgdata is what an interrupted initdb left: no PG_VERSION,
+	// or an unfinished cluster (ensureCluster).
 	if err := os.RemoveAll(s.pgdata); err != nil {
 		return fmt.Errorf("initdb: %w", err)
 	}

@@ -299,23 +299,31 @@ func (s *Server) attach(ctx context.Context, pid int, timeout time.Duration) err
 // once no process of the dead server still uses the cluster.
 func (s *Server) removeStalePID(ctx context.Context, pid int) error {
 	s.logger.Warn("removing stale postmaster.pid", "pid", pid)
-	deadline := time.Now().Add(orphanWait)
-	for {
-		orphans := clusterProcesses(s.pgdata)
-		if len(orphans) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("postmaster %d is gone but its processes %v still use %s", pid, orphans, s.pgdata)
-		}
-		if err := wait.Sleep(ctx, 50*time.Millisecond); err != nil {
-			return err
-		}
+	if orphans, err := s.waitClusterProcesses(ctx); err != nil {
+		return err
+	} else if len(orphans) > 0 {
+		return fmt.Errorf("postmaster %d is gone but its processes %v still use %s", pid, orphans, s.pgdata)
 	}
 	if err := os.Remove(filepath.Join(s.pgdata, "postmaster.pid")); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("remove stale postmaster.pid: %w", err)
 	}
 	return nil
+}
+
+// waitClusterProcesses waits, up to orphanWait, until no postgres process
+// uses pgdata (backends of a killed postmaster or initdb exit soon after
+// it), and returns those still running then.
+func (s *Server) waitClusterProcesses(ctx context.Context) ([]int, error) {
+	deadline := time.Now().Add(orphanWait)
+	for {
+		orphans := clusterProcesses(s.pgdata)
+		if len(orphans) == 0 || time.Now().After(deadline) {
+			return orphans, nil
+		}
+		if err := wait.Sleep(ctx, 50*time.Millisecond); err != nil {
+			return nil, err
+		}
+	}
 }
 
 // run starts the postmaster with pg_ctl on a free port and waits until it
@@ -500,7 +508,16 @@ func (s *Server) runCmd(ctx context.Context, name string, args ...string) (strin
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()
-	if err != nil && ctx.Err() != nil {
+	switch {
+	case err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) &&
+		cmd.ProcessState != nil && cmd.ProcessState.Success():
+		// The program did its work: os/exec reports ctx's error when ctx
+		// ended while the program ran, even if it then exited with success
+		// (the interrupt came too late to stop it). A finished initdb or
+		// pg_ctl counts as finished, or what it made (a cluster, a
+		// started or stopped server) would be treated as never made.
+		err = nil
+	case err != nil && ctx.Err() != nil:
 		err = fmt.Errorf("%w (%w)", err, ctx.Err())
 	}
 	return strings.TrimSpace(out.String()), err
