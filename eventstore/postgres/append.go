@@ -41,7 +41,8 @@ type appendResult struct {
 	err error
 }
 
-// Append implements eventstore.Store.
+// Append implements eventstore.Store. After Close, or when Close cuts it
+// short, it returns an error wrapping ErrClosed.
 func (s *Store) Append(ctx context.Context, stream string, expected eventstore.ExpectedRevision, events ...eventstore.EventData) (eventstore.AppendResult, error) {
 	if len(events) == 0 {
 		return eventstore.AppendResult{}, eventstore.ErrNoEvents
@@ -66,17 +67,35 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 			r.kind, r.expected = 3, int64(rev)
 		}
 	}
-	select {
-	case s.appends <- r:
-	case <-ctx.Done():
-		return eventstore.AppendResult{}, ctx.Err()
-	case <-s.ctx.Done():
-		return eventstore.AppendResult{}, fmt.Errorf("append to %s: %w: store closed", stream, eventstore.ErrUnavailable)
+	if err := s.enqueue(ctx, r); err != nil {
+		return eventstore.AppendResult{}, err
 	}
 	// Once queued, the append may be committed: wait for its outcome even if
 	// ctx ends, so a caller never mistakes a committed append for a failure.
+	// Every queued append is answered: by a worker, or by Close.
 	out := <-r.done
 	return out.res, out.err
+}
+
+// enqueue queues r for the workers unless the store is closing.
+func (s *Store) enqueue(ctx context.Context, r *appendReq) error {
+	s.closeMu.RLock()
+	defer s.closeMu.RUnlock()
+	if s.closed {
+		return closedError(r.stream)
+	}
+	select {
+	case s.appends <- r:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.ctx.Done():
+		return closedError(r.stream)
+	}
+}
+
+func closedError(stream string) error {
+	return fmt.Errorf("append to %s: %w", stream, ErrClosed)
 }
 
 func (s *Store) appendLoop() {
@@ -88,6 +107,11 @@ func (s *Store) appendLoop() {
 			s.failQueued()
 			return
 		case first = <-s.appends:
+		}
+		if s.ctx.Err() != nil {
+			first.done <- appendResult{err: closedError(first.stream)}
+			s.failQueued()
+			return
 		}
 		batch := []*appendReq{first}
 		inBatch := map[string]bool{first.stream: true}
@@ -126,11 +150,12 @@ func (s *Store) appendLoop() {
 	}
 }
 
+// failQueued answers every queued append with ErrClosed.
 func (s *Store) failQueued() {
 	for {
 		select {
 		case r := <-s.appends:
-			r.done <- appendResult{err: fmt.Errorf("append to %s: %w: store closed", r.stream, eventstore.ErrUnavailable)}
+			r.done <- appendResult{err: closedError(r.stream)}
 		default:
 			return
 		}
@@ -180,6 +205,11 @@ func retryAlone(err error) bool {
 // concurrent retry whose original result is returned.
 func (s *Store) batchError(r *appendReq, err error) appendResult {
 	var pgErr *pgconn.PgError
+	if s.ctx.Err() != nil && (!errors.As(err, &pgErr) || pgErr.Code == "57014") {
+		// Close cut the batch short. Not the caller's cancellation, so
+		// the context error is not wrapped.
+		return appendResult{err: fmt.Errorf("append to %s: %w (%v)", r.stream, ErrClosed, err)}
+	}
 	if errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "events_pkey" {
 		res, rerr := s.retried(context.WithoutCancel(r.ctx), r.stream, r.ids)
 		return appendResult{res: res, err: rerr}

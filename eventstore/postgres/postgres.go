@@ -11,10 +11,12 @@
 // batch, another database's work), which rests on one rule: a transaction
 // that writes events writes nothing before them (the append statement takes
 // its lock on events before its transaction gets an id). An append that
-// stays open still holds readers back; keep transactions short, and watch
-// the lag that chatctl projections status and /readyz report. A dump/restore
-// into another cluster resets transaction ids, so restore a log by replaying
-// it into a fresh store rather than by pg_dump.
+// stays open still holds readers back, and so does any prepared (two-phase)
+// transaction, in any database of the cluster, until COMMIT or ROLLBACK
+// PREPARED; keep transactions short, and watch the lag that chatctl
+// projections status and /readyz report. A dump/restore into another
+// cluster resets transaction ids, so restore a log by replaying it into a
+// fresh store rather than by pg_dump.
 package postgres
 
 import (
@@ -71,7 +73,16 @@ type Store struct {
 	pokes      chan struct{}
 
 	appends chan *appendReq
+	// closeMu orders enqueues against Close: an enqueue holds it shared,
+	// and Close takes it to set closed, after which nothing is queued, so
+	// Close can answer whatever the workers left in the queue.
+	closeMu sync.RWMutex
+	closed  bool
 }
+
+// ErrClosed is wrapped by the error of an append made after Close, or cut
+// short by it. It wraps eventstore.ErrUnavailable.
+var ErrClosed = fmt.Errorf("postgres event store closed: %w", eventstore.ErrUnavailable)
 
 // New returns a Store on pool. The schema must be migrated (package
 // migrations). It opens a few connections of its own with pool's
@@ -108,9 +119,17 @@ func New(pool *pgxpool.Pool, opts Options) *Store {
 }
 
 // Close stops the store's background goroutines. It does not close the pool.
+// Appends in flight end with an error wrapping ErrClosed (an append cut short
+// may still have committed, as after a lost connection), and so does every
+// later append. It is safe to call more than once.
 func (s *Store) Close() {
-	s.cancel()
+	s.cancel() // first: frees enqueues waiting for room in the queue
+	s.closeMu.Lock()
+	s.closed = true
+	s.closeMu.Unlock()
 	s.wg.Wait()
+	// An enqueue that raced the workers' exit is still queued: answer it.
+	s.failQueued()
 	if s.hot != s.pool {
 		s.hot.Close()
 	}
@@ -246,17 +265,21 @@ WITH h AS MATERIALIZED (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bi
 // before its transaction gets an id (PostgreSQL locks a statement's tables
 // before executing it), and nothing writes events after writing anything
 // else in the same transaction. So a transaction that, in one snapshot of
-// the lock table, is still running (it holds its transactionid lock) and
-// holds no lock on events can never add events below the horizon. Any other
-// transaction of the snapshot — one that holds the lock, or one that ended
-// since the snapshot was taken (its rows may be invisible to it) — still
-// bounds it.
+// the lock table, is still running in a session (it holds its transactionid
+// lock) and holds no lock on events can never add events below the horizon.
+// Any other transaction of the snapshot — one that holds the lock, one that
+// ended since the snapshot was taken (its rows may be invisible to it), or a
+// prepared (two-phase) transaction — still bounds it. A prepared transaction
+// has no session: pg_locks shows its locks with a NULL pid, so matching its
+// events lock by pid would find none, and its rows become visible only at
+// COMMIT PREPARED, possibly long after later appends. It always holds the
+// horizon.
 const readPastOthersSQL = `
 WITH snap AS MATERIALIZED (SELECT pg_current_snapshot() AS s),
 locks AS MATERIALIZED (SELECT locktype, pid, transactionid, relation, database FROM pg_locks WHERE granted),
 others AS MATERIALIZED (
     SELECT t.transactionid AS x FROM locks t
-     WHERE t.locktype = 'transactionid'
+     WHERE t.locktype = 'transactionid' AND t.pid IS NOT NULL
        AND NOT EXISTS (SELECT 1 FROM locks l
                         WHERE l.pid = t.pid AND l.locktype = 'relation' AND l.relation = 'events'::regclass
                           AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()))),

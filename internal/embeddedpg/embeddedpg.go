@@ -21,8 +21,6 @@ package embeddedpg
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -33,7 +31,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -86,6 +83,13 @@ type Config struct {
 	// postgres. Empty means: PATH, then pg_config --bindir, then the highest
 	// version in /usr/lib/postgresql/*/bin.
 	BinDir string
+
+	// MaxPreparedTransactions sets max_prepared_transactions. Zero keeps
+	// PostgreSQL's default, which disables PREPARE TRANSACTION: the
+	// application never uses two-phase commit, and a forgotten prepared
+	// transaction would hold back every reader of the event log. Tests that
+	// show how the event store treats one set it.
+	MaxPreparedTransactions int
 
 	// StartTimeout bounds how long Start waits for the server to start and
 	// accept connections (initdb is not included). Zero means 30 seconds.
@@ -197,7 +201,7 @@ func start(ctx context.Context, cfg Config) (*Server, error) {
 	if pickPort == nil {
 		pickPort = freePort
 	}
-	if err := s.run(ctx, cfg.Fast, timeout, pickPort); err != nil {
+	if err := s.run(ctx, cfg, timeout, pickPort); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -295,18 +299,10 @@ func (s *Server) attach(ctx context.Context, pid int, timeout time.Duration) err
 // once no process of the dead server still uses the cluster.
 func (s *Server) removeStalePID(ctx context.Context, pid int) error {
 	s.logger.Warn("removing stale postmaster.pid", "pid", pid)
-	deadline := time.Now().Add(orphanWait)
-	for {
-		orphans := clusterProcesses(s.pgdata)
-		if len(orphans) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("postmaster %d is gone but its processes %v still use %s", pid, orphans, s.pgdata)
-		}
-		if err := wait.Sleep(ctx, 50*time.Millisecond); err != nil {
-			return err
-		}
+	if orphans, err := s.waitClusterProcesses(ctx); err != nil {
+		return err
+	} else if len(orphans) > 0 {
+		return fmt.Errorf("postmaster %d is gone but its processes %v still use %s", pid, orphans, s.pgdata)
 	}
 	if err := os.Remove(filepath.Join(s.pgdata, "postmaster.pid")); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("remove stale postmaster.pid: %w", err)
@@ -314,87 +310,25 @@ func (s *Server) removeStalePID(ctx context.Context, pid int) error {
 	return nil
 }
 
-// ensureCluster runs initdb unless the folder already holds a cluster, and
-// loads the superuser password.
-func (s *Server) ensureCluster(ctx context.Context) error {
-	_, verErr := os.Stat(filepath.Join(s.pgdata, "PG_VERSION"))
-	pw, pwErr := readPassword(s.dataDir)
-	switch {
-	case verErr == nil && pwErr == nil:
-		s.password = pw
-		return nil
-	case verErr == nil:
-		return fmt.Errorf("%s holds a cluster but its password file is unusable (%v); "+
-			"remove %s to start afresh", s.pgdata, pwErr, s.dataDir)
-	case !errors.Is(verErr, fs.ErrNotExist):
-		return verErr
-	}
-	return s.initdb(ctx)
-}
-
-func (s *Server) initdb(ctx context.Context) error {
-	s.logger.Info("initializing cluster (initdb)", "bindir", filepath.Dir(s.bins.initdb))
-	// Anything in pgdata without PG_VERSION is what an interrupted initdb left.
-	if err := os.RemoveAll(s.pgdata); err != nil {
-		return fmt.Errorf("initdb: %w", err)
-	}
-	if err := os.Mkdir(s.pgdata, 0o700); err != nil {
-		return fmt.Errorf("initdb: %w", err)
-	}
-	if err := s.runAs.chown(s.pgdata); err != nil {
-		return fmt.Errorf("initdb: %w", err)
-	}
-
-	pw, err := newPassword()
-	if err != nil {
-		return fmt.Errorf("initdb: %w", err)
-	}
-	// initdb reads the password from a file, which must be readable by the
-	// server account; the permanent password file stays with the caller.
-	pwFile := filepath.Join(s.dataDir, "initdb-pwfile")
-	if err := os.WriteFile(pwFile, []byte(pw+"\n"), 0o600); err != nil {
-		return fmt.Errorf("initdb: %w", err)
-	}
-	defer os.Remove(pwFile)
-	if err := s.runAs.chown(pwFile); err != nil {
-		return fmt.Errorf("initdb: %w", err)
-	}
-
-	var out string
-	for _, locale := range []string{"C.UTF-8", "C"} {
-		out, err = s.runCmd(ctx, s.bins.initdb,
-			"-D", s.pgdata,
-			"--username="+Superuser,
-			"--pwfile="+pwFile,
-			"--auth=scram-sha-256",
-			"--encoding=UTF8",
-			"--locale="+locale,
-		)
-		if err == nil || !strings.Contains(out, "locale") || ctx.Err() != nil {
-			break
+// waitClusterProcesses waits, up to orphanWait, until no postgres process
+// uses pgdata (backends of a killed postmaster or initdb exit soon after
+// it), and returns those still running then.
+func (s *Server) waitClusterProcesses(ctx context.Context) ([]int, error) {
+	deadline := time.Now().Add(orphanWait)
+	for {
+		orphans := clusterProcesses(s.pgdata)
+		if len(orphans) == 0 || time.Now().After(deadline) {
+			return orphans, nil
 		}
-		s.logger.Info("initdb failed with locale, retrying", "locale", locale, "output", out)
+		if err := wait.Sleep(ctx, 50*time.Millisecond); err != nil {
+			return nil, err
+		}
 	}
-	if err != nil {
-		return cmdError("initdb", err, out)
-	}
-
-	include := "\n# Added by embeddedpg; embeddedpg.conf is rewritten at every start.\n" +
-		"include_if_exists = '" + confName + "'\n"
-	if err := appendFile(filepath.Join(s.pgdata, "postgresql.conf"), include); err != nil {
-		return fmt.Errorf("initdb: %w", err)
-	}
-	// Written last: a password file next to PG_VERSION marks a complete cluster.
-	if err := writeFileAtomic(filepath.Join(s.dataDir, passwordName), []byte(pw+"\n"), 0o600); err != nil {
-		return fmt.Errorf("initdb: %w", err)
-	}
-	s.password = pw
-	return nil
 }
 
 // run starts the postmaster with pg_ctl on a free port and waits until it
 // accepts connections.
-func (s *Server) run(ctx context.Context, fast bool, timeout time.Duration, pickPort func() (int, error)) error {
+func (s *Server) run(ctx context.Context, cfg Config, timeout time.Duration, pickPort func() (int, error)) error {
 	logPath := filepath.Join(s.dataDir, logName)
 	if err := s.prepareRunFiles(logPath); err != nil {
 		return err
@@ -404,7 +338,7 @@ func (s *Server) run(ctx context.Context, fast bool, timeout time.Duration, pick
 		if err != nil {
 			return err
 		}
-		if err := s.writeConf(port, fast); err != nil {
+		if err := s.writeConf(port, cfg); err != nil {
 			return err
 		}
 		offset := fileSize(logPath)
@@ -490,7 +424,7 @@ func (s *Server) prepareRunFiles(logPath string) error {
 
 // writeConf writes the per-start settings into pgdata/embeddedpg.conf, which
 // postgresql.conf includes.
-func (s *Server) writeConf(port int, fast bool) error {
+func (s *Server) writeConf(port int, cfg Config) error {
 	socketDir := filepath.Join(s.dataDir, socketName)
 	if len(socketDir)+len("/.s.PGSQL.65535.lock") > maxSocketPath {
 		socketDir = "" // TCP only: the path is too long for a Unix socket
@@ -505,7 +439,10 @@ func (s *Server) writeConf(port int, fast bool) error {
 	b.WriteString("shared_buffers = 128MB\n")
 	b.WriteString("password_encryption = 'scram-sha-256'\n")
 	b.WriteString("logging_collector = off\n")
-	if fast {
+	if cfg.MaxPreparedTransactions > 0 {
+		fmt.Fprintf(&b, "max_prepared_transactions = %d\n", cfg.MaxPreparedTransactions)
+	}
+	if cfg.Fast {
 		b.WriteString("fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n")
 	}
 	path := filepath.Join(s.pgdata, confName)
@@ -571,7 +508,16 @@ func (s *Server) runCmd(ctx context.Context, name string, args ...string) (strin
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()
-	if err != nil && ctx.Err() != nil {
+	switch {
+	case err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) &&
+		cmd.ProcessState != nil && cmd.ProcessState.Success():
+		// The program did its work: os/exec reports ctx's error when ctx
+		// ended while the program ran, even if it then exited with success
+		// (the interrupt came too late to stop it). A finished initdb or
+		// pg_ctl counts as finished, or what it made (a cluster, a
+		// started or stopped server) would be treated as never made.
+		err = nil
+	case err != nil && ctx.Err() != nil:
 		err = fmt.Errorf("%w (%w)", err, ctx.Err())
 	}
 	return strings.TrimSpace(out.String()), err
@@ -588,107 +534,6 @@ func childEnv() []string {
 		}
 	}
 	return kept
-}
-
-// binaries holds the paths of the server programs, all from one folder.
-type binaries struct {
-	initdb, pgCtl, postgres string
-}
-
-// findBinaries looks for the server programs in binDir if set, else in the
-// folder of postgres on PATH, then pg_config --bindir, then the highest
-// version in /usr/lib/postgresql/*/bin.
-func findBinaries(ctx context.Context, binDir string) (binaries, error) {
-	dirs := []string{binDir}
-	if binDir == "" {
-		dirs = candidateBinDirs(ctx)
-	}
-	for _, dir := range dirs {
-		if b, ok := binariesIn(dir); ok {
-			return b, nil
-		}
-	}
-	if err := ctx.Err(); err != nil {
-		return binaries{}, err
-	}
-	return binaries{}, fmt.Errorf("%w (searched: %s)", ErrBinariesNotFound, strings.Join(dirs, ", "))
-}
-
-func candidateBinDirs(ctx context.Context) []string {
-	var dirs []string
-	add := func(dir string) {
-		if dir == "" {
-			return
-		}
-		for _, d := range dirs {
-			if d == dir {
-				return
-			}
-		}
-		dirs = append(dirs, dir)
-	}
-	if p, err := exec.LookPath("postgres"); err == nil {
-		if real, err := filepath.EvalSymlinks(p); err == nil {
-			add(filepath.Dir(real))
-		}
-		add(filepath.Dir(p))
-	}
-	// pg_config may come from the client packages only, so its bindir is
-	// a candidate, not an answer: binariesIn checks it.
-	if p, err := exec.LookPath("pg_config"); err == nil {
-		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		out, err := exec.CommandContext(cctx, p, "--bindir").Output()
-		cancel()
-		if err == nil {
-			add(strings.TrimSpace(string(out)))
-		}
-	}
-	versioned, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
-	sortByVersionDesc(versioned)
-	for _, d := range versioned {
-		add(d)
-	}
-	return dirs
-}
-
-// sortByVersionDesc sorts /usr/lib/postgresql/VERSION/bin paths, highest
-// version first ("16" > "15" > "9.6").
-func sortByVersionDesc(dirs []string) {
-	version := func(dir string) []int {
-		var v []int
-		for _, part := range strings.Split(filepath.Base(filepath.Dir(dir)), ".") {
-			n, err := strconv.Atoi(part)
-			if err != nil {
-				n = -1
-			}
-			v = append(v, n)
-		}
-		return v
-	}
-	sort.SliceStable(dirs, func(i, j int) bool {
-		a, b := version(dirs[i]), version(dirs[j])
-		for k := 0; k < len(a) && k < len(b); k++ {
-			if a[k] != b[k] {
-				return a[k] > b[k]
-			}
-		}
-		return len(a) > len(b)
-	})
-}
-
-func binariesIn(dir string) (binaries, bool) {
-	b := binaries{
-		initdb:   filepath.Join(dir, "initdb"),
-		pgCtl:    filepath.Join(dir, "pg_ctl"),
-		postgres: filepath.Join(dir, "postgres"),
-	}
-	for _, p := range []string{b.initdb, b.pgCtl, b.postgres} {
-		fi, err := os.Stat(p)
-		if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
-			return binaries{}, false
-		}
-	}
-	return b, true
 }
 
 // postmasterState classifies pgdata/postmaster.pid.
@@ -719,26 +564,6 @@ func readPostmaster(pgdata string) (int, postmasterState, error) {
 		return pid, postmasterStale, nil
 	}
 	return pid, postmasterAlive, nil
-}
-
-func readPassword(dataDir string) (string, error) {
-	data, err := os.ReadFile(filepath.Join(dataDir, passwordName))
-	if err != nil {
-		return "", err
-	}
-	pw := strings.TrimSpace(string(data))
-	if pw == "" {
-		return "", fmt.Errorf("%s is empty", filepath.Join(dataDir, passwordName))
-	}
-	return pw, nil
-}
-
-func newPassword() (string, error) {
-	b := make([]byte, 24)
-	if _, err := rand.Read(b); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(b), nil
 }
 
 // freePort asks the kernel for a free port on 127.0.0.1. Another process may

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
@@ -363,20 +364,171 @@ func TestStartErrors(t *testing.T) {
 	if _, err := Start(ctx, Config{DataDir: dir}); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled ctx: err = %v, want context.Canceled", err)
 	}
-	// A cluster whose password file is lost is refused, not overwritten.
-	pgdata := filepath.Join(dir, pgdataName)
-	if err := os.MkdirAll(pgdata, 0o700); err != nil {
+}
+
+// A cluster that has been used and lost its password file is refused, not
+// made again: it holds data.
+func TestStartRefusesUsedClusterWithoutPassword(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s := startServer(t, dir, true)
+	conn := connect(t, s.URL("postgres"))
+	execSQL(t, conn, "create table kept (x int); insert into kept values (3)")
+	conn.Close(t.Context())
+	if err := s.Stop(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(pgdata, "PG_VERSION"), []byte("15\n"), 0o600); err != nil {
+	pwPath := filepath.Join(dir, passwordName)
+	pw, err := os.ReadFile(pwPath)
+	if err != nil {
 		t.Fatal(err)
 	}
-	_, err := Start(t.Context(), Config{DataDir: dir, Logger: testLogger(t)})
+	if err := os.Remove(pwPath); err != nil {
+		t.Fatal(err)
+	}
+	version, err := os.Stat(filepath.Join(s.pgdata, "PG_VERSION"))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	_, err = Start(t.Context(), Config{DataDir: dir, Logger: testLogger(t), Fast: true})
 	if err == nil || !strings.Contains(err.Error(), "password") {
-		t.Errorf("cluster without password: err = %v", err)
+		t.Fatalf("used cluster without password: err = %v; want a refusal that names the password file", err)
 	}
-	if _, err := os.Stat(filepath.Join(pgdata, "PG_VERSION")); err != nil {
-		t.Errorf("cluster removed: %v", err)
+	if v, err := os.Stat(filepath.Join(s.pgdata, "PG_VERSION")); err != nil || !v.ModTime().Equal(version.ModTime()) {
+		t.Fatalf("cluster touched by the refused start: %v", err)
+	}
+
+	// With its password back, the cluster starts with its data.
+	if err := os.WriteFile(pwPath, pw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s2 := startServer(t, dir, true)
+	conn2 := connect(t, s2.URL("postgres"))
+	if n := count(t, conn2, "select x from kept"); n != 3 {
+		t.Fatalf("kept row = %d, want 3", n)
+	}
+}
+
+// unfinishedSetup leaves dir as an interrupted first start would.
+type unfinishedSetup func(t *testing.T, dir string)
+
+// A first start interrupted after initdb began (a cancelled context, a
+// Ctrl-C, a killed process) leaves PG_VERSION without a password file. The
+// next start makes the cluster again instead of refusing the folder.
+func TestStartRemakesUnfinishedCluster(t *testing.T) {
+	t.Parallel()
+	for name, setup := range map[string]unfinishedSetup{
+		// initdb ran to its end; the start stopped before the password
+		// file was written.
+		"initdb finished": func(t *testing.T, dir string) {
+			s := unstartedServer(t, dir)
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if s.runAs != nil {
+				if err := makeTraversable(s.logger, dir); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := s.initdb(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Remove(filepath.Join(dir, passwordName)); err != nil {
+				t.Fatal(err)
+			}
+		},
+		// initdb was killed soon after it wrote PG_VERSION.
+		"initdb killed": func(t *testing.T, dir string) {
+			pgdata := filepath.Join(dir, pgdataName)
+			if err := os.MkdirAll(filepath.Join(pgdata, "base"), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(pgdata, "PG_VERSION"), []byte("15\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			setup(t, dir)
+			if _, err := os.Stat(filepath.Join(dir, pgdataName, "PG_VERSION")); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := os.Stat(filepath.Join(dir, passwordName)); !errors.Is(err, fs.ErrNotExist) {
+				t.Fatalf("password file: %v; want none", err)
+			}
+			s := startServer(t, dir, true)
+			if !s.Started() {
+				t.Fatal("Started() = false")
+			}
+			conn := connect(t, s.URL("postgres"))
+			if n := count(t, conn, "select 1"); n != 1 {
+				t.Fatal("select 1")
+			}
+		})
+	}
+}
+
+// unstartedServer is a Server on dir with what Start finds before initdb.
+func unstartedServer(t *testing.T, dir string) *Server {
+	t.Helper()
+	bins, err := findBinaries(t.Context(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pgdata := filepath.Join(dir, pgdataName)
+	runAs, err := serverAccount(pgdata)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Server{logger: testLogger(t), dataDir: dir, pgdata: pgdata, runAs: runAs, bins: bins}
+}
+
+// os/exec reports ctx's error for a program that exits with success after
+// ctx ended (after it was interrupted): runCmd must report the success, or a
+// finished initdb counts as failed and its cluster is left without its
+// password file.
+func TestRunCmdReportsSuccessAfterCancel(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s := &Server{dataDir: dir} // runs as the current user
+	// The program says it is ready, waits to be interrupted, and then
+	// finishes its work and exits with success.
+	script := `trap 'touch interrupted' INT; touch ready; while [ ! -e interrupted ]; do sleep 0.01; done; exit 0`
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	type result struct {
+		out string
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		out, err := s.runCmd(ctx, "/bin/sh", "-c", script)
+		done <- result{out, err}
+	}()
+	deadline := time.Now().Add(time.Minute) // only a "hung" bound
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "ready")); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("program never became ready (hung)")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	select {
+	case r := <-done:
+		if r.err != nil {
+			t.Fatalf("runCmd = %v (output %q); want success: the program exited with status 0", r.err, r.out)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("runCmd never returned (hung)")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "interrupted")); err != nil {
+		t.Fatalf("program was not interrupted: %v", err)
 	}
 }
 

@@ -12,7 +12,8 @@
 //	}
 //
 // The server is an embeddedpg server started on first use in a temporary
-// folder, with durability off (Fast), and stopped by Main. When the
+// folder, with durability off (Fast) and prepared transactions allowed, and
+// stopped by Main. When the
 // TEST_DATABASE_URL environment variable is set, databases are created on
 // that server instead and no server is started.
 package pgtest
@@ -44,6 +45,9 @@ const EnvURL = "TEST_DATABASE_URL"
 const (
 	startTimeout = 2 * time.Minute
 	sqlTimeout   = time.Minute
+	// maxPreparedTransactions lets tests show how code treats a two-phase
+	// transaction (PREPARE TRANSACTION), which the application never uses.
+	maxPreparedTransactions = 8
 )
 
 // shared is the test binary's one embedded server.
@@ -208,7 +212,8 @@ func sharedServer() (*embeddedpg.Server, error) {
 	// Not a test's context: the server outlives the test that starts it.
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
-	srv, err := embeddedpg.Start(ctx, embeddedpg.Config{DataDir: dir, Logger: logger, Fast: true})
+	srv, err := embeddedpg.Start(ctx, embeddedpg.Config{DataDir: dir, Logger: logger, Fast: true,
+		MaxPreparedTransactions: maxPreparedTransactions})
 	if err != nil {
 		_ = os.RemoveAll(dir)
 		shared.err = fmt.Errorf("start test server: %w", err)

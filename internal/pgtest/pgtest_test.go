@@ -117,3 +117,20 @@ func TestWithDatabase(t *testing.T) {
 		t.Error("keyword/value string accepted")
 	}
 }
+
+// The event store's tests show how it treats a prepared transaction, so the
+// test server must allow them.
+func TestServerAllowsPreparedTransactions(t *testing.T) {
+	t.Parallel()
+	if os.Getenv(EnvURL) != "" {
+		t.Skipf("%s is set: the server is not ours to configure", EnvURL)
+	}
+	conn := connect(t, NewDatabase(t))
+	var n int
+	if err := conn.QueryRow(t.Context(), "select current_setting('max_prepared_transactions')::int").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != maxPreparedTransactions {
+		t.Fatalf("max_prepared_transactions = %d; want %d", n, maxPreparedTransactions)
+	}
+}
