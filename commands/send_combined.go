@@ -147,11 +147,12 @@ func (s *Service) sendBatch(ctx context.Context, room int64, batch []*sendReq) {
 		}
 	}
 	for attempt := 0; ; attempt++ {
-		c, rev, err := s.loadConversationAt(ctx, room, attempt == 0)
+		st, rev, err := s.loadConversationAt(ctx, room, attempt == 0)
 		if err != nil {
 			fail(err)
 			return
 		}
+		c := st.conv
 		errs := make([]error, len(batch))
 		var accepted []int
 		for i, r := range batch {
@@ -207,7 +208,7 @@ func (s *Service) sendBatch(ctx context.Context, room int64, batch []*sendReq) {
 			fail(fmt.Errorf("append to %s: %w", stream, err))
 			return
 		}
-		s.appended(ctx, stream, c, rev, len(data), int64(res.Revision), data[len(data)-1].ID)
+		s.appended(ctx, stream, st, rev, len(data), int64(res.Revision), data[len(data)-1].ID)
 		for j, i := range accepted {
 			batch[i].done <- sendResult{sent: Sent{Written: Written{Position: res.Position, At: ats[j]}, Message: msgs[j]}}
 			errs[i] = nil
