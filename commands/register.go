@@ -80,6 +80,13 @@ func (s *Service) Register(ctx context.Context, a Actor, cmd Register, h Passwor
 	if conflict(err) {
 		// A registration reclaiming the name closed this user's stream
 		// first (domain.RegistrationAbandoned): the name is no longer ours.
+		abandoned, rerr := s.registrationAbandoned(ctx, domain.UserStream(id))
+		if rerr != nil {
+			return Registered{}, rerr
+		}
+		if !abandoned {
+			return Registered{}, fmt.Errorf("register: user %d exists already: %w", id, err)
+		}
 		return Registered{}, ErrRegistrationAbandoned
 	}
 	if err != nil {
@@ -151,12 +158,22 @@ func (s *Service) abandonRegistration(ctx context.Context, a Actor, held domain.
 	if !conflict(err) {
 		return fmt.Errorf("register: close %s: %w", stream, err)
 	}
+	abandoned, err := s.registrationAbandoned(ctx, stream)
+	if err != nil {
+		return err
+	}
+	if !abandoned {
+		return domain.ErrUsernameTaken // the user exists
+	}
+	return nil
+}
+
+// registrationAbandoned reports whether a user stream that exists was
+// closed by domain.RegistrationAbandoned rather than made by its user.
+func (s *Service) registrationAbandoned(ctx context.Context, stream string) (bool, error) {
 	first, err := s.store.ReadStream(ctx, stream, eventstore.Forwards, 0, 1)
 	if err != nil {
-		return fmt.Errorf("register: read %s: %w", stream, err)
+		return false, fmt.Errorf("register: read %s: %w", stream, err)
 	}
-	if len(first) == 1 && first[0].Type == domain.TypeRegistrationAbandoned {
-		return nil
-	}
-	return domain.ErrUsernameTaken // the user exists
+	return len(first) == 1 && first[0].Type == domain.TypeRegistrationAbandoned, nil
 }
