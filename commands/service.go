@@ -113,6 +113,15 @@ type Config struct {
 	// SnapshotEvery events (default 1,000).
 	Snapshots     Snapshots
 	SnapshotEvery int
+	// Projected and IDsAfter, when set, hold every id (users,
+	// conversations, memberships, messages) until the read model has
+	// projected the log through IDsAfter, the log's head when the process
+	// started: until then the id sequences may be behind the log (see
+	// gatedIDs). A command that needs an id meanwhile waits at most IDsWait
+	// (default 2 s), then fails with domain.ErrUnavailable.
+	Projected Projected
+	IDsAfter  eventstore.Position
+	IDsWait   time.Duration
 }
 
 // Service runs the commands. It is safe for concurrent use.
@@ -157,6 +166,12 @@ func New(c Config) *Service {
 	}
 	if c.Limits == (domain.Limits{}) {
 		c.Limits = domain.DefaultLimits()
+	}
+	if c.IDsWait <= 0 {
+		c.IDsWait = 2 * time.Second
+	}
+	if c.Projected != nil && !c.IDsAfter.IsZero() {
+		c.IDs = &gatedIDs{IDs: c.IDs, after: c.IDsAfter, projected: c.Projected, wait: c.IDsWait, log: c.Logger}
 	}
 	return &Service{
 		store: c.Store, ids: c.IDs, rm: c.ReadModel, keys: c.SendKeys, registry: c.Registry,
