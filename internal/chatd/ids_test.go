@@ -2,9 +2,11 @@ package chatd_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -79,17 +81,18 @@ func TestNoIDsBeforeTheReadModelCatchesUp(t *testing.T) {
 	}
 	a.stop()
 
-	release := make(chan struct{})
+	// The projector's batches fail until the test lets them through (they
+	// roll back at once: no transaction stays open to hold other readers).
+	var held atomic.Bool
+	held.Store(true)
 	first := cfg.DatabaseURL
 	cfg.DatabaseURL = pgtest.NewDatabase(t)
 	cfg.ProjectionWait = 200 * time.Millisecond
-	cfg.ProjectorBeforeCommit = func(ctx context.Context) error {
-		select {
-		case <-release:
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
+	cfg.ProjectorBeforeCommit = func(context.Context) error {
+		if held.Load() {
+			return errors.New("held back by the test")
 		}
+		return nil
 	}
 	b := startWith(t, cfg)
 	copySessions(t, first, cfg.DatabaseURL)
@@ -107,7 +110,7 @@ func TestNoIDsBeforeTheReadModelCatchesUp(t *testing.T) {
 		sent[rooms[0]] = append(sent[rooms[0]], decodeMessage(t, early.Body).ID)
 	}
 
-	close(release)
+	held.Store(false)
 	b.caughtUp()
 	id := b.send(alice, rooms[0], "after")
 	b.caughtUp()
