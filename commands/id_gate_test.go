@@ -91,11 +91,12 @@ func TestNoIDsBeforeTheReadModelHasCaughtUpWithTheLog(t *testing.T) {
 	}
 
 	// The new process: fresh sequences, a read model at the start of the log.
-	fresh, rm := &ids{}, newProjected()
+	fresh, rm, keys := &ids{}, newProjected(), &memKeys{}
 	newProc := func(wait time.Duration) *commands.Service {
 		return commands.New(commands.Config{Store: mem, IDs: fresh, ReadModel: noReadModel{}, Registry: domain.NewRegistry(),
-			Projected: rm, IDsAfter: mem.head(), IDsWait: wait})
+			SendKeys: keys, Projected: rm, IDsAfter: mem.head(), IDsWait: wait})
 	}
+	keyed := commands.SendMessage{ConversationID: rooms[1], Content: domain.MessageContent{Text: "keyed"}, IdempotencyKey: "k"}
 	svc := newProc(time.Millisecond)
 	u1 := commands.Actor{UserID: 1}
 	for name, try := range map[string]func() error{
@@ -103,6 +104,7 @@ func TestNoIDsBeforeTheReadModelHasCaughtUpWithTheLog(t *testing.T) {
 			_, err := svc.SendMessage(ctx, u1, commands.SendMessage{ConversationID: rooms[0], Content: domain.MessageContent{Text: "too early"}})
 			return err
 		},
+		"send with a key": func() error { _, err := svc.SendMessage(ctx, u1, keyed); return err },
 		"create a room": func() error {
 			_, err := svc.CreateChatroom(ctx, u1, commands.CreateChatroom{Type: domain.Group})
 			return err
@@ -140,6 +142,10 @@ func TestNoIDsBeforeTheReadModelHasCaughtUpWithTheLog(t *testing.T) {
 	rm.advance(mem.head())
 	if r := within(t, sent, "the send after the read model caught up"); r.err != nil {
 		t.Fatalf("send after the read model caught up: %v", r.err)
+	}
+	// The refused keyed send left its key free.
+	if r, err := waiting.SendMessage(ctx, u1, keyed); err != nil || r.Replayed {
+		t.Fatalf("keyed send after the read model caught up = %+v, %v; want a new message", r, err)
 	}
 	wantUniqueMessageIDs(t, mem)
 }
