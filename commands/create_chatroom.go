@@ -64,10 +64,10 @@ func (s *Service) CreateChatroom(ctx context.Context, a Actor, cmd CreateChatroo
 	if err != nil {
 		return Created{}, fmt.Errorf("create chatroom: %w", err)
 	}
-	c := &domain.Conversation{}
+	c := newConvState(&domain.Conversation{})
 	for _, e := range events {
-		c.Apply(e)
+		c.apply(e, res.Position)
 	}
-	s.convs.put(stream, c.Clone(), int64(res.Revision))
-	return Created{Written: Written{Position: res.Position, At: at}, Conversation: c}, nil
+	s.convs.put(stream, c.clone(), int64(res.Revision))
+	return Created{Written: Written{Position: res.Position, At: at}, Conversation: c.conv}, nil
 }

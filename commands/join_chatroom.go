@@ -12,15 +12,18 @@ type Joined struct {
 	MembershipID   int64
 	ConversationID int64
 	UserID         int64
-	// New is false when the actor was a member already (nothing appended).
+	// New is false when the actor was a member already: nothing was
+	// appended, and Position is that of the membership's event.
 	New bool
 }
 
 // JoinChatroom makes the actor a member. Joining a room one is in already
-// returns the existing membership. Errors: ErrConversationNotFound, ErrRoomFull.
+// returns the existing membership, with the position of the event that
+// made it (a racing first join may not be projected yet: the caller waits
+// for it as for a new one). Errors: ErrConversationNotFound, ErrRoomFull.
 func (s *Service) JoinChatroom(ctx context.Context, a Actor, conversationID int64) (Joined, error) {
 	out := Joined{ConversationID: conversationID, UserID: a.UserID}
-	w, _, err := s.updateConversation(ctx, a, conversationID, nil, func(c *domain.Conversation) ([]domain.Event, error) {
+	w, c, err := s.updateConversation(ctx, a, conversationID, nil, func(c *domain.Conversation) ([]domain.Event, error) {
 		existing, err := c.CheckJoin(a.UserID, s.limits)
 		if err != nil || existing != 0 {
 			out.MembershipID, out.New = existing, false
@@ -33,6 +36,9 @@ func (s *Service) JoinChatroom(ctx context.Context, a Actor, conversationID int6
 		out.MembershipID, out.New = mid, true
 		return c.Join(a.UserID, mid), nil
 	})
+	if err == nil && !out.New {
+		w.Position = c.joinedAt(a.UserID)
+	}
 	out.Written = w
 	return out, err
 }

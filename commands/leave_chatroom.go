@@ -19,5 +19,8 @@ func (s *Service) LeaveChatroom(ctx context.Context, a Actor, conversationID int
 // checks on the read side), from the cache when it is current.
 func (s *Service) Conversation(ctx context.Context, id int64) (*domain.Conversation, error) {
 	c, _, err := s.loadConversation(ctx, id)
-	return c, err
+	if err != nil {
+		return nil, err
+	}
+	return c.conv, nil
 }

@@ -39,7 +39,7 @@ func (s *Service) MarkRead(ctx context.Context, a Actor, cmd MarkRead) (Read, er
 	if err != nil {
 		return Read{}, err
 	}
-	if err := c.CheckMember(a.UserID); err != nil {
+	if err := c.conv.CheckMember(a.UserID); err != nil {
 		return Read{}, err
 	}
 	ids := slices.Clone(cmd.MessageIDs)

@@ -2,7 +2,6 @@ package commands
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -29,9 +28,16 @@ type Registered struct {
 	Username string
 }
 
+// ErrRegistrationAbandoned is returned by a registration whose username
+// reservation was taken over before its user was created: it stalled
+// between its two appends for longer than reclaimAfter.
+var ErrRegistrationAbandoned = domain.Errorf(domain.KindConflict, "The registration took too long and was abandoned; try again.")
+
 // Register creates a user. The username is claimed by appending to its
 // reservation stream with "no stream" expected: the event store, not the read
-// model, makes usernames unique. A taken name is a field error.
+// model, makes usernames unique. A taken name is a field error; a
+// registration whose reservation was reclaimed meanwhile is
+// ErrRegistrationAbandoned.
 func (s *Service) Register(ctx context.Context, a Actor, cmd Register, h PasswordHasher) (Registered, error) {
 	if err := domain.ValidateCredentials(cmd.Username, cmd.Password); err != nil {
 		return Registered{}, err
@@ -52,29 +58,37 @@ func (s *Service) Register(ctx context.Context, a Actor, cmd Register, h Passwor
 		return Registered{}, fmt.Errorf("register: %w", err)
 	}
 	a.UserID = id
-	reservation, reservedAt, err := s.encode(a, nil, domain.UsernameReserved{Username: lower, UserID: id})
+	reservation, _, err := s.encode(a, nil, domain.UsernameReserved{Username: lower, UserID: id})
 	if err != nil {
 		return Registered{}, err
 	}
 	stream := domain.UsernameStream(lower)
 	_, err = s.store.Append(ctx, stream, eventstore.NoStream(), reservation...)
-	var wev *eventstore.WrongExpectedVersionError
-	if errors.As(err, &wev) {
-		err = s.reclaimUsername(ctx, stream, reservation)
+	if conflict(err) {
+		err = s.reclaimUsername(ctx, a, stream, reservation)
+	} else if err != nil {
+		err = fmt.Errorf("register: reserve username: %w", err)
 	}
 	if err != nil {
 		return Registered{}, err
-	}
-	// A reservation older than reclaimAfter may be taken over: never create
-	// the user of one that old.
-	if s.now().Sub(reservedAt) > reclaimAfter/2 {
-		return Registered{}, fmt.Errorf("register: the username reservation took too long; try again")
 	}
 	user, at, err := s.encode(a, nil, domain.Register(id, cmd.Username, hash)...)
 	if err != nil {
 		return Registered{}, err
 	}
 	res, err := s.store.Append(ctx, domain.UserStream(id), eventstore.NoStream(), user...)
+	if conflict(err) {
+		// A registration reclaiming the name closed this user's stream
+		// first (domain.RegistrationAbandoned): the name is no longer ours.
+		abandoned, rerr := s.registrationAbandoned(ctx, domain.UserStream(id))
+		if rerr != nil {
+			return Registered{}, rerr
+		}
+		if !abandoned {
+			return Registered{}, fmt.Errorf("register: user %d exists already: %w", id, err)
+		}
+		return Registered{}, ErrRegistrationAbandoned
+	}
 	if err != nil {
 		// The name stays reserved for a user that was never created until a
 		// registration reclaims it (after reclaimAfter).
@@ -88,9 +102,10 @@ func (s *Service) Register(ctx context.Context, a Actor, cmd Register, h Passwor
 const reclaimAfter = 5 * time.Minute
 
 // reclaimUsername appends reservation to a reservation stream that exists
-// already, if its last reservation is an orphan: its user was never created
-// and it is older than reclaimAfter. Otherwise the name is taken.
-func (s *Service) reclaimUsername(ctx context.Context, stream string, reservation []eventstore.EventData) error {
+// already, if its last reservation is an orphan: older than reclaimAfter by
+// the store's clock, and its registration abandoned (see
+// abandonRegistration). Otherwise the name is taken.
+func (s *Service) reclaimUsername(ctx context.Context, a Actor, stream string, reservation []eventstore.EventData) error {
 	last, err := s.store.ReadStream(ctx, stream, eventstore.Backwards, eventstore.End, 1)
 	if err != nil || len(last) == 0 {
 		if err == nil || errors.Is(err, eventstore.ErrStreamNotFound) {
@@ -103,22 +118,16 @@ func (s *Service) reclaimUsername(ctx context.Context, stream string, reservatio
 		return fmt.Errorf("register: read %s: %w", stream, err)
 	}
 	held, ok := ev.(domain.UsernameReserved)
-	if !ok {
+	// The time the store recorded, not the clock of the process that
+	// wrote the reservation.
+	if !ok || s.now().Sub(last[0].Created) < reclaimAfter {
 		return domain.ErrUsernameTaken
 	}
-	var md domain.Metadata
-	if err := json.Unmarshal(last[0].Metadata, &md); err != nil || s.now().Sub(md.Time) < reclaimAfter {
-		return domain.ErrUsernameTaken
-	}
-	_, err = s.store.ReadStream(ctx, domain.UserStream(held.UserID), eventstore.Forwards, 0, 1)
-	if !errors.Is(err, eventstore.ErrStreamNotFound) {
-		if err != nil {
-			return fmt.Errorf("register: read the reserving user: %w", err)
-		}
-		return domain.ErrUsernameTaken // the user exists
+	if err := s.abandonRegistration(ctx, a, held); err != nil {
+		return err
 	}
 	s.log.Info("register: reclaiming a username whose registration never completed",
-		"stream", stream, "orphan_user_id", held.UserID, "reserved_at", md.Time)
+		"stream", stream, "orphan_user_id", held.UserID, "reserved_at", last[0].Created)
 	_, err = s.store.Append(ctx, stream, eventstore.Exact(last[0].Revision), reservation...)
 	if conflict(err) {
 		return domain.ErrUsernameTaken // another registration reclaimed it first
@@ -127,4 +136,44 @@ func (s *Service) reclaimUsername(ctx context.Context, stream string, reservatio
 		return fmt.Errorf("register: reserve username: %w", err)
 	}
 	return nil
+}
+
+// abandonRegistration closes the user stream of the registration that made
+// reservation held, unless that registration created its user: it appends
+// domain.RegistrationAbandoned with "no stream" expected, as the
+// registration appends its user, so that exactly one of the two lands. It
+// returns nil when the stream is closed (by this call, or by an earlier
+// reclaim that did not get to take the name), and domain.ErrUsernameTaken
+// when the user exists.
+func (s *Service) abandonRegistration(ctx context.Context, a Actor, held domain.UsernameReserved) error {
+	stream := domain.UserStream(held.UserID)
+	data, _, err := s.encode(a, nil, domain.RegistrationAbandoned{UserID: held.UserID, Username: held.Username})
+	if err != nil {
+		return err
+	}
+	_, err = s.store.Append(ctx, stream, eventstore.NoStream(), data...)
+	if err == nil {
+		return nil
+	}
+	if !conflict(err) {
+		return fmt.Errorf("register: close %s: %w", stream, err)
+	}
+	abandoned, err := s.registrationAbandoned(ctx, stream)
+	if err != nil {
+		return err
+	}
+	if !abandoned {
+		return domain.ErrUsernameTaken // the user exists
+	}
+	return nil
+}
+
+// registrationAbandoned reports whether a user stream that exists was
+// closed by domain.RegistrationAbandoned rather than made by its user.
+func (s *Service) registrationAbandoned(ctx context.Context, stream string) (bool, error) {
+	first, err := s.store.ReadStream(ctx, stream, eventstore.Forwards, 0, 1)
+	if err != nil {
+		return false, fmt.Errorf("register: read %s: %w", stream, err)
+	}
+	return len(first) == 1 && first[0].Type == domain.TypeRegistrationAbandoned, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/evchat/evchat/domain"
@@ -17,10 +18,21 @@ import (
 // send keeps its own actor, result and error.
 const maxCombined = 64
 
+// The state of a queued send. A request moves once, from pending either to
+// taken (the leader put it in a batch) or to abandoned (its caller gave up
+// first); a compare-and-swap decides which, so a send whose caller has
+// returned is never appended.
+const (
+	sendPending int32 = iota
+	sendTaken
+	sendAbandoned
+)
+
 type sendReq struct {
 	actor   Actor
 	content domain.MessageContent
-	done    chan sendResult
+	state   atomic.Int32
+	done    chan sendResult // buffered: the leader never waits for a caller
 }
 
 type sendResult struct {
@@ -28,8 +40,8 @@ type sendResult struct {
 	err  error
 }
 
-// sendQueue holds the sends waiting for one room; one of the waiting
-// goroutines leads and appends for all.
+// sendQueue holds the sends waiting for one room; while it has any, one
+// goroutine leads and appends for all.
 type sendQueue struct {
 	pending []*sendReq
 	leading bool
@@ -43,8 +55,12 @@ type sendQueues struct {
 func newSendQueues() *sendQueues { return &sendQueues{queues: map[int64]*sendQueue{}} }
 
 // sendCombined sends a message without an idempotency key through the
-// room's queue.
+// room's queue. It waits for its own result or its own context only: the
+// batches run in a goroutine of their own.
 func (s *Service) sendCombined(ctx context.Context, a Actor, cmd SendMessage) (Sent, error) {
+	if err := ctx.Err(); err != nil {
+		return Sent{}, err
+	}
 	req := &sendReq{actor: a, content: cmd.Content, done: make(chan sendResult, 1)}
 	qs := s.sendQueues
 	qs.mu.Lock()
@@ -59,36 +75,65 @@ func (s *Service) sendCombined(ctx context.Context, a Actor, cmd SendMessage) (S
 	qs.mu.Unlock()
 
 	if lead {
-		// The leader works for others too: its caller going away must not
-		// cancel their sends.
-		s.leadSends(context.WithoutCancel(ctx), cmd.ConversationID, q)
+		// The leader works for the sends queued behind this one too: it
+		// keeps this request's values but not its cancellation.
+		go s.leadSends(context.WithoutCancel(ctx), cmd.ConversationID, q)
 	}
 	select {
 	case r := <-req.done:
 		return r.sent, r.err
 	case <-ctx.Done():
-		return Sent{}, ctx.Err()
+		if req.state.CompareAndSwap(sendPending, sendAbandoned) {
+			return Sent{}, ctx.Err() // never appended
+		}
+		// In a batch already: its append may land, as any write cut off
+		// on its way may.
+		select {
+		case r := <-req.done:
+			return r.sent, r.err
+		default:
+			return Sent{}, ctx.Err()
+		}
 	}
 }
 
+// leadSends appends the room's queued sends, a batch at a time, until the
+// queue is empty.
 func (s *Service) leadSends(ctx context.Context, room int64, q *sendQueue) {
-	qs := s.sendQueues
 	for {
-		qs.mu.Lock()
-		batch := q.pending
-		if len(batch) > maxCombined {
-			batch = batch[:maxCombined:maxCombined]
-		}
-		q.pending = q.pending[len(batch):]
+		batch := s.nextBatch(room, q)
 		if len(batch) == 0 {
-			q.leading = false
-			delete(qs.queues, room)
-			qs.mu.Unlock()
 			return
 		}
-		qs.mu.Unlock()
 		s.sendBatch(ctx, room, batch)
 	}
+}
+
+// nextBatch takes up to maxCombined pending sends off the queue, in arrival
+// order, skipping the abandoned ones. With none left it ends the lead and
+// returns nil.
+func (s *Service) nextBatch(room int64, q *sendQueue) []*sendReq {
+	qs := s.sendQueues
+	qs.mu.Lock()
+	defer qs.mu.Unlock()
+	var batch []*sendReq
+	n := 0
+	for _, r := range q.pending {
+		if len(batch) == maxCombined {
+			break
+		}
+		n++
+		if r.state.CompareAndSwap(sendPending, sendTaken) {
+			batch = append(batch, r)
+		}
+	}
+	clear(q.pending[:n]) // let the answered requests go
+	q.pending = q.pending[n:]
+	if len(batch) == 0 {
+		q.leading = false
+		delete(qs.queues, room)
+	}
+	return batch
 }
 
 // sendBatch decides and appends a batch of sends to one room.
@@ -102,11 +147,12 @@ func (s *Service) sendBatch(ctx context.Context, room int64, batch []*sendReq) {
 		}
 	}
 	for attempt := 0; ; attempt++ {
-		c, rev, err := s.loadConversationAt(ctx, room, attempt == 0)
+		st, rev, err := s.loadConversationAt(ctx, room, attempt == 0)
 		if err != nil {
 			fail(err)
 			return
 		}
+		c := st.conv
 		errs := make([]error, len(batch))
 		var accepted []int
 		for i, r := range batch {
@@ -162,7 +208,7 @@ func (s *Service) sendBatch(ctx context.Context, room int64, batch []*sendReq) {
 			fail(fmt.Errorf("append to %s: %w", stream, err))
 			return
 		}
-		s.appended(ctx, stream, c, rev, len(data), int64(res.Revision), data[len(data)-1].ID)
+		s.appended(ctx, stream, st, rev, len(data), int64(res.Revision), data[len(data)-1].ID)
 		for j, i := range accepted {
 			batch[i].done <- sendResult{sent: Sent{Written: Written{Position: res.Position, At: ats[j]}, Message: msgs[j]}}
 			errs[i] = nil

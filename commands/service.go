@@ -113,6 +113,15 @@ type Config struct {
 	// SnapshotEvery events (default 1,000).
 	Snapshots     Snapshots
 	SnapshotEvery int
+	// Projected and IDsAfter, when set, hold every id (users,
+	// conversations, memberships, messages) until the read model has
+	// projected the log through IDsAfter, the log's head when the process
+	// started: until then the id sequences may be behind the log (see
+	// gatedIDs). A command that needs an id meanwhile waits at most IDsWait
+	// (default 2 s), then fails with domain.ErrUnavailable.
+	Projected Projected
+	IDsAfter  eventstore.Position
+	IDsWait   time.Duration
 }
 
 // Service runs the commands. It is safe for concurrent use.
@@ -126,7 +135,7 @@ type Service struct {
 	log      *slog.Logger
 	now      func() time.Time
 	retries  int
-	convs    *stateCache[*domain.Conversation]
+	convs    *stateCache[*convState]
 	locks    *streamLocks
 	// sendQueues combines concurrent sends into one room (send_combined.go).
 	sendQueues *sendQueues
@@ -158,10 +167,16 @@ func New(c Config) *Service {
 	if c.Limits == (domain.Limits{}) {
 		c.Limits = domain.DefaultLimits()
 	}
+	if c.IDsWait <= 0 {
+		c.IDsWait = 2 * time.Second
+	}
+	if c.Projected != nil && !c.IDsAfter.IsZero() {
+		c.IDs = &gatedIDs{IDs: c.IDs, after: c.IDsAfter, projected: c.Projected, wait: c.IDsWait, log: c.Logger}
+	}
 	return &Service{
 		store: c.Store, ids: c.IDs, rm: c.ReadModel, keys: c.SendKeys, registry: c.Registry,
 		limits: c.Limits, log: c.Logger, now: c.Now, retries: c.MaxRetries,
-		convs: newStateCache[*domain.Conversation](c.CacheSize), locks: newStreamLocks(), sendQueues: newSendQueues(),
+		convs: newStateCache[*convState](c.CacheSize), locks: newStreamLocks(), sendQueues: newSendQueues(),
 		messageIDs: &idBlocks{ids: c.IDs, kind: MessageIDs}, keyLocks: newStreamLocks(),
 		snaps: c.Snapshots, snapshotEvery: int64(c.SnapshotEvery),
 	}
@@ -212,7 +227,7 @@ func expectedAfter(rev int64) eventstore.ExpectedRevision {
 
 // loadConversation returns the conversation's state and revision (-1 when it
 // does not exist), reading only the events after the cached revision.
-func (s *Service) loadConversation(ctx context.Context, id int64) (*domain.Conversation, int64, error) {
+func (s *Service) loadConversation(ctx context.Context, id int64) (*convState, int64, error) {
 	return s.loadConversationAt(ctx, id, false)
 }
 
@@ -220,11 +235,11 @@ func (s *Service) loadConversation(ctx context.Context, id int64) (*domain.Conve
 // state is used as it is, without reading the stream's tail: the caller
 // appends at the exact cached revision, so a change it missed (made by
 // another process) shows up as a conflict, and the retry loads afresh.
-func (s *Service) loadConversationAt(ctx context.Context, id int64, optimistic bool) (*domain.Conversation, int64, error) {
+func (s *Service) loadConversationAt(ctx context.Context, id int64, optimistic bool) (*convState, int64, error) {
 	stream := domain.ConversationStream(id)
 	state, rev, ok := s.convs.get(stream)
 	if ok && optimistic {
-		return state.Clone(), rev, nil
+		return state.clone(), rev, nil
 	}
 	// verify is the id of the event at rev when rev comes from a snapshot:
 	// the read starts at that event to check that the snapshot belongs to
@@ -232,11 +247,11 @@ func (s *Service) loadConversationAt(ctx context.Context, id int64, optimistic b
 	var verify uuid.UUID
 	switch {
 	case ok:
-		state = state.Clone()
+		state = state.clone()
 	default:
-		state, rev = &domain.Conversation{}, -1
+		state, rev = newConvState(&domain.Conversation{}), -1
 		if snapState, snap, found := s.snapshotFrom(ctx, stream); found {
-			state, rev, verify = snapState, snap.Revision, snap.EventID
+			state, rev, verify = newConvState(snapState), snap.Revision, snap.EventID
 		}
 	}
 	const chunk = 1000
@@ -251,10 +266,11 @@ func (s *Service) loadConversationAt(ctx context.Context, id int64, optimistic b
 		full := len(events) == chunk
 		if verify != uuid.Nil {
 			if err == nil && len(events) > 0 && int64(events[0].Revision) == rev && events[0].ID == verify {
+				state.floor = events[0].Position
 				events, verify = events[1:], uuid.Nil
 			} else if err == nil || errors.Is(err, eventstore.ErrStreamNotFound) {
 				s.log.Warn("snapshot: not of this stream's history; reading the whole stream", "stream", stream, "revision", rev)
-				state, rev, verify = &domain.Conversation{}, -1, uuid.Nil
+				state, rev, verify = newConvState(&domain.Conversation{}), -1, uuid.Nil
 				continue
 			}
 		}
@@ -275,7 +291,7 @@ func (s *Service) loadConversationAt(ctx context.Context, id int64, optimistic b
 				if err != nil {
 					return nil, 0, fmt.Errorf("load %s: %w", stream, err)
 				}
-				state.Apply(ev)
+				state.apply(ev, re.Position)
 			}
 			rev, lastID = int64(re.Revision), re.ID
 		}
@@ -284,16 +300,16 @@ func (s *Service) loadConversationAt(ctx context.Context, id int64, optimistic b
 			if err != nil {
 				return nil, 0, fmt.Errorf("load %s: %w", stream, err)
 			}
-			state.Apply(ev)
+			state.apply(ev, lastMessage.Position)
 		}
 		read += len(events)
 		if !full {
 			break
 		}
 	}
-	s.convs.put(stream, state.Clone(), rev)
+	s.convs.put(stream, state.clone(), rev)
 	if read >= int(s.snapshotEvery) {
-		s.saveSnapshot(ctx, stream, state, rev, lastID)
+		s.saveSnapshot(ctx, stream, state.conv, rev, lastID)
 	}
 	return state, rev, nil
 }
@@ -363,10 +379,11 @@ func conflict(err error) bool {
 // appends its events at the loaded revision, retrying on conflicts with other
 // processes. decide returns the events (none: nothing to do) and may set a
 // result through its closure. key, for a send with an idempotency key,
-// gives its event id and how far the stream is known not to hold it.
+// gives its event id and how far the stream is known not to hold it. The
+// state returned is the one decide saw, with the new events applied.
 func (s *Service) updateConversation(ctx context.Context, a Actor, id int64, key *keyedEvent,
 	decide func(c *domain.Conversation) ([]domain.Event, error),
-) (Written, *domain.Conversation, error) {
+) (Written, *convState, error) {
 	stream := domain.ConversationStream(id)
 	unlock := s.locks.lock(stream)
 	defer unlock()
@@ -387,7 +404,7 @@ func (s *Service) updateConversation(ctx context.Context, a Actor, id int64, key
 				return w, nil, err
 			}
 		}
-		events, err := decide(c)
+		events, err := decide(c.conv)
 		if err != nil || len(events) == 0 {
 			if attempt == 0 && rev >= 0 {
 				// Decided on cached state and nothing will be appended, so
@@ -422,7 +439,7 @@ func (s *Service) updateConversation(ctx context.Context, a Actor, id int64, key
 			return Written{}, nil, fmt.Errorf("append to %s: %w", stream, err)
 		}
 		for _, e := range events {
-			c.Apply(e)
+			c.apply(e, res.Position)
 		}
 		s.appended(ctx, stream, c, rev, len(data), int64(res.Revision), data[len(data)-1].ID)
 		return Written{Position: res.Position, At: at}, c, nil

@@ -20,6 +20,9 @@ type memStore struct {
 	mu      sync.Mutex
 	streams map[string][]eventstore.RecordedEvent
 	pos     uint64
+	// now is the store's clock, which stamps recorded events (default
+	// time.Now).
+	now func() time.Time
 }
 
 func newMemStore() *memStore { return &memStore{streams: map[string][]eventstore.RecordedEvent{}} }
@@ -36,12 +39,16 @@ func (m *memStore) Append(_ context.Context, stream string, exp eventstore.Expec
 		return eventstore.AppendResult{}, &eventstore.WrongExpectedVersionError{Stream: stream, Expected: exp, Actual: cur}
 	}
 	var res eventstore.AppendResult
+	created := time.Now()
+	if m.now != nil {
+		created = m.now()
+	}
 	for _, e := range events {
 		m.pos++
 		rev := uint64(len(m.streams[stream]))
 		m.streams[stream] = append(m.streams[stream], eventstore.RecordedEvent{
 			ID: e.ID, Stream: stream, Revision: rev, Position: eventstore.Position{Commit: m.pos, Prepare: m.pos},
-			Type: e.Type, Data: e.Data, Metadata: e.Metadata,
+			Type: e.Type, Data: e.Data, Metadata: e.Metadata, Created: created.UTC(),
 		})
 		res = eventstore.AppendResult{Revision: rev, Position: eventstore.Position{Commit: m.pos, Prepare: m.pos}}
 	}

@@ -72,15 +72,15 @@ func (s *Service) saveSnapshot(ctx context.Context, stream string, c *domain.Con
 // revision prev (-1: a new stream) landed with rev as the last one's
 // revision and id as its id: in the cache, and every snapshotEvery events as
 // a snapshot.
-func (s *Service) appended(ctx context.Context, stream string, c *domain.Conversation, prev int64, n int, rev int64, id uuid.UUID) {
+func (s *Service) appended(ctx context.Context, stream string, c *convState, prev int64, n int, rev int64, id uuid.UUID) {
 	if rev != prev+int64(n) {
 		// The store answered with an earlier append of these event ids
 		// (a retry), elsewhere in the stream: c is not the state at rev.
 		s.convs.drop(stream)
 		return
 	}
-	s.convs.putIfNewer(stream, c.Clone(), rev)
+	s.convs.putIfNewer(stream, c.clone(), rev)
 	if (prev+1)/s.snapshotEvery != (rev+1)/s.snapshotEvery {
-		s.saveSnapshot(ctx, stream, c, rev, id)
+		s.saveSnapshot(ctx, stream, c.conv, rev, id)
 	}
 }

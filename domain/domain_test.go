@@ -173,3 +173,22 @@ func TestRegistryUpcastsMessageSentV1(t *testing.T) {
 		t.Error("decoding an unknown type succeeded")
 	}
 }
+
+// The wire names and payloads of the log are a contract with every log
+// written so far: a registered event keeps its name and fields.
+func TestRegistrationAbandonedWireForm(t *testing.T) {
+	r := domain.NewRegistry()
+	typ, b, err := r.Encode(domain.RegistrationAbandoned{UserID: 12, Username: "alice"})
+	if err != nil || typ != "chat.registration_abandoned" || string(b) != `{"user_id":12,"username":"alice"}` || r.Version(typ) != 1 {
+		t.Fatalf("encode = %s %s (version %d), %v; want chat.registration_abandoned {\"user_id\":12,\"username\":\"alice\"} at version 1", typ, b, r.Version(typ), err)
+	}
+	e, err := r.Decode(typ, 1, b)
+	if err != nil || e != (domain.RegistrationAbandoned{UserID: 12, Username: "alice"}) {
+		t.Errorf("decode = %+v, %v", e, err)
+	}
+	var u domain.User
+	u.Apply(e)
+	if u.Exists() {
+		t.Error("an abandoned registration makes a user")
+	}
+}

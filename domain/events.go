@@ -9,13 +9,14 @@ import (
 // Wire names of the events. A wire name is never renamed; a changed shape
 // gets a new version and an upcaster (see Registry).
 const (
-	TypeUsernameReserved    = "chat.username_reserved"
-	TypeUserRegistered      = "chat.user_registered"
-	TypeConversationCreated = "chat.conversation_created"
-	TypeMemberJoined        = "chat.member_joined"
-	TypeMemberLeft          = "chat.member_left"
-	TypeMessageSent         = "chat.message_sent"
-	TypeMessagesRead        = "chat.messages_read"
+	TypeUsernameReserved      = "chat.username_reserved"
+	TypeUserRegistered        = "chat.user_registered"
+	TypeConversationCreated   = "chat.conversation_created"
+	TypeMemberJoined          = "chat.member_joined"
+	TypeMemberLeft            = "chat.member_left"
+	TypeMessageSent           = "chat.message_sent"
+	TypeMessagesRead          = "chat.messages_read"
+	TypeRegistrationAbandoned = "chat.registration_abandoned"
 )
 
 // Event is a fact that happened. EventType is its stable wire name.
@@ -27,10 +28,22 @@ type Event interface {
 // stream username-<name>. The first is appended with "no stream" expected,
 // which makes usernames unique on every event store. A later one takes the
 // name over from a registration that reserved it and never created its user
-// (it died between the two appends).
+// (it died between the two appends), once a RegistrationAbandoned has closed
+// that user's stream.
 type UsernameReserved struct {
 	Username string `json:"username"`
 	UserID   int64  `json:"user_id"`
+}
+
+// RegistrationAbandoned closes the stream user-<id> of a registration that
+// reserved its username and never created its user, before a new
+// registration takes the name over. Both it and UserRegistered are appended
+// to that stream with "no stream" expected, so exactly one of them lands:
+// either the late registration created its user first and keeps the name,
+// or it can no longer create it. No user ever has this id.
+type RegistrationAbandoned struct {
+	UserID   int64  `json:"user_id"`
+	Username string `json:"username"`
 }
 
 // UserRegistered creates a user. PasswordHash is a slow salted hash; audit
@@ -99,13 +112,14 @@ type MessagesRead struct {
 	MessageIDs     []int64 `json:"message_ids"`
 }
 
-func (UsernameReserved) EventType() string    { return TypeUsernameReserved }
-func (UserRegistered) EventType() string      { return TypeUserRegistered }
-func (ConversationCreated) EventType() string { return TypeConversationCreated }
-func (MemberJoined) EventType() string        { return TypeMemberJoined }
-func (MemberLeft) EventType() string          { return TypeMemberLeft }
-func (MessageSent) EventType() string         { return TypeMessageSent }
-func (MessagesRead) EventType() string        { return TypeMessagesRead }
+func (UsernameReserved) EventType() string      { return TypeUsernameReserved }
+func (UserRegistered) EventType() string        { return TypeUserRegistered }
+func (ConversationCreated) EventType() string   { return TypeConversationCreated }
+func (MemberJoined) EventType() string          { return TypeMemberJoined }
+func (MemberLeft) EventType() string            { return TypeMemberLeft }
+func (MessageSent) EventType() string           { return TypeMessageSent }
+func (MessagesRead) EventType() string          { return TypeMessagesRead }
+func (RegistrationAbandoned) EventType() string { return TypeRegistrationAbandoned }
 
 // Metadata says who caused an event, when, and in answer to what. It is what
 // makes the log an audit trail.
@@ -169,6 +183,7 @@ func NewRegistry() *Registry {
 	// "sender" instead of "sender_id"; version 2 is the current shape.
 	register[MessageSent](r, 2, map[int]Upcaster{1: upcastMessageSentV1})
 	register[MessagesRead](r, 1, nil)
+	register[RegistrationAbandoned](r, 1, nil)
 	return r
 }
 

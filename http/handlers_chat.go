@@ -58,10 +58,12 @@ func (s *Server) joinChatroom(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	// An existing membership may come from a racing join not projected
+	// yet: wait for it as for a new one.
+	s.waitProjected(c, j.Position)
 	status := http.StatusOK
 	if j.New {
 		status = http.StatusCreated
-		s.waitProjected(c, j.Position)
 	}
 	return c.JSON(status, membershipView{ID: j.MembershipID, Conversation: j.ConversationID, User: j.UserID})
 }

@@ -75,6 +75,10 @@ func (c *Chat) Apply(b *pgx.Batch, events []eventstore.RecordedEvent) error {
 		}
 		at := md.Time
 		switch e := ev.(type) {
+		case domain.UsernameReserved:
+			// Its user id is used even when the user never was (its stream
+			// may hold a domain.RegistrationAbandoned).
+			bump(0, e.UserID)
 		case domain.UserRegistered:
 			bump(0, e.UserID)
 			b.Queue(`INSERT INTO users (id, username, username_lower, password_hash, created_at)

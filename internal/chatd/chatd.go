@@ -46,7 +46,9 @@ type Config struct {
 	// ReadyLag (CHAT_READY_LAG) is how long the read model may lag the log
 	// before /readyz answers 503; default 30s.
 	ReadyLag time.Duration
-	// ProjectionWait bounds a write's read-your-writes wait; default 5s.
+	// ProjectionWait bounds a write's read-your-writes wait (default 5s),
+	// and, after a start on a read model behind the log, a write's wait for
+	// the id sequences to pass the log (default 2s).
 	ProjectionWait time.Duration
 	// TrustedProxies (CHAT_TRUSTED_PROXIES) are CIDRs whose X-Forwarded-For is believed.
 	TrustedProxies []*net.IPNet
@@ -124,11 +126,18 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error)
 		limits.MaxGroupMembers = cfg.MaxGroup
 	}
 	rm := readmodel.New(m.pool)
+	// No id is handed out before the read model has projected the log as it
+	// is now: its id sequences may lag the log (see commands.Config.IDsAfter).
+	head, err := m.store.Head(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read the log's head: %w", err)
+	}
+	m.wm = projections.NewWatermark()
 	cmds := commands.New(commands.Config{
 		Store: m.store, IDs: rm, ReadModel: rm, SendKeys: rm, Snapshots: rm, Registry: domain.NewRegistry(),
 		Limits: limits, Logger: log, SnapshotEvery: cfg.SnapshotEvery,
+		Projected: m.wm, IDsAfter: head, IDsWait: cfg.ProjectionWait,
 	})
-	m.wm = projections.NewWatermark()
 	m.api = chathttp.New(chathttp.Config{
 		Pool: m.pool, Store: m.store, Commands: cmds, ReadModel: rm, Watermark: m.wm,
 		Media: &chathttp.FileStorage{Dir: filepath.Join(cfg.DataDir, "media")}, SigningKey: key,
