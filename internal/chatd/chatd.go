@@ -239,7 +239,7 @@ func (m *Main) Run(ctx context.Context) error {
 		retry = time.Second
 	}
 	goRun("projector", func(ctx context.Context) error {
-		return projections.Leader(ctx, m.pool, m.log, retry, projector.Run)
+		return projections.Leader(ctx, m.pool, projections.LeaderOptions{Logger: m.log, Retry: retry}, projector.RunLeased)
 	})
 	goRun("projection tracker", func(ctx context.Context) error {
 		return projections.Track(ctx, m.pool, m.wm, projections.ChatName, 250*time.Millisecond, m.log)
