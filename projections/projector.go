@@ -1,7 +1,23 @@
 // Package projections turns the event log into the read model. A Projector
 // reads the log from its checkpoint, applies each delivered batch to the
-// read-model tables and stores the new checkpoint in the same transaction,
-// so every event takes effect exactly once, across crashes too.
+// read-model tables and moves the checkpoint in the same transaction, so
+// every event takes effect exactly once, across crashes too.
+//
+// Every batch is fenced: its transaction moves the checkpoint only from the
+// position the batch was read after, and under a Leader lease only while
+// that lease is held, or it rolls back whole. Applying events again over
+// later ones is not harmless (a join replayed after the leave that followed
+// it makes the user a member again), and two kinds of batch would do it: one
+// of a projector that was replaced without noticing yet, and one that waited
+// while a rebuild swapped in a read model already past it. A refused batch
+// is not an error; the projector starts again from the stored checkpoint.
+//
+// Exactly one process projects at a time: Leader holds a lease row in the
+// database and renews it (by default every second, for 3 s), and another
+// process takes over when the holder stops, dies, or is cut off from the
+// database for longer than the lease lasts.
+//
+// Rebuild, Verify and Replay work beside the live projector: see rebuild.go.
 package projections
 
 import (
@@ -11,7 +27,9 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/evchat/evchat/eventstore"
@@ -20,8 +38,10 @@ import (
 // ProjectedChannel carries "projected up to position" hints between processes.
 const ProjectedChannel = "evchat_projected"
 
-// leaderLock is the advisory lock held by the one process that projects.
-const leaderLock = 0x65766368_61742d70 // "evchat-p"
+// ErrFenced is returned (wrapped) for a batch refused because the
+// checkpoint is no longer where the batch started: another projector moved
+// it, or a rebuild swapped in a read model that is past it.
+var ErrFenced = errors.New("projector batch fenced: the checkpoint moved")
 
 // Projection applies events to read-model tables inside the projector's
 // transaction. Apply must be idempotent and must not commit.
@@ -96,14 +116,34 @@ func ReadCheckpoint(ctx context.Context, db interface {
 
 // Run projects until ctx ends, then returns ctx.Err(). Errors while
 // projecting are logged and retried with backoff: a projection that stops
-// silently would freeze the read model.
-func (p *Projector) Run(ctx context.Context) error {
+// silently would freeze the read model. A batch refused by the fence
+// (ErrFenced) restarts it at once from the stored checkpoint.
+//
+// Run does not hold a lease: run it alone, or under Leader with RunLeased.
+func (p *Projector) Run(ctx context.Context) error { return p.run(ctx, nil) }
+
+// RunLeased is Run under a lease taken by Leader: every batch also checks,
+// in its transaction, that the lease is still held in its epoch and has not
+// expired. It returns an error wrapping ErrLeaseLost when a batch finds it
+// gone, and ctx.Err() when ctx ends.
+func (p *Projector) RunLeased(ctx context.Context, l Lease) error { return p.run(ctx, &l) }
+
+func (p *Projector) run(ctx context.Context, lease *Lease) error {
 	var delay time.Duration
 	for {
 		started := time.Now()
-		err := p.RunOnce(ctx)
+		err := p.runOnce(ctx, lease)
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		switch {
+		case errors.Is(err, ErrLeaseLost):
+			return err
+		case errors.Is(err, ErrFenced):
+			// Expected after a rebuild swap or a change of leader: the
+			// batch rolled back, nothing is lost.
+			p.log.Warn("projector batch refused, restarting from the stored checkpoint", "projection", p.proj.Name(), "err", err)
+			continue
 		}
 		if time.Since(started) > time.Minute {
 			delay = 0 // it ran well for a while: this is a new failure, not the same one
@@ -118,14 +158,18 @@ func (p *Projector) Run(ctx context.Context) error {
 	}
 }
 
-// RunOnce projects from the stored checkpoint until ctx ends or an error.
+// RunOnce projects from the stored checkpoint, without a lease, until ctx
+// ends or an error (ErrFenced for a refused batch).
+func (p *Projector) RunOnce(ctx context.Context) error { return p.runOnce(ctx, nil) }
+
+// runOnce projects from the stored checkpoint until ctx ends or an error.
 //
 // Reading the log and applying to the read model overlap: the subscription
 // reads the next batches while one is applied, and deliveries that queue up
 // meanwhile are applied together in one transaction. Under load this is
 // what keeps the read-your-writes wait short: the applier never waits for a
 // read, and its transactions grow with the load instead of its queue.
-func (p *Projector) RunOnce(ctx context.Context) error {
+func (p *Projector) runOnce(ctx context.Context, lease *Lease) error {
 	from, err := p.Checkpoint(ctx)
 	if err != nil {
 		return err
@@ -135,7 +179,7 @@ func (p *Projector) RunOnce(ctx context.Context) error {
 	queue := make(chan []eventstore.RecordedEvent, applyQueue)
 	applied := make(chan error, 1)
 	go func() {
-		err := p.applyLoop(ctx, queue)
+		err := p.applyLoop(ctx, from, lease, queue)
 		cancel(err)
 		applied <- err
 	}()
@@ -164,9 +208,10 @@ const (
 	maxApply   = 4096
 )
 
-// applyLoop applies what the subscription queues, merging queued deliveries,
-// until ctx ends (it returns context.Cause(ctx)) or an apply fails.
-func (p *Projector) applyLoop(ctx context.Context, queue <-chan []eventstore.RecordedEvent) error {
+// applyLoop applies what the subscription queues from position at on,
+// merging queued deliveries, until ctx ends (it returns context.Cause(ctx))
+// or an apply fails.
+func (p *Projector) applyLoop(ctx context.Context, at eventstore.Position, lease *Lease, queue <-chan []eventstore.RecordedEvent) error {
 	for {
 		var events []eventstore.RecordedEvent
 		select {
@@ -183,15 +228,19 @@ func (p *Projector) applyLoop(ctx context.Context, queue <-chan []eventstore.Rec
 				break merge
 			}
 		}
-		if err := p.applyBatch(ctx, events); err != nil {
+		if err := p.applyBatch(ctx, at, lease, events); err != nil {
 			return err
 		}
+		at = events[len(events)-1].Position
 	}
 }
 
-// applyBatch applies events and moves the checkpoint in one transaction, sent
-// as one pipeline: one round trip per batch.
-func (p *Projector) applyBatch(ctx context.Context, events []eventstore.RecordedEvent) error {
+// applyBatch applies events, which follow position from, and moves the
+// checkpoint from there in one transaction, sent as one pipeline: one round
+// trip per batch. The move is the fence: it fails, and the whole batch rolls
+// back, when the checkpoint is no longer at from or lease is no longer held
+// (errors wrapping ErrFenced and ErrLeaseLost).
+func (p *Projector) applyBatch(ctx context.Context, from eventstore.Position, lease *Lease, events []eventstore.RecordedEvent) error {
 	through := events[len(events)-1].Position
 	b := &pgx.Batch{}
 	b.Queue(`BEGIN`)
@@ -201,14 +250,24 @@ func (p *Projector) applyBatch(ctx context.Context, events []eventstore.Recorded
 	// are projected again. So the commit need not wait for the disk, and
 	// every write's read-your-writes wait is shorter by a flush.
 	b.Queue(`SET LOCAL synchronous_commit = off`)
-	// First, before the batch has a transaction id: a rebuild's swap holds
-	// this table exclusively, which parks the batch here until the swap is
-	// done (see Rebuild).
+	// First, before the batch writes (this lock takes no transaction id, so
+	// a parked batch holds no log reader back): a rebuild's swap holds this
+	// table exclusively, which parks the batch here until the swap is done
+	// (see Rebuild). The statements after it find the tables by name, so a
+	// parked batch then runs against the swapped-in read model, and the
+	// fence below refuses it there: that model's checkpoint is past from.
 	b.Queue(`LOCK TABLE checkpoints IN ROW EXCLUSIVE MODE`)
 	if err := p.proj.Apply(b, events); err != nil {
 		return fmt.Errorf("project %s: %w", p.proj.Name(), err)
 	}
-	b.Queue(saveCheckpoint, p.proj.Name(), int64(through.Commit), int64(through.Prepare))
+	var name *string
+	var holder *uuid.UUID
+	var epoch *int64
+	if lease != nil {
+		name, holder, epoch = &lease.Name, &lease.Holder, &lease.Epoch
+	}
+	b.Queue(fenceCheckpoint, p.proj.Name(), int64(from.Commit), int64(from.Prepare),
+		int64(through.Commit), int64(through.Prepare), name, holder, epoch)
 	if p.schema == "readmodel" {
 		b.Queue(`SELECT pg_notify($1, $2)`, ProjectedChannel, through.String())
 	}
@@ -217,12 +276,37 @@ func (p *Projector) applyBatch(ctx context.Context, events []eventstore.Recorded
 	}
 	err := p.send(ctx, b)
 	if err != nil {
-		return fmt.Errorf("project %s through %s: %w", p.proj.Name(), through, err)
+		return fmt.Errorf("project %s from %s through %s: %w", p.proj.Name(), from, through, fenceError(err))
 	}
 	if p.onApplied != nil {
 		p.onApplied(events, through)
 	}
 	return nil
+}
+
+// fenceCheckpoint moves the checkpoint from the batch's start to its end,
+// checking the lease when one is given, or raises (migrations/core
+// 0006_projector_lease.sql).
+const fenceCheckpoint = `SELECT public.projector_checkpoint($1, $2, $3, $4, $5, $6, $7, $8)`
+
+// The SQLSTATEs projector_checkpoint raises.
+const (
+	sqlstateFenced    = "EV001"
+	sqlstateLeaseLost = "EV002"
+)
+
+// fenceError marks the fence's refusals with ErrFenced or ErrLeaseLost.
+func fenceError(err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case sqlstateFenced:
+			return fmt.Errorf("%w: %w", ErrFenced, err)
+		case sqlstateLeaseLost:
+			return fmt.Errorf("%w: %w", ErrLeaseLost, err)
+		}
+	}
+	return err
 }
 
 // send runs a batch that opens a transaction and commits it, or, with the
@@ -250,83 +334,8 @@ func (p *Projector) send(ctx context.Context, b *pgx.Batch) error {
 }
 
 // saveCheckpoint stores a projection's position; it never moves it back.
+// Rebuild and Verify use it on their own schemas, which no other projector
+// writes; the live projector moves its checkpoint with fenceCheckpoint.
 const saveCheckpoint = `INSERT INTO checkpoints (projection, commit_pos, prepare_pos, updated_at) VALUES ($1, $2, $3, now())
 	ON CONFLICT (projection) DO UPDATE SET commit_pos = excluded.commit_pos, prepare_pos = excluded.prepare_pos, updated_at = now()
 	WHERE (checkpoints.commit_pos, checkpoints.prepare_pos) < (excluded.commit_pos, excluded.prepare_pos)`
-
-// Leader runs fn while this process holds the projector lock of the
-// database, so exactly one process projects at a time; when the holder dies
-// its session ends, the lock frees, and another process takes over within
-// retry. Leader returns ctx.Err() when ctx ends.
-func Leader(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger, retry time.Duration, fn func(ctx context.Context) error) error {
-	for {
-		err := leadOnce(ctx, pool, log, retry, fn)
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if err != nil {
-			log.Warn("projector leadership lost", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(retry):
-		}
-	}
-}
-
-func leadOnce(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger, retry time.Duration, fn func(ctx context.Context) error) error {
-	// A dedicated connection: the lock lives as long as its session.
-	conn, err := pgx.ConnectConfig(ctx, pool.Config().ConnConfig.Copy())
-	if err != nil {
-		return err
-	}
-	defer conn.Close(context.Background())
-	for {
-		var got bool
-		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, int64(leaderLock)).Scan(&got); err != nil {
-			return err
-		}
-		if got {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(retry):
-		}
-	}
-	log.Info("projector leadership acquired")
-	lctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	// Watch the lock's session: if it breaks, another process may take over,
-	// so stop projecting at once.
-	lost := make(chan error, 1)
-	watcher := make(chan struct{})
-	defer func() { <-watcher }() // the connection is closed only after the watcher stops
-	go func() {
-		defer close(watcher)
-		t := time.NewTicker(retry)
-		defer t.Stop()
-		for {
-			select {
-			case <-lctx.Done():
-				return
-			case <-t.C:
-				if err := conn.Ping(lctx); err != nil && lctx.Err() == nil {
-					lost <- err
-					cancel()
-					return
-				}
-			}
-		}
-	}()
-	err = fn(lctx)
-	cancel()
-	select {
-	case lerr := <-lost:
-		return fmt.Errorf("lock session lost: %w", lerr)
-	default:
-	}
-	return err
-}

@@ -68,7 +68,10 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, log LogReader, chat *Chat,
 		}
 	}
 	// The swap: park the live projector (its batches lock the checkpoints
-	// table first), project what came meanwhile, and rename.
+	// table first), project what came meanwhile, and rename. A batch parked
+	// meanwhile then runs against the swapped-in tables, whose checkpoint is
+	// past the batch's start: the fence refuses it, and the projector starts
+	// again from that checkpoint.
 	n, cursor, err := swapIn(ctx, pool, log, chat, cursor, o)
 	done += n
 	if err != nil {
@@ -117,8 +120,14 @@ func swapOnce(ctx context.Context, pool *pgxpool.Pool, log LogReader, chat *Chat
 	if err := lockLive(ctx, tx); err != nil {
 		return 0, cursor, fmt.Errorf("rebuild: lock the live read model: %w", err)
 	}
-	// Read before this transaction writes anything, so that it holds no
-	// transaction id that would hide newer events from the read.
+	// This transaction already has a transaction id: PostgreSQL logs an
+	// ACCESS EXCLUSIVE lock for standbys (wal_level replica and up), which
+	// takes one, so lockLive gave it one. On the PostgreSQL store that id
+	// holds the plain horizon of log readers back while the swap runs; the
+	// reads below still reach the head because the store reads past running
+	// transactions that hold no lock on the events table, as this one. What
+	// a read misses, the live projector applies after the swap, from the
+	// swapped-in checkpoint.
 	var rest []eventstore.RecordedEvent
 	for {
 		events, err := log.ReadAll(ctx, cursor, o.BatchSize)

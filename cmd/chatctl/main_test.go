@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -126,6 +128,10 @@ func TestOperations(t *testing.T) {
 		out, errOut, code := chatctl(t, db, "projections", "status")
 		if code != 0 || !strings.Contains(out, "chat") || !strings.Contains(out, "log head:") {
 			t.Fatalf("exit %d\n%s%s", code, out, errOut)
+		}
+		// The running server projects: it holds the lease.
+		if want := fmt.Sprintf(" pid %d (epoch ", os.Getpid()); !strings.Contains(out, "projector: ") || !strings.Contains(out, want) {
+			t.Fatalf("status does not name the projecting process (%q):\n%s", want, out)
 		}
 	})
 	t.Run("rebuild then verify", func(t *testing.T) {

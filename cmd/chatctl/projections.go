@@ -91,7 +91,25 @@ func (e *env) status(ctx context.Context, args []string) error {
 		count = fmt.Sprintf(">=%d", lagCountLimit)
 	}
 	fmt.Fprintf(e.out, "%-12s %-20s %-12s %-12s %s\n", projections.ChatName, cp, count, lagText, up)
+	lease, held, err := projections.ReadLease(ctx, c.pool, projections.ProjectorLease)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(e.out, leaseLine(lease, held))
 	return nil
+}
+
+// leaseLine describes who projects: the holder of the projector lease.
+func leaseLine(l projections.LeaseState, taken bool) string {
+	switch {
+	case !taken:
+		return "projector: no process has projected yet"
+	case l.ExpiresIn <= 0:
+		return fmt.Sprintf("projector: none (the lease of %s, epoch %d, expired %s ago)",
+			l.HolderName, l.Epoch, (-l.ExpiresIn).Round(time.Millisecond))
+	}
+	return fmt.Sprintf("projector: %s (epoch %d, since %s, lease expires in %s)",
+		l.HolderName, l.Epoch, l.AcquiredAt.UTC().Format(time.RFC3339), l.ExpiresIn.Round(time.Millisecond))
 }
 
 const lagCountLimit = 1_000_000

@@ -176,6 +176,15 @@ func OpenDatabase(ctx context.Context, cfg Config, log *slog.Logger) (*pgxpool.P
 	// The read model is found by name through the search path, so a rebuilt
 	// schema swapped in under the same name serves at once.
 	pc.ConnConfig.RuntimeParams["search_path"] = migrations.ReadModelSchema + ", public"
+	// The server notices a client host that died or was cut off within
+	// about half a minute, not the operating system's two hours, and ends
+	// its sessions: their transactions and locks go with them.
+	for k, v := range map[string]string{"tcp_keepalives_idle": "10", "tcp_keepalives_interval": "5",
+		"tcp_keepalives_count": "3", "tcp_user_timeout": "30000"} {
+		if _, set := pc.ConnConfig.RuntimeParams[k]; !set {
+			pc.ConnConfig.RuntimeParams[k] = v
+		}
+	}
 	if pc.MaxConns < 20 {
 		pc.MaxConns = 20
 	}
@@ -248,7 +257,7 @@ func (m *Main) Run(ctx context.Context) error {
 		retry = time.Second
 	}
 	goRun("projector", func(ctx context.Context) error {
-		return projections.Leader(ctx, m.pool, m.log, retry, projector.Run)
+		return projections.Leader(ctx, m.pool, projections.LeaderOptions{Logger: m.log, Retry: retry}, projector.RunLeased)
 	})
 	goRun("projection tracker", func(ctx context.Context) error {
 		return projections.Track(ctx, m.pool, m.wm, projections.ChatName, 250*time.Millisecond, m.log)

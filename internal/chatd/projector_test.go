@@ -220,8 +220,8 @@ func TestProjectorKilledMidBatch(t *testing.T) {
 }
 
 // TestSecondProcessTakesOver runs two servers on one database: one projects
-// (an advisory lock), both serve, and when the projecting one stops the
-// other takes over.
+// (it holds the projector lease), both serve, and when the projecting one
+// stops the other takes over.
 func TestSecondProcessTakesOver(t *testing.T) {
 	t.Parallel()
 	var cfg chatd.Config
