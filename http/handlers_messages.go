@@ -49,8 +49,8 @@ func (s *Server) sendMessage(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if len(req.key) > 255 || strings.IndexFunc(req.key, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
-		return domain.Errorf(domain.KindInvalid, "Idempotency-Key must be at most 255 printable characters.")
+	if err := checkSendKey("Idempotency-Key", req.key); err != nil {
+		return err
 	}
 	cmd := commands.SendMessage{ConversationID: req.conversation, IdempotencyKey: req.key}
 	cmd.Content.Text = req.text
@@ -99,6 +99,17 @@ func (s *Server) sendMessage(c echo.Context) error {
 		return c.JSON(http.StatusCreated, newMessageView(m, s.mediaURLs(c)))
 	}
 	return c.JSON(http.StatusCreated, sentMessageView(sent.Message, sent.At, s.mediaURLs(c)))
+}
+
+// checkSendKey refuses an idempotency key (the Idempotency-Key header, or
+// a client_id in a body or a WebSocket frame) that the key store cannot
+// hold: over 255 bytes, or with a character that is not printable (a NUL
+// cannot be stored in a text column at all). name is how the client sent it.
+func checkSendKey(name, key string) error {
+	if len(key) > 255 || strings.IndexFunc(key, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
+		return domain.Errorf(domain.KindInvalid, "%s must be at most 255 printable characters.", name)
+	}
+	return nil
 }
 
 func (s *Server) readJSONSend(c echo.Context, req *sendRequest) error {

@@ -738,6 +738,9 @@ func (h *hub) onFrame(ms *melody.Session, msg []byte) {
 		if in.Text != nil {
 			text = *in.Text
 		}
+		if err = checkSendKey("client_id", in.ClientID); err != nil {
+			break
+		}
 		_, err = h.srv.cmd.SendMessage(ctx, a, commands.SendMessage{
 			ConversationID: so.room, Content: domain.MessageContent{Text: text}, IdempotencyKey: in.ClientID,
 		})
