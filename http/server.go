@@ -54,6 +54,10 @@ type Config struct {
 	// default: the address is the connection's.
 	TrustedProxies []*net.IPNet
 	Now            func() time.Time
+	// SocketHook, when set, is called at each SocketPoint of a WebSocket's
+	// start, with the socket's user and room (a test hook: tests order
+	// events against the handshake with it).
+	SocketHook func(point SocketPoint, user, room int64)
 }
 
 // Server is the HTTP API. It is an http.Handler.

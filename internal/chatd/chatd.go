@@ -64,6 +64,7 @@ type Config struct {
 	// Test hooks.
 	ProjectorBeforeCommit func(ctx context.Context) error
 	LeaderRetry           time.Duration
+	SocketHook            func(point chathttp.SocketPoint, user, room int64)
 }
 
 // Main is a running server.
@@ -135,7 +136,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error)
 		Logger: log, AccessTTL: cfg.AccessTTL, RefreshTTL: cfg.RefreshTTL, PublicURL: cfg.PublicURL,
 		BcryptCost: cfg.BcryptCost, AllowedOrigins: cfg.Origins, TrustedProxies: cfg.TrustedProxies,
 		ReadyLag: cfg.ReadyLag, ProjectionWait: cfg.ProjectionWait,
-		MaxPicture: cfg.MaxPicture, MaxVideo: cfg.MaxVideo,
+		MaxPicture: cfg.MaxPicture, MaxVideo: cfg.MaxVideo, SocketHook: cfg.SocketHook,
 	})
 	if m.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
