@@ -81,7 +81,9 @@ func (s *Server) sendMessage(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	s.waitProjected(c, sent.Position)
+	if err := s.waitProjected(c, sent.Position); err != nil {
+		return err
+	}
 	if sent.Replayed {
 		m, err := s.rm.Message(ctx, sent.Message.MessageID)
 		if errors.Is(err, readmodel.ErrNotFound) {
@@ -315,7 +317,9 @@ func (s *Server) readMessage(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	s.waitProjected(c, r.Position)
+	if err := s.waitProjected(c, r.Position); err != nil {
+		return err
+	}
 	return c.JSON(http.StatusOK, map[string]bool{"success": true})
 }
 

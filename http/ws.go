@@ -807,6 +807,7 @@ func (h *hub) onFrame(ms *melody.Session, msg []byte) {
 		err = domain.Errorf(domain.KindInvalid, "Unknown frame type %q.", in.Type)
 	}
 	if err != nil {
+		err = unavailable(err, h.srv.cfg.Unreachable)
 		_, b := errorResponse(err)
 		detail := "A server error occurred."
 		switch v := b.(type) {

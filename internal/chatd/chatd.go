@@ -25,6 +25,7 @@ import (
 	"github.com/evchat/evchat/eventstore/postgres"
 	chathttp "github.com/evchat/evchat/http"
 	"github.com/evchat/evchat/internal/embeddedpg"
+	"github.com/evchat/evchat/internal/pgerr"
 	"github.com/evchat/evchat/migrations"
 	"github.com/evchat/evchat/projections"
 	"github.com/evchat/evchat/readmodel"
@@ -137,6 +138,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error)
 		BcryptCost: cfg.BcryptCost, AllowedOrigins: cfg.Origins, TrustedProxies: cfg.TrustedProxies,
 		ReadyLag: cfg.ReadyLag, ProjectionWait: cfg.ProjectionWait,
 		MaxPicture: cfg.MaxPicture, MaxVideo: cfg.MaxVideo, SocketHook: cfg.SocketHook,
+		Unreachable: pgerr.Unreachable,
 	})
 	if m.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
