@@ -242,7 +242,7 @@ func (s *Server) listMessages(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return s.writePage(c, res, p)
+	return s.writePage(c, res)
 }
 
 func (s *Server) listConversationMessages(c echo.Context) error {
@@ -262,7 +262,7 @@ func (s *Server) listConversationMessages(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return s.writePage(c, res, p)
+	return s.writePage(c, res)
 }
 
 // checkMember answers 404 for a missing conversation and 403 for a non-member.
@@ -279,19 +279,13 @@ func (s *Server) checkMember(c echo.Context, conversation int64) error {
 	return nil
 }
 
-func (s *Server) writePage(c echo.Context, res readmodel.PageResult, p readmodel.Page) error {
+func (s *Server) writePage(c echo.Context, res readmodel.PageResult) error {
 	urls := s.mediaURLs(c)
 	out := make([]messageView, len(res.Messages))
 	for i, m := range res.Messages {
 		out[i] = newMessageView(m, urls)
 	}
-	// An empty page past the end (or before the start) still links back to
-	// the messages on the other side of its cursor.
-	first, last := p.After+1, p.Before-1
-	if len(out) > 0 {
-		first, last = out[0].ID, out[len(out)-1].ID
-	}
-	if link := linkHeader(c, s.baseURL(c), first, last, p.Limit, res.HasPrev, res.HasNext); link != "" {
+	if link := linkHeader(c, s.baseURL(c), res.Prev, res.Next); link != "" {
 		c.Response().Header().Set("Link", link)
 	}
 	return c.JSON(http.StatusOK, out)
