@@ -3,14 +3,19 @@
 package http
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
+	"sync/atomic"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/evchat/evchat/domain"
+	"github.com/evchat/evchat/eventstore"
 )
 
 // statusOf is the one error-kind-to-status table.
@@ -38,15 +43,46 @@ type rateLimited struct {
 
 func (r *rateLimited) Error() string { return "Request was throttled." }
 
-func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
+// unavailable classifies a failure to reach a dependency as
+// domain.ErrUnavailable (503), keeping err as the cause for the log: the
+// event store's eventstore.ErrUnavailable, a deadline that ran out, and
+// whatever unreachable (the database's predicate) reports. An error that
+// is already classified stays as it is.
+func unavailable(err error, unreachable func(error) bool) error {
+	var de *domain.Error
+	switch {
+	case err == nil || errors.As(err, &de):
+		return err
+	case errors.Is(err, eventstore.ErrUnavailable), errors.Is(err, context.DeadlineExceeded),
+		unreachable != nil && unreachable(err):
+		return fmt.Errorf("%w: %w", domain.ErrUnavailable, err)
+	}
+	return err
+}
+
+// unavailableLogEvery spaces the warnings of an outage: each refused
+// request is logged, but at warning level only one in this long.
+const unavailableLogEvery = time.Second
+
+func errorHandler(log *slog.Logger, unreachable func(error) bool) echo.HTTPErrorHandler {
+	var warned atomic.Int64 // unix nanoseconds of the last outage warning
 	return func(err error, c echo.Context) {
 		if c.Response().Committed {
 			return
 		}
+		err = unavailable(err, unreachable)
 		status, body := errorResponse(err)
-		if status == http.StatusInternalServerError {
+		switch status {
+		case http.StatusInternalServerError:
 			log.Error("request failed", "method", c.Request().Method, "path", c.Path(),
 				"request_id", c.Response().Header().Get(echo.HeaderXRequestID), "err", err)
+		case http.StatusServiceUnavailable:
+			level := slog.LevelDebug
+			if now, last := time.Now().UnixNano(), warned.Load(); now-last >= int64(unavailableLogEvery) && warned.CompareAndSwap(last, now) {
+				level = slog.LevelWarn
+			}
+			log.Log(c.Request().Context(), level, "request refused: a dependency is unavailable", "method", c.Request().Method,
+				"path", c.Path(), "request_id", c.Response().Header().Get(echo.HeaderXRequestID), "err", err)
 		}
 		h := c.Response().Header()
 		if status == http.StatusUnauthorized {

@@ -29,7 +29,9 @@ func (s *Server) register(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	s.waitProjected(c, r.Position)
+	if err := s.waitProjected(c, r.Position); err != nil {
+		return err
+	}
 	return c.JSON(http.StatusCreated, userView{ID: r.UserID, Username: r.Username})
 }
 

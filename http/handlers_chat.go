@@ -36,7 +36,9 @@ func (s *Server) createChatroom(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	s.waitProjected(c, created.Position)
+	if err := s.waitProjected(c, created.Position); err != nil {
+		return err
+	}
 	// From the command's result, not the read model: the wait is bounded,
 	// and a lagging read model must not turn a created room into an error.
 	return c.JSON(http.StatusCreated, createdChatroomView(created.Conversation, created.At))
@@ -60,7 +62,9 @@ func (s *Server) joinChatroom(c echo.Context) error {
 	}
 	// An existing membership may come from a racing join not projected
 	// yet: wait for it as for a new one.
-	s.waitProjected(c, j.Position)
+	if err := s.waitProjected(c, j.Position); err != nil {
+		return err
+	}
 	status := http.StatusOK
 	if j.New {
 		status = http.StatusCreated
@@ -90,7 +94,9 @@ func (s *Server) leaveChatroom(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	s.waitProjected(c, w.Position)
+	if err := s.waitProjected(c, w.Position); err != nil {
+		return err
+	}
 	return c.JSON(http.StatusOK, map[string]string{"message": "Leave chatroom successful"})
 }
 

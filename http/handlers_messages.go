@@ -49,8 +49,8 @@ func (s *Server) sendMessage(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if len(req.key) > 255 || strings.IndexFunc(req.key, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
-		return domain.Errorf(domain.KindInvalid, "Idempotency-Key must be at most 255 printable characters.")
+	if err := checkSendKey("Idempotency-Key", req.key); err != nil {
+		return err
 	}
 	cmd := commands.SendMessage{ConversationID: req.conversation, IdempotencyKey: req.key}
 	cmd.Content.Text = req.text
@@ -81,7 +81,9 @@ func (s *Server) sendMessage(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	s.waitProjected(c, sent.Position)
+	if err := s.waitProjected(c, sent.Position); err != nil {
+		return err
+	}
 	if sent.Replayed {
 		m, err := s.rm.Message(ctx, sent.Message.MessageID)
 		if errors.Is(err, readmodel.ErrNotFound) {
@@ -99,6 +101,17 @@ func (s *Server) sendMessage(c echo.Context) error {
 		return c.JSON(http.StatusCreated, newMessageView(m, s.mediaURLs(c)))
 	}
 	return c.JSON(http.StatusCreated, sentMessageView(sent.Message, sent.At, s.mediaURLs(c)))
+}
+
+// checkSendKey refuses an idempotency key (the Idempotency-Key header, or
+// a client_id in a body or a WebSocket frame) that the key store cannot
+// hold: over 255 bytes, or with a character that is not printable (a NUL
+// cannot be stored in a text column at all). name is how the client sent it.
+func checkSendKey(name, key string) error {
+	if len(key) > 255 || strings.IndexFunc(key, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
+		return domain.Errorf(domain.KindInvalid, "%s must be at most 255 printable characters.", name)
+	}
+	return nil
 }
 
 func (s *Server) readJSONSend(c echo.Context, req *sendRequest) error {
@@ -229,7 +242,7 @@ func (s *Server) listMessages(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return s.writePage(c, res, p)
+	return s.writePage(c, res)
 }
 
 func (s *Server) listConversationMessages(c echo.Context) error {
@@ -249,7 +262,7 @@ func (s *Server) listConversationMessages(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return s.writePage(c, res, p)
+	return s.writePage(c, res)
 }
 
 // checkMember answers 404 for a missing conversation and 403 for a non-member.
@@ -266,19 +279,13 @@ func (s *Server) checkMember(c echo.Context, conversation int64) error {
 	return nil
 }
 
-func (s *Server) writePage(c echo.Context, res readmodel.PageResult, p readmodel.Page) error {
+func (s *Server) writePage(c echo.Context, res readmodel.PageResult) error {
 	urls := s.mediaURLs(c)
 	out := make([]messageView, len(res.Messages))
 	for i, m := range res.Messages {
 		out[i] = newMessageView(m, urls)
 	}
-	// An empty page past the end (or before the start) still links back to
-	// the messages on the other side of its cursor.
-	first, last := p.After+1, p.Before-1
-	if len(out) > 0 {
-		first, last = out[0].ID, out[len(out)-1].ID
-	}
-	if link := linkHeader(c, s.baseURL(c), first, last, p.Limit, res.HasPrev, res.HasNext); link != "" {
+	if link := linkHeader(c, s.baseURL(c), res.Prev, res.Next); link != "" {
 		c.Response().Header().Set("Link", link)
 	}
 	return c.JSON(http.StatusOK, out)
@@ -304,7 +311,9 @@ func (s *Server) readMessage(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	s.waitProjected(c, r.Position)
+	if err := s.waitProjected(c, r.Position); err != nil {
+		return err
+	}
 	return c.JSON(http.StatusOK, map[string]bool{"success": true})
 }
 

@@ -205,15 +205,24 @@ func page(c echo.Context) (p readmodel.Page, err error) {
 	return p, nil
 }
 
-// linkHeader builds an RFC 8288 Link header for the prev/next pages.
-func linkHeader(c echo.Context, base string, first, last int64, limit int, hasPrev, hasNext bool) string {
+// linkHeader builds an RFC 8288 Link header for the prev/next pages (nil:
+// none).
+func linkHeader(c echo.Context, base string, prev, next *readmodel.Page) string {
 	var links []string
 	u := base + c.Request().URL.Path
-	if hasPrev {
-		links = append(links, fmt.Sprintf(`<%s?before=%d&limit=%d>; rel="prev"`, u, first, limit))
-	}
-	if hasNext {
-		links = append(links, fmt.Sprintf(`<%s?after=%d&limit=%d>; rel="next"`, u, last, limit))
+	for _, l := range []struct {
+		p   *readmodel.Page
+		rel string
+	}{{prev, "prev"}, {next, "next"}} {
+		switch {
+		case l.p == nil:
+		case l.p.Before > 0:
+			links = append(links, fmt.Sprintf(`<%s?before=%d&limit=%d>; rel="%s"`, u, l.p.Before, l.p.Limit, l.rel))
+		case l.p.After > 0 || l.p.Forward:
+			links = append(links, fmt.Sprintf(`<%s?after=%d&limit=%d>; rel="%s"`, u, l.p.After, l.p.Limit, l.rel))
+		default: // the newest page
+			links = append(links, fmt.Sprintf(`<%s?limit=%d>; rel="%s"`, u, l.p.Limit, l.rel))
+		}
 	}
 	return strings.Join(links, ", ")
 }

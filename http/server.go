@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/evchat/evchat/commands"
+	"github.com/evchat/evchat/domain"
 	"github.com/evchat/evchat/eventstore"
 	"github.com/evchat/evchat/projections"
 	"github.com/evchat/evchat/readmodel"
@@ -54,6 +56,15 @@ type Config struct {
 	// default: the address is the connection's.
 	TrustedProxies []*net.IPNet
 	Now            func() time.Time
+	// Unreachable reports whether an error is a failure to reach the
+	// database (the composition root passes pgerr.Unreachable). Such
+	// errors, like the event store's eventstore.ErrUnavailable, answer 503
+	// with Retry-After instead of 500.
+	Unreachable func(error) bool
+	// SocketHook, when set, is called at each SocketPoint of a WebSocket's
+	// start, with the socket's user and room (a test hook: tests order
+	// events against the handshake with it).
+	SocketHook func(point SocketPoint, user, room int64)
 }
 
 // Server is the HTTP API. It is an http.Handler.
@@ -129,7 +140,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.Serv
 func (s *Server) routes() *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
-	e.HTTPErrorHandler = errorHandler(s.log)
+	e.HTTPErrorHandler = errorHandler(s.log, s.cfg.Unreachable)
 	e.IPExtractor = echo.ExtractIPDirect()
 	if len(s.cfg.TrustedProxies) > 0 {
 		opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
@@ -231,15 +242,42 @@ func actor(c echo.Context) commands.Actor {
 
 // waitProjected waits, bounded, until the read model shows position p, so
 // that the caller's next read shows its write.
-func (s *Server) waitProjected(c echo.Context, p eventstore.Position) {
+//
+// When the wait runs out, the write is in the log but the caller's next
+// read may not show it. If the projector cannot reach the database or the
+// event store, that is an outage: the answer is 503 (the write stands; a
+// retry with the same Idempotency-Key returns it). A projector that is only
+// behind does not fail the write: it is logged, and the write answers.
+func (s *Server) waitProjected(c echo.Context, p eventstore.Position) error {
 	if p.IsZero() {
-		return
+		return nil
 	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), s.cfg.ProjectionWait)
 	defer cancel()
-	if err := s.wm.Wait(ctx, p); err != nil {
-		s.log.Warn("read model did not catch up in time", "position", p.String(), "waited", s.cfg.ProjectionWait)
+	if err := s.wm.Wait(ctx, p); err == nil || c.Request().Context().Err() != nil {
+		return nil // projected, or nobody waits for the answer any more
 	}
+	if err := s.reachable(c.Request().Context()); err != nil {
+		return fmt.Errorf("%w: the read model did not reach %s: %w", domain.ErrUnavailable, p, err)
+	}
+	s.log.Warn("read model did not catch up in time", "position", p.String(), "waited", s.cfg.ProjectionWait)
+	return nil
+}
+
+// reachablePing bounds each ping of reachable.
+const reachablePing = time.Second
+
+// reachable pings the database and the event store, each bounded.
+func (s *Server) reachable(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, reachablePing)
+	defer cancel()
+	if err := s.cfg.Pool.Ping(ctx); err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
+	if err := s.store.Ping(ctx); err != nil {
+		return fmt.Errorf("event store: %w", err)
+	}
+	return nil
 }
 
 // baseURL is the base of every absolute URL the API hands out (attachments,

@@ -134,6 +134,24 @@ func newHub(srv *Server) *hub {
 	return h
 }
 
+// SocketPoint names a step of a WebSocket's start, for Config.SocketHook.
+type SocketPoint string
+
+const (
+	// SocketChecking: the position the socket starts from has been read;
+	// membership is checked next.
+	SocketChecking SocketPoint = "checking"
+	// SocketRegistered: the socket hears the room's live frames; its
+	// membership is checked once more next, then it catches up.
+	SocketRegistered SocketPoint = "registered"
+)
+
+func (s *Server) socketHook(p SocketPoint, user, room int64) {
+	if s.cfg.SocketHook != nil {
+		s.cfg.SocketHook(p, user, room)
+	}
+}
+
 func (h *hub) socketOf(s *melody.Session) *socket {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -165,18 +183,26 @@ func (s *Server) serveWS(c echo.Context) error {
 		return err
 	}
 	c.SetRequest(r.WithContext(context.WithValue(r.Context(), userKey, cl)))
+	// Every socket starts by catching up from a position: the client's
+	// ?since=, or where the read model is now. The handshake answer goes out
+	// before the socket is registered for live frames, and an event
+	// projected in between must not be lost: catching up from here closes
+	// that gap the same way a resume does.
+	//
+	// That position is read before membership is checked, so the check
+	// sees the read model at it or later: a leave projected before the
+	// position is seen by the check (403), and one projected after it is
+	// among the events the socket catches up on (its member_left, then the
+	// close). The other order would start a socket past a leave it never
+	// hears of.
+	since := s.wm.Position()
+	s.socketHook(SocketChecking, cl.UserID, room)
 	if err := s.checkMember(c, room); err != nil {
 		return err
 	}
 	if !websocket.IsWebSocketUpgrade(r) {
 		return domain.Errorf(domain.KindInvalid, "Expected a WebSocket upgrade request.")
 	}
-	// Every socket starts by catching up from a position: the client's
-	// ?since=, or where the read model is now. The handshake answer goes out
-	// before the socket is registered for live frames, and an event
-	// projected in between must not be lost: catching up from here closes
-	// that gap the same way a resume does.
-	since := s.wm.Position()
 	if v := c.QueryParam("since"); v != "" {
 		if since, err = eventstore.ParsePosition(v); err != nil {
 			return domain.FieldError("since", "Not a valid position.")
@@ -189,15 +215,20 @@ func (s *Server) serveWS(c echo.Context) error {
 	keys["start"] = func(ms *melody.Session) {
 		so.s = ms
 		h.add(so)
+		s.socketHook(SocketRegistered, cl.UserID, room)
 		// The user may have left between the check above and now; their
-		// member_left frame would then have gone to no socket of theirs.
-		// It closes once caught up, so that a member_left frame it has
-		// coming goes out first (and then closes it as a leave).
+		// member_left frame may then have gone to no socket of theirs. A
+		// socket that is not a member when it starts closes at once: it
+		// hears nothing of the room.
 		_, member, err := s.rm.Membership(context.WithoutCancel(r.Context()), room, cl.UserID)
-		if err != nil || !member {
-			so.mu.Lock()
-			so.closeWith = melody.FormatCloseMessage(websocket.ClosePolicyViolation, "not a member")
-			so.mu.Unlock()
+		switch {
+		case err != nil:
+			s.log.Warn("websocket membership check", "err", err)
+			h.closeNow(so, unavailableClose)
+			return
+		case !member:
+			h.closeNow(so, notMemberClose)
+			return
 		}
 		go h.resume(context.WithoutCancel(r.Context()), so, since)
 	}
@@ -479,18 +510,29 @@ func (h *hub) resume(ctx context.Context, so *socket, since eventstore.Position)
 	}
 }
 
-// leftClose is the close frame of a socket whose user left its room.
-var leftClose = melody.FormatCloseMessage(websocket.CloseNormalClosure, "left the conversation")
+// Close frames of sockets that end on the server's decision.
+var (
+	// leftClose: the user left the room.
+	leftClose = melody.FormatCloseMessage(websocket.CloseNormalClosure, "left the conversation")
+	// notMemberClose: the user was no member when the socket started.
+	notMemberClose = melody.FormatCloseMessage(websocket.ClosePolicyViolation, "not a member")
+	// unavailableClose: membership could not be checked; try again later.
+	unavailableClose = melody.FormatCloseMessage(websocket.CloseTryAgainLater, "Service temporarily unavailable.")
+)
 
-// closeLeft ends a catching-up socket whose user left: it stops buffering
-// (nothing after the leave is for it) and closes.
-func (h *hub) closeLeft(so *socket) {
+// closeNow ends a socket before it has heard anything of its room: it
+// stops buffering, leaves the room and closes with msg.
+func (h *hub) closeNow(so *socket, msg []byte) {
 	so.mu.Lock()
 	so.buffered, so.catching = nil, false
 	so.mu.Unlock()
 	h.remove(so.s)
-	_ = so.s.CloseWithMsg(leftClose)
+	_ = so.s.CloseWithMsg(msg)
 }
+
+// closeLeft ends a catching-up socket whose user left: it stops buffering
+// (nothing after the leave is for it) and closes.
+func (h *hub) closeLeft(so *socket) { h.closeNow(so, leftClose) }
 
 // absence follows, while a socket catches up, whether its user is out of
 // the room: after their member_left and until their member_joined (they
@@ -738,6 +780,9 @@ func (h *hub) onFrame(ms *melody.Session, msg []byte) {
 		if in.Text != nil {
 			text = *in.Text
 		}
+		if err = checkSendKey("client_id", in.ClientID); err != nil {
+			break
+		}
 		_, err = h.srv.cmd.SendMessage(ctx, a, commands.SendMessage{
 			ConversationID: so.room, Content: domain.MessageContent{Text: text}, IdempotencyKey: in.ClientID,
 		})
@@ -762,6 +807,7 @@ func (h *hub) onFrame(ms *melody.Session, msg []byte) {
 		err = domain.Errorf(domain.KindInvalid, "Unknown frame type %q.", in.Type)
 	}
 	if err != nil {
+		err = unavailable(err, h.srv.cfg.Unreachable)
 		_, b := errorResponse(err)
 		detail := "A server error occurred."
 		switch v := b.(type) {

@@ -85,10 +85,11 @@ func (c *Chat) prepareBulk(events []eventstore.RecordedEvent) (*bulkBatch, error
 		}
 		bb.msgRows = append(bb.msgRows, []any{m.MessageID, m.ConversationID, m.SenderID, receivers, []int64{}, m.Text,
 			attachmentJSON(m.Picture), attachmentJSON(m.Video), md.Time, md.Time, int64(re.Position.Commit), int64(re.Position.Prepare)})
-		bb.inboxRows = append(bb.inboxRows, []any{m.SenderID, m.MessageID, m.ConversationID, false})
+		c, p := int64(re.Position.Commit), int64(re.Position.Prepare)
+		bb.inboxRows = append(bb.inboxRows, []any{m.SenderID, m.MessageID, m.ConversationID, false, c, p})
 		for _, r := range receivers {
 			if r != m.SenderID {
-				bb.inboxRows = append(bb.inboxRows, []any{r, m.MessageID, m.ConversationID, true})
+				bb.inboxRows = append(bb.inboxRows, []any{r, m.MessageID, m.ConversationID, true, c, p})
 			}
 		}
 		a := bb.activity[m.ConversationID]
@@ -117,7 +118,7 @@ func (bb *bulkBatch) copyInbox(ctx context.Context, db copier, schema string) er
 		return nil
 	}
 	if _, err := db.CopyFrom(ctx, pgx.Identifier{schema, "inbox"},
-		[]string{"user_id", "message_id", "conversation_id", "unread"}, pgx.CopyFromRows(bb.inboxRows)); err != nil {
+		[]string{"user_id", "message_id", "conversation_id", "unread", "commit_pos", "prepare_pos"}, pgx.CopyFromRows(bb.inboxRows)); err != nil {
 		return fmt.Errorf("copy inbox: %w", err)
 	}
 	return nil

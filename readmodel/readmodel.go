@@ -4,10 +4,13 @@
 package readmodel
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -334,8 +337,10 @@ func (s *Store) Message(ctx context.Context, id int64) (Message, error) {
 	return m, err
 }
 
-// Page selects a window of a list in id order: the newest Limit items when
-// Before and After are zero, those before Before, or those after After.
+// Page selects a window of a list: the newest Limit items when Before and
+// After are zero, those before Before, or those after After. Before and
+// After are message ids (cursors); what "before" and "after" mean is the
+// list's order: see ConversationMessages and UserMessages.
 type Page struct {
 	Before, After int64
 	// Forward pages forward from After even when After is 0, that is from
@@ -344,32 +349,93 @@ type Page struct {
 	Limit   int
 }
 
-// PageResult is a window of messages in ascending id order, and whether
-// more exist before and after it.
+// PageResult is a window of messages in ascending id order, and the pages
+// on either side of it (nil where nothing lies).
 type PageResult struct {
-	Messages         []Message
-	HasPrev, HasNext bool
+	Messages   []Message
+	Prev, Next *Page
+}
+
+// keyset is the order a list is paged in, and how a cursor becomes a bound
+// in it.
+type keyset struct {
+	// cols are the key's columns, compared as a row and ordered by.
+	cols []string
+	// bound returns the key of the message a cursor names, one value per
+	// column, or ok false when the cursor names no message of the list (it
+	// is then compared with message ids).
+	bound func(ctx context.Context, cursor int64) (key []any, ok bool, err error)
+	// byID: the key is the message id, and a page empty on one side of its
+	// cursor links to the other side by the cursor's neighbouring id. Other
+	// keys link to the newest page or the first, which is what lies on the
+	// other side of a cursor with nothing past it.
+	byID bool
+}
+
+// idKeys pages in message id order.
+var idKeys = keyset{
+	cols: []string{"m.id"},
+	bound: func(_ context.Context, cursor int64) ([]any, bool, error) {
+		return []any{cursor}, true, nil
+	},
+	byID: true,
+}
+
+// cursorCond returns, for a cursor, the condition "key op cursor" with its
+// parameters numbered from n on, and their values.
+func (k keyset) cursorCond(ctx context.Context, cursor int64, n int) (func(op string) (string, []any), error) {
+	key, ok, err := k.bound(ctx, cursor)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return func(op string) (string, []any) { return fmt.Sprintf(` AND m.id %s $%d`, op, n), []any{cursor} }, nil
+	}
+	params := make([]string, len(key))
+	for i := range key {
+		params[i] = fmt.Sprintf("$%d", n+i)
+	}
+	return func(op string) (string, []any) {
+		return fmt.Sprintf(` AND (%s) %s (%s)`, strings.Join(k.cols, ", "), op, strings.Join(params, ", ")), key
+	}, nil
+}
+
+// orderBy orders by the key, ascending or descending.
+func (k keyset) orderBy(desc bool) string {
+	dir := " ASC"
+	if desc {
+		dir = " DESC"
+	}
+	return ` ORDER BY ` + strings.Join(k.cols, dir+", ") + dir
 }
 
 // pageQuery runs a keyset-paginated message query. base must select
-// messageColumns from messages m with its own WHERE conditions; the key
-// column is m.id.
-func (s *Store) pageQuery(ctx context.Context, base string, p Page, args ...any) (PageResult, error) {
+// messageColumns from messages m with its own WHERE conditions, which use
+// the parameters args.
+func (s *Store) pageQuery(ctx context.Context, base string, k keyset, p Page, args ...any) (PageResult, error) {
 	n := len(args)
 	baseArgs := args[:n:n]
 	forward := p.After > 0 || p.Forward
-	var sql string
+	var cursor int64 // 0: none
+	sql, op := base, ""
 	switch {
 	case forward:
-		sql = fmt.Sprintf(`%s AND m.id > $%d ORDER BY m.id ASC LIMIT $%d`, base, n+1, n+2)
-		args = append(args, p.After, p.Limit+1)
+		cursor, op = p.After, ">"
 	case p.Before > 0:
-		sql = fmt.Sprintf(`%s AND m.id < $%d ORDER BY m.id DESC LIMIT $%d`, base, n+1, n+2)
-		args = append(args, p.Before, p.Limit+1)
-	default:
-		sql = fmt.Sprintf(`%s ORDER BY m.id DESC LIMIT $%d`, base, n+1)
-		args = append(args, p.Limit+1)
+		cursor, op = p.Before, "<"
 	}
+	var cursorCond func(op string) (string, []any)
+	if cursor > 0 {
+		var err error
+		if cursorCond, err = k.cursorCond(ctx, cursor, n+1); err != nil {
+			return PageResult{}, fmt.Errorf("list messages: %w", err)
+		}
+		cond, vals := cursorCond(op)
+		sql += cond
+		args = append(args, vals...)
+	}
+	sql += k.orderBy(!forward) + fmt.Sprintf(` LIMIT $%d`, len(args)+1)
+	args = append(args, p.Limit+1)
 	rows, err := s.db.Query(ctx, sql, args...)
 	if err != nil {
 		return PageResult{}, fmt.Errorf("list messages: %w", err)
@@ -382,33 +448,42 @@ func (s *Store) pageQuery(ctx context.Context, base string, p Page, args ...any)
 	if more {
 		msgs = msgs[:p.Limit]
 	}
-	var res PageResult
-	if forward {
-		res.HasNext = more
-	} else {
-		for i, j := 0, len(msgs)-1; i < j; i, j = i+1, j-1 {
-			msgs[i], msgs[j] = msgs[j], msgs[i]
-		}
-		res.HasPrev = more
+	if !forward {
+		slices.Reverse(msgs) // key order
 	}
 	// Whether items lie on the far side of the cursor (up to After when
 	// paging forward, from Before on when paging back) is asked, not
 	// assumed, so that a Link is given only when there is something to follow.
-	if forward && p.After > 0 || p.Before > 0 {
-		cond, cursor := fmt.Sprintf(` AND m.id <= $%d`, n+1), p.After
-		if !forward {
-			cond, cursor = fmt.Sprintf(` AND m.id >= $%d`, n+1), p.Before
-		}
-		var other bool
-		if err := s.db.QueryRow(ctx, `SELECT EXISTS (`+base+cond+`)`, append(baseArgs, cursor)...).Scan(&other); err != nil {
+	var beyond bool
+	if cursor > 0 {
+		cond, vals := cursorCond(map[string]string{">": "<=", "<": ">="}[op])
+		if err := s.db.QueryRow(ctx, `SELECT EXISTS (`+base+cond+`)`, append(baseArgs, vals...)...).Scan(&beyond); err != nil {
 			return PageResult{}, fmt.Errorf("list messages: %w", err)
 		}
-		if forward {
-			res.HasPrev = other
-		} else {
-			res.HasNext = other
-		}
 	}
+	hasPrev, hasNext := more, beyond
+	if forward {
+		hasPrev, hasNext = beyond, more
+	}
+	var res PageResult
+	switch {
+	case hasPrev && len(msgs) > 0:
+		res.Prev = &Page{Before: msgs[0].ID, Limit: p.Limit}
+	case hasPrev && k.byID:
+		res.Prev = &Page{Before: cursor + 1, Limit: p.Limit}
+	case hasPrev:
+		res.Prev = &Page{Limit: p.Limit} // nothing past the cursor: all lies before it
+	}
+	switch {
+	case hasNext && len(msgs) > 0:
+		res.Next = &Page{After: msgs[len(msgs)-1].ID, Forward: true, Limit: p.Limit}
+	case hasNext && k.byID:
+		res.Next = &Page{After: cursor - 1, Forward: true, Limit: p.Limit}
+	case hasNext:
+		res.Next = &Page{Forward: true, Limit: p.Limit} // nothing before the cursor: all lies after it
+	}
+	// The window was taken in key order; the list shows it in id order.
+	slices.SortFunc(msgs, func(a, b Message) int { return cmp.Compare(a.ID, b.ID) })
 	if msgs == nil {
 		msgs = []Message{}
 	}
@@ -416,14 +491,39 @@ func (s *Store) pageQuery(ctx context.Context, base string, p Page, args ...any)
 	return res, nil
 }
 
-// ConversationMessages lists a conversation's messages.
+// ConversationMessages lists a conversation's messages, paged in id order:
+// message ids rise in the room's log order, so a page after a message
+// never misses one projected later.
 func (s *Store) ConversationMessages(ctx context.Context, conversation int64, p Page) (PageResult, error) {
-	return s.pageQuery(ctx, `SELECT `+messageColumns+` FROM messages m WHERE m.conversation_id = $1`, p, conversation)
+	return s.pageQuery(ctx, `SELECT `+messageColumns+` FROM messages m WHERE m.conversation_id = $1`, idKeys, p, conversation)
 }
 
-// UserMessages lists the messages a user sent or received.
+// UserMessages lists the messages a user sent or received, across rooms.
+//
+// Ids rise in each room's log order but not across rooms (they are taken
+// in blocks per process, and rooms commit in any order), so a message of
+// one room may be projected after a message of another with a higher id.
+// This list therefore pages in log order: a cursor (a message id) stands
+// for that message's log position, and the page after it holds the
+// messages whose positions follow, however their ids compare. Each page
+// is shown in id order. A cursor that names none of the user's messages is
+// compared with message ids instead.
 func (s *Store) UserMessages(ctx context.Context, user int64, p Page) (PageResult, error) {
-	return s.pageQuery(ctx, `SELECT `+messageColumns+` FROM inbox i JOIN messages m ON m.id = i.message_id WHERE i.user_id = $1`, p, user)
+	keys := keyset{
+		cols: []string{"i.commit_pos", "i.prepare_pos"},
+		bound: func(ctx context.Context, cursor int64) ([]any, bool, error) {
+			var c, pp int64
+			err := s.db.QueryRow(ctx, `SELECT commit_pos, prepare_pos FROM inbox WHERE user_id = $1 AND message_id = $2`, user, cursor).Scan(&c, &pp)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return nil, false, nil
+			}
+			if err != nil {
+				return nil, false, err
+			}
+			return []any{c, pp}, true, nil
+		},
+	}
+	return s.pageQuery(ctx, `SELECT `+messageColumns+` FROM inbox i JOIN messages m ON m.id = i.message_id WHERE i.user_id = $1`, keys, p, user)
 }
 
 const chatroomColumns = `c.id, c.type, c.name, c.description, c.created_by, c.created_at, c.updated_at,

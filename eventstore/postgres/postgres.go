@@ -33,6 +33,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/evchat/evchat/eventstore"
+	"github.com/evchat/evchat/internal/pgerr"
 )
 
 // Channel is the NOTIFY channel that hints at new events.
@@ -346,13 +347,15 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// classify marks connection failures as eventstore.ErrUnavailable.
+// classify marks connection failures as eventstore.ErrUnavailable: every
+// failure that is not the server's answer, and the answers of a server
+// that is shutting down or starting (pgerr.Unreachable).
 func classify(err error) error {
 	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
 	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
+	if errors.As(err, &pgErr) && !pgerr.Unreachable(err) {
 		return err
 	}
 	return fmt.Errorf("%w: %w", eventstore.ErrUnavailable, err)

@@ -25,6 +25,7 @@ import (
 	"github.com/evchat/evchat/eventstore/postgres"
 	chathttp "github.com/evchat/evchat/http"
 	"github.com/evchat/evchat/internal/embeddedpg"
+	"github.com/evchat/evchat/internal/pgerr"
 	"github.com/evchat/evchat/migrations"
 	"github.com/evchat/evchat/projections"
 	"github.com/evchat/evchat/readmodel"
@@ -66,6 +67,7 @@ type Config struct {
 	// Test hooks.
 	ProjectorBeforeCommit func(ctx context.Context) error
 	LeaderRetry           time.Duration
+	SocketHook            func(point chathttp.SocketPoint, user, room int64)
 }
 
 // Main is a running server.
@@ -144,7 +146,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error)
 		Logger: log, AccessTTL: cfg.AccessTTL, RefreshTTL: cfg.RefreshTTL, PublicURL: cfg.PublicURL,
 		BcryptCost: cfg.BcryptCost, AllowedOrigins: cfg.Origins, TrustedProxies: cfg.TrustedProxies,
 		ReadyLag: cfg.ReadyLag, ProjectionWait: cfg.ProjectionWait,
-		MaxPicture: cfg.MaxPicture, MaxVideo: cfg.MaxVideo,
+		MaxPicture: cfg.MaxPicture, MaxVideo: cfg.MaxVideo, SocketHook: cfg.SocketHook,
+		Unreachable: pgerr.Unreachable,
 	})
 	if m.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)

@@ -7,11 +7,16 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/evchat/evchat/internal/chatd"
+	"github.com/evchat/evchat/internal/pgtest"
 )
 
 // sendAll sends n messages into room, spread over senders, all at once, and
@@ -555,4 +560,57 @@ func TestReadReceipts(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestListMessagesAcrossRoomsInLogOrder: message ids rise in each room's log
+// order, not across rooms (each process takes ids in blocks), so a message
+// of one room can be projected after a message of another with a higher
+// id. A client that paged /list-messages/ up to the higher id still gets
+// the lower one, sent later, on its next page.
+func TestListMessagesAcrossRoomsInLogOrder(t *testing.T) {
+	t.Parallel()
+	cfgA := chatd.Config{
+		Addr:        "127.0.0.1:0",
+		DatabaseURL: pgtest.NewDatabase(t),
+		DataDir:     t.TempDir(),
+		JWTKeyFile:  filepath.Join(t.TempDir(), "jwt-ed25519.pem"), // shared: tokens verify on both
+		BcryptCost:  4,
+		LeaderRetry: 100 * time.Millisecond,
+	}
+	useEventStore(t, &cfgA)
+	a := startWith(t, cfgA)
+	alice, carol := a.newUser(), a.newUser()
+	room1, room2 := a.room(alice, carol), a.room(alice, carol)
+	cfgB := cfgA
+	cfgB.DataDir = t.TempDir()
+	b := startWith(t, cfgB)
+
+	low := a.send(alice, room1, "from A's block of ids")
+	high := b.send(alice, room2, "from B's block, higher")
+	r := a.callJSON(t, "GET", "/list-messages/?after=0", carol.Access, nil)
+	if got := ids(decodeMessages(t, r)); !slices.Equal(got, []int64{low, high}) {
+		t.Fatalf("carol's messages = %v; want [%d %d]", got, low, high)
+	}
+	later := a.send(alice, room1, "a lower id, projected later")
+	if later > high {
+		t.Fatalf("setup: the later message has id %d, above %d; want a lower one (ids in blocks per process)", later, high)
+	}
+
+	// The client pages on from the highest id it has seen.
+	r = a.callJSON(t, "GET", fmt.Sprintf("/list-messages/?after=%d", high), carol.Access, nil)
+	if got := ids(decodeMessages(t, r)); !slices.Equal(got, []int64{later}) {
+		t.Fatalf("carol's messages after %d = %v; want [%d], sent after it", high, got, later)
+	}
+	// Following the links either way, page by page, gives each message once.
+	if got := a.walk(t, carol, "/list-messages/?after=0&limit=1", "next"); !slices.Equal(got, []int64{low, high, later}) {
+		t.Fatalf("paging forward = %v; want [%d %d %d] (log order)", got, low, high, later)
+	}
+	if got := a.walk(t, carol, "/list-messages/?limit=1", "prev"); !slices.Equal(got, []int64{low, high, later}) {
+		t.Fatalf("paging back = %v; want [%d %d %d] (log order)", got, low, high, later)
+	}
+	// A page of several shows them in id order.
+	r = a.callJSON(t, "GET", "/list-messages/", carol.Access, nil)
+	if got := ids(decodeMessages(t, r)); !slices.Equal(got, []int64{low, later, high}) {
+		t.Fatalf("carol's newest page = %v; want [%d %d %d] (id order)", got, low, later, high)
+	}
 }

@@ -95,6 +95,11 @@ type Config struct {
 	// accept connections (initdb is not included). Zero means 30 seconds.
 	StartTimeout time.Duration
 
+	// Port, when set, is the port to listen on, so that a server started
+	// again keeps its address for clients that reconnect. Zero picks a
+	// free port at every start.
+	Port int
+
 	pickPort func() (int, error) // tests: nil means freePort
 }
 
@@ -200,6 +205,9 @@ func start(ctx context.Context, cfg Config) (*Server, error) {
 	pickPort := cfg.pickPort
 	if pickPort == nil {
 		pickPort = freePort
+	}
+	if cfg.Port != 0 {
+		pickPort = func() (int, error) { return cfg.Port, nil }
 	}
 	if err := s.run(ctx, cfg, timeout, pickPort); err != nil {
 		return nil, err

@@ -1,0 +1,71 @@
+package migrations_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/evchat/evchat/internal/pgtest"
+	"github.com/evchat/evchat/migrations"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// TestInboxPositionsBackfill: a read model projected before inbox rows
+// carried positions gets them from their messages.
+func TestInboxPositionsBackfill(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, pgtest.NewDatabase(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	ms, err := migrations.Load("readmodel")
+	if err != nil {
+		t.Fatal(err)
+	}
+	exec := func(sql string, args ...any) {
+		t.Helper()
+		if _, err := conn.Exec(ctx, sql, args...); err != nil {
+			t.Fatalf("%.60s: %v", sql, err)
+		}
+	}
+	exec(`CREATE SCHEMA rm; SET search_path = rm, public`)
+	var backfill *migrations.Migration
+	for _, m := range ms {
+		if m.Name == "0003_inbox_positions.sql" {
+			backfill = &m
+			break
+		}
+		exec(m.SQL)
+	}
+	if backfill == nil {
+		t.Fatal("no migration 0003_inbox_positions.sql")
+	}
+	exec(`INSERT INTO messages (id, conversation_id, sender_id, receivers, text, created_at, updated_at, commit_pos, prepare_pos)
+		VALUES (5, 1, 10, '{11}', 'hi', now(), now(), 700, 701), (6, 2, 11, '{10}', 'yo', now(), now(), 650, 650)`)
+	exec(`INSERT INTO inbox (user_id, message_id, conversation_id, unread)
+		VALUES (10, 5, 1, false), (11, 5, 1, true), (11, 6, 2, false), (10, 6, 2, true)`)
+	exec(backfill.SQL)
+	rows, err := conn.Query(ctx, `SELECT ARRAY[user_id, message_id, commit_pos, prepare_pos] FROM inbox ORDER BY user_id, message_id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := pgx.CollectRows(rows, pgx.RowTo[[4]int64])
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := [][4]int64{{10, 5, 700, 701}, {10, 6, 650, 650}, {11, 5, 700, 701}, {11, 6, 650, 650}}
+	if len(got) != len(want) {
+		t.Fatalf("inbox = %v; want %v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("inbox = %v; want %v", got, want)
+		}
+	}
+}
