@@ -193,7 +193,25 @@ func (s *testServer) newUser() user {
 	if r.Status != http.StatusCreated {
 		s.t.Fatalf("register %s: %d %s", u.Name, r.Status, r.Body)
 	}
+	// Registration's read-your-writes wait is bounded, and some tests
+	// shorten it to a moment a busy machine may need more than: log in
+	// only once the read model holds the user.
+	s.caughtUp()
 	return s.login(u)
+}
+
+// caughtUp waits until the read model has projected the whole log as it is now.
+func (s *testServer) caughtUp() {
+	s.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	head, err := s.Store().Head(ctx)
+	if err != nil {
+		s.t.Fatalf("log head: %v", err)
+	}
+	if err := s.Watermark().Wait(ctx, head); err != nil {
+		s.t.Fatalf("read model did not reach the log head %s: %v", head, err)
+	}
 }
 
 func (s *testServer) login(u user) user {

@@ -18,20 +18,6 @@ import (
 	"github.com/evchat/evchat/projections"
 )
 
-// caughtUp waits until the server's read model shows the whole log.
-func (s *testServer) caughtUp() {
-	s.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	head, err := s.Store().Head(ctx)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	if err := s.Watermark().Wait(ctx, head); err != nil {
-		s.t.Fatalf("read model did not reach the head %s: %v", head, err)
-	}
-}
-
 // snapshot is every list endpoint's answer for the given users and rooms.
 func (s *testServer) snapshot(users []user, rooms []int64) map[string]string {
 	s.t.Helper()
