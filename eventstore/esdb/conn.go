@@ -114,18 +114,42 @@ func (s *Store) do(ctx context.Context, fn func(context.Context, *kurrent.Client
 		return err
 	}
 	defer done()
+	ctx, cancel := context.WithTimeout(ctx, s.opts.CallTimeout)
+	defer cancel()
 	for attempt := 0; ; attempt++ {
 		c := s.current()
 		release, err := c.enter(ctx)
 		if err != nil {
 			return err
 		}
-		err = fn(ctx, c.client)
-		release()
+		err = s.call(ctx, c, release, fn)
 		if s.observe(c, err) && attempt == 0 && ctx.Err() == nil {
 			continue
 		}
 		return err
+	}
+}
+
+// call runs fn on generation c and returns its error, or the error of ctx
+// when ctx ends first. The library's search for a server after a failure
+// does not watch a call's context (by default it takes up to 10 attempts
+// of up to 5 s each), so a caller that stopped waiting is let go, and the
+// abandoned call finishes in the background: its result still tells what
+// is known of the generation, and it gives the generation's gate back
+// (release) only when the library is done with it.
+func (s *Store) call(ctx context.Context, c *conn, release func(), fn func(context.Context, *kurrent.Client) error) error {
+	res := make(chan error, 1)
+	go func() {
+		err := fn(ctx, c.client)
+		release()
+		res <- err
+	}()
+	select {
+	case err := <-res:
+		return err
+	case <-ctx.Done():
+		go func() { s.observe(c, <-res) }()
+		return ctx.Err()
 	}
 }
 

@@ -51,6 +51,10 @@ type Options struct {
 	BatchSize int
 	// MaxRetryDelay bounds the backoff between resubscriptions. Default 5s.
 	MaxRetryDelay time.Duration
+	// CallTimeout bounds one append or read, the client's search for a
+	// server included: past it the call fails with an error wrapping
+	// eventstore.ErrUnavailable. Default 10s.
+	CallTimeout time.Duration
 	// StreamPrefix is for tests against a shared server: every stream name
 	// is prefixed with it on the way in and stripped on the way out, and
 	// ReadAll, SubscribeAll and Head only see events of prefixed streams, so
@@ -94,6 +98,9 @@ func New(ctx context.Context, url string, opts Options) (*Store, error) {
 	}
 	if opts.MaxRetryDelay <= 0 {
 		opts.MaxRetryDelay = 5 * time.Second
+	}
+	if opts.CallTimeout <= 0 {
+		opts.CallTimeout = 10 * time.Second
 	}
 	cfg, err := kurrent.ParseConnectionString(url)
 	if err != nil {
