@@ -305,9 +305,17 @@ func buildInto(ctx context.Context, pool *pgxpool.Pool, log LogReader, chat *Cha
 		err error
 	}
 	rctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	batches := make(chan batch, 2)
+	reader := make(chan struct{})
+	// The reader decodes with chat's registry: it must have stopped before
+	// the caller may use chat again (a second Rebuild after an interrupted
+	// one, say).
+	defer func() {
+		cancel()
+		<-reader
+	}()
 	go func() {
+		defer close(reader)
 		defer close(batches)
 		from := cursor
 		for {
