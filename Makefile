@@ -7,11 +7,13 @@ PKGS        := ./...
 
 .PHONY: run test test-esdb lint fmt vet bench bench-store bench-rebuild bench-api postgres build clean
 
-run: postgres
-	$(GO) run ./cmd/chatd
+# The binary runs in the foreground: Ctrl-C shuts it down cleanly (exit 0).
+run: postgres build
+	./bin/chatd
 
+# -buildvcs=auto stamps the commit into `chatd -version` in a git checkout.
 build:
-	$(GO) build -o bin/ ./cmd/...
+	$(GO) build -buildvcs=auto -o bin/ ./cmd/...
 
 # PostgreSQL's server binaries run the embedded database of `make run` and
 # of the tests. On Debian/Ubuntu as root they are installed when missing.

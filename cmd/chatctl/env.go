@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -34,9 +37,25 @@ type conn struct {
 	closeFn  func()
 }
 
+// errNoData refuses a data folder that holds no installation: chatctl
+// operates one, it never makes a new, empty one by mistake.
+var errNoData = errors.New("holds no chat data (no postgres/PG_VERSION): run chatctl where chatd keeps its data " +
+	"(--data-dir or CHAT_DATA_DIR, default ./.data), or give --database-url")
+
+// openDatabase opens the installation's database: DATABASE_URL, or the
+// embedded PostgreSQL of an existing data folder.
+func (e *env) openDatabase(ctx context.Context) (*pgxpool.Pool, *embeddedpg.Server, error) {
+	if e.cfg.DatabaseURL == "" {
+		if _, err := os.Stat(filepath.Join(e.cfg.DataDir, "postgres", "PG_VERSION")); err != nil {
+			return nil, nil, fmt.Errorf("data folder %q %w", e.cfg.DataDir, errNoData)
+		}
+	}
+	return chatd.OpenDatabase(ctx, e.cfg, e.log)
+}
+
 // open connects to the database (migrating it) and the event store.
 func (e *env) open(ctx context.Context) (*conn, error) {
-	pool, pg, err := chatd.OpenDatabase(ctx, e.cfg, e.log)
+	pool, pg, err := e.openDatabase(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -69,7 +88,7 @@ func (e *env) migrate(ctx context.Context, args []string) error {
 	if _, err := e.subcommand("migrate", "migrate", args, nil); err != nil {
 		return err
 	}
-	pool, pg, err := chatd.OpenDatabase(ctx, e.cfg, e.log)
+	pool, pg, err := e.openDatabase(ctx)
 	if err != nil {
 		return err
 	}

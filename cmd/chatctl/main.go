@@ -19,6 +19,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/evchat/evchat/internal/buildinfo"
 	"github.com/evchat/evchat/internal/chatd"
 )
 
@@ -43,6 +44,7 @@ Commands:
   audit stream <stream>            the events of one stream, in log order
   audit user <id>                  the events a user caused, in log order
   media gc                         remove attachment files no message names
+  version                          print the build (module version, commit, commit time)
 
 Global flags (also from the environment, like chatd):
   --database-url URL   PostgreSQL (DATABASE_URL); unset: the embedded PostgreSQL of the data folder
@@ -94,6 +96,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = e.audit(ctx, rest[1:])
 	case "media":
 		err = e.media(ctx, rest[1:])
+	case "version":
+		fmt.Fprintln(stdout, buildinfo.Read().Line("chatctl"))
+		return 0
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

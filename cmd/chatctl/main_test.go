@@ -170,3 +170,26 @@ func TestOperations(t *testing.T) {
 		}
 	})
 }
+
+func TestVersion(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"version"}, &out, &errOut); code != 0 || !strings.HasPrefix(out.String(), "chatctl ") {
+		t.Errorf("chatctl version: exit %d, stdout %q, stderr %q; want exit 0 and a line starting with \"chatctl \"", code, out.String(), errOut.String())
+	}
+}
+
+// A data folder without an installation is refused, never made: an
+// operator who mistyped it must not get a new, empty database.
+func TestRefusesDataFolderWithoutData(t *testing.T) {
+	dir := t.TempDir() + "/typo"
+	for _, args := range [][]string{{"migrate"}, {"projections", "status"}, {"audit", "stream", "user-1"}} {
+		var out, errOut bytes.Buffer
+		code := run(context.Background(), append([]string{"--database-url", "", "--data-dir", dir}, args...), &out, &errOut)
+		if code != 1 || !strings.Contains(errOut.String(), "holds no chat data") {
+			t.Errorf("chatctl %v in an empty data folder: exit %d, stderr %q; want exit 1 and \"holds no chat data\"", args, code, errOut.String())
+		}
+		if _, err := os.Stat(dir); !os.IsNotExist(err) {
+			t.Fatalf("chatctl %v made the data folder (stat: %v)", args, err)
+		}
+	}
+}

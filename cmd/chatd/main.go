@@ -15,13 +15,20 @@
 //	CHAT_TRUSTED_PROXIES   comma-separated CIDRs of proxies whose X-Forwarded-For is believed
 //	CHAT_LOG_LEVEL         debug, info, warn or error (default info)
 //	CHAT_READY_LAG         how long the read model may lag before /readyz fails (default 30s)
+//	CHAT_LOG_FORMAT        text, json or auto: text on a terminal, JSON otherwise (default auto)
 //	CHAT_DEBUG_ADDR        address of a profiling listener (net/http/pprof); unset: none
+//
+// chatd -version prints the build; chatd -healthcheck asks the server at
+// CHAT_ADDR for /healthz and exits 0 when it answers 200 (for container
+// health checks, where no curl exists).
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -33,15 +40,39 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/evchat/evchat/internal/buildinfo"
 	"github.com/evchat/evchat/internal/chatd"
 )
 
 func main() {
-	if err := run(os.Args[1:]); err != nil {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return
+		}
 		fmt.Fprintln(os.Stderr, "chatd:", err)
 		os.Exit(1)
 	}
 }
+
+// environment is the -h listing of the variables chatd reads.
+const environment = `
+Environment (flags override it):
+  CHAT_ADDR              listen address (default 127.0.0.1:8000)
+  DATABASE_URL           PostgreSQL; unset: a private PostgreSQL in the data folder
+  CHAT_DATA_DIR          data folder (default ./.data)
+  EVENTSTORE_URL         esdb://... to keep the log in EventStoreDB/KurrentDB
+  CHAT_PUBLIC_URL        base of attachment URLs (default: the request's host)
+  CHAT_MAX_GROUP_MEMBERS group size cap (default 1024)
+  CHAT_JWT_KEY_FILE      Ed25519 signing key, PKCS #8 PEM (default DATA_DIR/jwt-ed25519.pem)
+  CHAT_ACCESS_TTL        access token lifetime (default 15m)
+  CHAT_REFRESH_TTL       refresh token lifetime (default 168h)
+  CHAT_ALLOWED_ORIGINS   comma-separated origins allowed to use the login cookie on WebSockets
+  CHAT_TRUSTED_PROXIES   comma-separated CIDRs of proxies whose X-Forwarded-For is believed
+  CHAT_LOG_LEVEL         debug, info, warn or error (default info)
+  CHAT_LOG_FORMAT        text, json or auto: text on a terminal, JSON otherwise (default auto)
+  CHAT_READY_LAG         how long the read model may lag before /readyz fails (default 30s)
+  CHAT_DEBUG_ADDR        address of a profiling listener (net/http/pprof); unset: none
+`
 
 func env(name, def string) string {
 	if v, ok := os.LookupEnv(name); ok && v != "" {
@@ -50,10 +81,11 @@ func env(name, def string) string {
 	return def
 }
 
-func run(args []string) error {
+func run(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("chatd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
 	var cfg chatd.Config
-	var origins, proxies, level, debugAddr string
+	var origins, proxies, level, format, debugAddr string
 	maxGroup, _ := strconv.Atoi(env("CHAT_MAX_GROUP_MEMBERS", "1024"))
 	accessTTL, err := time.ParseDuration(env("CHAT_ACCESS_TTL", "15m"))
 	if err != nil {
@@ -80,9 +112,27 @@ func run(args []string) error {
 	}
 	fs.DurationVar(&cfg.ReadyLag, "ready-lag", readyLag, "how long the read model may lag before /readyz fails")
 	fs.StringVar(&debugAddr, "debug-addr", env("CHAT_DEBUG_ADDR", ""), "profiling listener (net/http/pprof), e.g. 127.0.0.1:6060")
-	fs.StringVar(&level, "log-level", env("CHAT_LOG_LEVEL", "info"), "log level")
+	fs.StringVar(&level, "log-level", env("CHAT_LOG_LEVEL", "info"), "log level: debug, info, warn or error")
+	fs.StringVar(&format, "log-format", env("CHAT_LOG_FORMAT", "auto"), "log format: text, json or auto")
+	version := fs.Bool("version", false, "print the build and exit")
+	healthcheck := fs.Bool("healthcheck", false, "ask the server at -addr for /healthz; exit 0 when it answers 200")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "chatd is the chat server.\n\nUsage:\n  chatd [flags]\n\nFlags:\n")
+		fs.PrintDefaults()
+		fmt.Fprint(fs.Output(), environment)
+	}
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (see chatd -h)", fs.Arg(0))
+	}
+	if *version {
+		fmt.Fprintln(stdout, buildinfo.Read().Line("chatd"))
+		return nil
+	}
+	if *healthcheck {
+		return checkHealth(cfg.Addr)
 	}
 	for _, o := range strings.Split(origins, ",") {
 		if o = strings.TrimSpace(o); o != "" {
@@ -103,7 +153,10 @@ func run(args []string) error {
 	if err := lvl.UnmarshalText([]byte(level)); err != nil {
 		return fmt.Errorf("log level: %w", err)
 	}
-	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+	log, err := newLogger(stderr, format, lvl)
+	if err != nil {
+		return err
+	}
 
 	if debugAddr != "" {
 		// Profiles only, on an address of its own: never on the API's.
@@ -128,4 +181,47 @@ func run(args []string) error {
 	}
 	defer m.Close()
 	return m.Run(ctx)
+}
+
+// newLogger logs text to a terminal and JSON elsewhere (a file, a log
+// collector), unless format names one.
+func newLogger(w io.Writer, format string, level slog.Level) (*slog.Logger, error) {
+	opts := &slog.HandlerOptions{Level: level}
+	if format == "auto" {
+		format = "json"
+		if f, ok := w.(*os.File); ok {
+			if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+				format = "text"
+			}
+		}
+	}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("log format %q: want text, json or auto", format)
+}
+
+// checkHealth asks the server listening on addr for /healthz. A wildcard
+// host (0.0.0.0, ::, none) is asked on the loopback address.
+func checkHealth(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("healthcheck: address %q: %w", addr, err)
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	client := &http.Client{Timeout: 5 * time.Second}
+	resp, err := client.Get("http://" + net.JoinHostPort(host, port) + "/healthz")
+	if err != nil {
+		return fmt.Errorf("healthcheck: %w", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("healthcheck: /healthz answered %s", resp.Status)
+	}
+	return nil
 }
