@@ -30,8 +30,11 @@ import (
 //go:embed core/*.sql readmodel/*.sql
 var files embed.FS
 
-// ReadModelSchema is the schema that holds the live read model.
-const ReadModelSchema = "readmodel"
+// The sets: the folders of numbered files.
+const (
+	CoreSet      = "core"
+	ReadModelSet = "readmodel"
+)
 
 // lockKey is the advisory lock taken while migrating ("evchat-m").
 const lockKey = 0x65766368_61742d6d
@@ -43,7 +46,7 @@ type Migration struct {
 	SQL     string
 }
 
-// Load returns the migrations of a set ("core" or "readmodel") in order.
+// Load returns the migrations of a set (CoreSet or ReadModelSet) in order.
 func Load(set string) ([]Migration, error) {
 	entries, err := fs.ReadDir(files, set)
 	if err != nil {
@@ -74,17 +77,17 @@ func Load(set string) ([]Migration, error) {
 // Apply brings the core schema and the live read-model schema up to date.
 // It returns the names of the files it applied.
 func Apply(ctx context.Context, pool *pgxpool.Pool) ([]string, error) {
-	core, err := apply(ctx, pool, "core", "public")
+	core, err := apply(ctx, pool, CoreSet, "public")
 	if err != nil {
 		return nil, err
 	}
-	rm, err := apply(ctx, pool, "readmodel", ReadModelSchema)
+	rm, err := apply(ctx, pool, ReadModelSet, ReadModel.Name())
 	return append(core, rm...), err
 }
 
 // ApplyReadModel creates schema (if needed) and applies the read-model set to it.
-func ApplyReadModel(ctx context.Context, pool *pgxpool.Pool, schema string) error {
-	_, err := apply(ctx, pool, "readmodel", schema)
+func ApplyReadModel(ctx context.Context, pool *pgxpool.Pool, schema Schema) error {
+	_, err := apply(ctx, pool, ReadModelSet, schema.Name())
 	return err
 }
 

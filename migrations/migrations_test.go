@@ -2,10 +2,13 @@ package migrations_test
 
 import (
 	"context"
+	"maps"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/evchat/evchat/internal/pgtest"
 	"github.com/evchat/evchat/migrations"
@@ -24,7 +27,7 @@ func TestInboxPositionsBackfill(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close(context.Background())
-	ms, err := migrations.Load("readmodel")
+	ms, err := migrations.Load(migrations.ReadModelSet)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,6 +69,70 @@ func TestInboxPositionsBackfill(t *testing.T) {
 	for i := range want {
 		if got[i] != want[i] {
 			t.Fatalf("inbox = %v; want %v", got, want)
+		}
+	}
+}
+
+// TestReadModelTables: the readmodel set creates exactly the tables that
+// Schema.Tables lists, and CheckpointsTable, each keyed by the columns
+// listed, so the one list that rebuilds lock and verifications compare
+// cannot fall behind the migrations.
+func TestReadModelTables(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	pool, err := pgxpool.New(ctx, pgtest.NewDatabase(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if _, err := migrations.Apply(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := pool.Query(ctx, `SELECT c.relname, array_agg(a.attname::text ORDER BY k.n)
+		FROM pg_class c
+		JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary
+		CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, n)
+		JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
+		WHERE c.relnamespace = $1::regnamespace AND c.relkind = 'r'
+		GROUP BY c.relname`, migrations.ReadModel.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	var name string
+	var key []string
+	if _, err := pgx.ForEachRow(rows, []any{&name, &key}, func() error {
+		got[name] = strings.Join(key, ", ")
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var tables int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM pg_tables WHERE schemaname = $1`, migrations.ReadModel.Name()).Scan(&tables); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{migrations.CheckpointsTable: "projection"}
+	for _, tb := range migrations.ReadModel.Tables() {
+		want[tb.Name] = tb.OrderBy()
+	}
+	if !maps.Equal(got, want) || tables != len(want) {
+		t.Errorf("the readmodel set creates %d tables keyed %v; want %v", tables, got, want)
+	}
+}
+
+func TestSchemaNames(t *testing.T) {
+	t.Parallel()
+	s := migrations.ReadModel.Beside("rebuild")
+	for _, c := range []struct{ got, want string }{
+		{migrations.ReadModel.Name(), "readmodel"},
+		{migrations.ReadModel.Ident(), `"readmodel"`},
+		{migrations.ReadModel.SearchPath(), `"readmodel", public`},
+		{s.Name(), "readmodel_rebuild"},
+		{s.Qualified("messages"), `"readmodel_rebuild"."messages"`},
+	} {
+		if c.got != c.want {
+			t.Errorf("got %s; want %s", c.got, c.want)
 		}
 	}
 }

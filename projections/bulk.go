@@ -9,6 +9,7 @@ import (
 
 	"github.com/evchat/evchat/domain"
 	"github.com/evchat/evchat/eventstore"
+	"github.com/evchat/evchat/migrations"
 )
 
 // ApplyBulk applies a batch of events to the tables of schema inside tx, the
@@ -16,7 +17,7 @@ import (
 // rebuilds, where the tables are new and a batch holds thousands of events.
 // Messages go first, then every other event in log order (so a read receipt
 // finds its message), then the rooms' last activity.
-func (c *Chat) ApplyBulk(ctx context.Context, tx pgx.Tx, schema string, events []eventstore.RecordedEvent) error {
+func (c *Chat) ApplyBulk(ctx context.Context, tx pgx.Tx, schema migrations.Schema, events []eventstore.RecordedEvent) error {
 	bb, err := c.prepareBulk(events)
 	if err != nil {
 		return err
@@ -113,11 +114,11 @@ type copier interface {
 
 // copyInbox loads the batch's inbox rows. A rebuild runs it on a connection
 // of its own, beside load.
-func (bb *bulkBatch) copyInbox(ctx context.Context, db copier, schema string) error {
+func (bb *bulkBatch) copyInbox(ctx context.Context, db copier, schema migrations.Schema) error {
 	if len(bb.inboxRows) == 0 {
 		return nil
 	}
-	if _, err := db.CopyFrom(ctx, pgx.Identifier{schema, "inbox"},
+	if _, err := db.CopyFrom(ctx, schema.Identifier("inbox"),
 		[]string{"user_id", "message_id", "conversation_id", "unread", "commit_pos", "prepare_pos"}, pgx.CopyFromRows(bb.inboxRows)); err != nil {
 		return fmt.Errorf("copy inbox: %w", err)
 	}
@@ -126,7 +127,7 @@ func (bb *bulkBatch) copyInbox(ctx context.Context, db copier, schema string) er
 
 // load writes everything but the inbox rows, which must be visible before
 // the ordered statements run (read receipts update them).
-func (bb *bulkBatch) load(ctx context.Context, tx pgx.Tx, schema string) error {
+func (bb *bulkBatch) load(ctx context.Context, tx pgx.Tx, schema migrations.Schema) error {
 	if err := bb.copyMessages(ctx, tx, schema); err != nil {
 		return err
 	}
@@ -134,11 +135,11 @@ func (bb *bulkBatch) load(ctx context.Context, tx pgx.Tx, schema string) error {
 }
 
 // copyMessages loads the batch's message rows.
-func (bb *bulkBatch) copyMessages(ctx context.Context, db copier, schema string) error {
+func (bb *bulkBatch) copyMessages(ctx context.Context, db copier, schema migrations.Schema) error {
 	if len(bb.msgRows) == 0 {
 		return nil
 	}
-	if _, err := db.CopyFrom(ctx, pgx.Identifier{schema, "messages"},
+	if _, err := db.CopyFrom(ctx, schema.Identifier("messages"),
 		[]string{"id", "conversation_id", "sender_id", "receivers", "read_by", "text", "picture", "video", "created_at", "updated_at", "commit_pos", "prepare_pos"},
 		pgx.CopyFromRows(bb.msgRows)); err != nil {
 		return fmt.Errorf("copy messages: %w", err)
@@ -146,9 +147,9 @@ func (bb *bulkBatch) copyMessages(ctx context.Context, db copier, schema string)
 	return nil
 }
 
-func (bb *bulkBatch) loadOrdered(ctx context.Context, tx pgx.Tx, schema string) error {
+func (bb *bulkBatch) loadOrdered(ctx context.Context, tx pgx.Tx, schema migrations.Schema) error {
 	b := &pgx.Batch{}
-	b.Queue(`SELECT set_config('search_path', $1, true)`, pgx.Identifier{schema}.Sanitize()+", public")
+	b.Queue(`SELECT set_config('search_path', $1, true)`, schema.SearchPath())
 	if err := bb.chat.Apply(b, bb.others); err != nil {
 		return err
 	}

@@ -110,7 +110,7 @@ func (l *testLog) message(t *testing.T, id int64) eventstore.Position {
 
 func (l *testLog) checkpoint(t *testing.T) eventstore.Position {
 	t.Helper()
-	p, err := projections.ReadCheckpoint(t.Context(), l.pool, "readmodel", projections.ChatName)
+	p, err := projections.ReadCheckpoint(t.Context(), l.pool, migrations.ReadModel, projections.ChatName)
 	if err != nil {
 		t.Fatal(err)
 	}

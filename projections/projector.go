@@ -17,7 +17,8 @@
 // process takes over when the holder stops, dies, or is cut off from the
 // database for longer than the lease lasts.
 //
-// Rebuild, Verify and Replay work beside the live projector: see rebuild.go.
+// Rebuild, Verify and Replay work beside the live projector: see
+// rebuild.go, verify.go and replay.go (build.go is what the first two share).
 package projections
 
 import (
@@ -33,6 +34,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/evchat/evchat/eventstore"
+	"github.com/evchat/evchat/migrations"
 )
 
 // ProjectedChannel carries "projected up to position" hints between processes.
@@ -65,7 +67,7 @@ type Projector struct {
 	store     Subscriber
 	proj      Projection
 	log       *slog.Logger
-	schema    string
+	schema    migrations.Schema
 	onApplied Applied
 	// beforeCommit is a test hook: it runs inside the batch transaction.
 	beforeCommit func(ctx context.Context) error
@@ -74,8 +76,9 @@ type Projector struct {
 // ProjectorOptions configure a Projector.
 type ProjectorOptions struct {
 	Logger *slog.Logger
-	// Schema is the read-model schema written to; default "readmodel".
-	Schema string
+	// Schema is the read-model schema written to; default the live one,
+	// migrations.ReadModel.
+	Schema migrations.Schema
 	// OnApplied is called after each committed batch.
 	OnApplied Applied
 	// BeforeCommit, for tests, runs inside each batch transaction before commit.
@@ -87,8 +90,8 @@ func NewProjector(pool *pgxpool.Pool, store Subscriber, proj Projection, o Proje
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	if o.Schema == "" {
-		o.Schema = "readmodel"
+	if o.Schema == (migrations.Schema{}) {
+		o.Schema = migrations.ReadModel
 	}
 	return &Projector{pool: pool, store: store, proj: proj, log: o.Logger, schema: o.Schema, onApplied: o.OnApplied, beforeCommit: o.BeforeCommit}
 }
@@ -101,9 +104,9 @@ func (p *Projector) Checkpoint(ctx context.Context) (eventstore.Position, error)
 // ReadCheckpoint returns the checkpoint of projection name in schema (Start when none).
 func ReadCheckpoint(ctx context.Context, db interface {
 	QueryRow(context.Context, string, ...any) pgx.Row
-}, schema, name string) (eventstore.Position, error) {
+}, schema migrations.Schema, name string) (eventstore.Position, error) {
 	var c, pr int64
-	err := db.QueryRow(ctx, `SELECT commit_pos, prepare_pos FROM `+pgx.Identifier{schema, "checkpoints"}.Sanitize()+
+	err := db.QueryRow(ctx, `SELECT commit_pos, prepare_pos FROM `+schema.Qualified(migrations.CheckpointsTable)+
 		` WHERE projection = $1`, name).Scan(&c, &pr)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return eventstore.Start, nil
@@ -244,7 +247,7 @@ func (p *Projector) applyBatch(ctx context.Context, from eventstore.Position, le
 	through := events[len(events)-1].Position
 	b := &pgx.Batch{}
 	b.Queue(`BEGIN`)
-	b.Queue(`SELECT set_config('search_path', $1, true)`, pgx.Identifier{p.schema}.Sanitize()+", public")
+	b.Queue(`SELECT set_config('search_path', $1, true)`, p.schema.SearchPath())
 	// The read model is derived from the log: a crash may lose the newest
 	// batches, but only together with their checkpoint (one WAL), and they
 	// are projected again. So the commit need not wait for the disk, and
@@ -268,7 +271,7 @@ func (p *Projector) applyBatch(ctx context.Context, from eventstore.Position, le
 	}
 	b.Queue(fenceCheckpoint, p.proj.Name(), int64(from.Commit), int64(from.Prepare),
 		int64(through.Commit), int64(through.Prepare), name, holder, epoch)
-	if p.schema == "readmodel" {
+	if p.schema == migrations.ReadModel {
 		b.Queue(`SELECT pg_notify($1, $2)`, ProjectedChannel, through.String())
 	}
 	if p.beforeCommit == nil {
@@ -332,10 +335,3 @@ func (p *Projector) send(ctx context.Context, b *pgx.Batch) error {
 	}
 	return err
 }
-
-// saveCheckpoint stores a projection's position; it never moves it back.
-// Rebuild and Verify use it on their own schemas, which no other projector
-// writes; the live projector moves its checkpoint with fenceCheckpoint.
-const saveCheckpoint = `INSERT INTO checkpoints (projection, commit_pos, prepare_pos, updated_at) VALUES ($1, $2, $3, now())
-	ON CONFLICT (projection) DO UPDATE SET commit_pos = excluded.commit_pos, prepare_pos = excluded.prepare_pos, updated_at = now()
-	WHERE (checkpoints.commit_pos, checkpoints.prepare_pos) < (excluded.commit_pos, excluded.prepare_pos)`

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/evchat/evchat/eventstore"
+	"github.com/evchat/evchat/migrations"
 )
 
 // Track keeps w at the stored checkpoint of projection name: the process
@@ -19,7 +20,7 @@ func Track(ctx context.Context, pool *pgxpool.Pool, w *Watermark, name string, i
 		t := time.NewTicker(interval)
 		defer t.Stop()
 		for {
-			if p, err := ReadCheckpoint(ctx, pool, "readmodel", name); err == nil {
+			if p, err := ReadCheckpoint(ctx, pool, migrations.ReadModel, name); err == nil {
 				w.Advance(p)
 			}
 			select {

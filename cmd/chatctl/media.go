@@ -8,6 +8,7 @@ import (
 	"time"
 
 	chathttp "github.com/evchat/evchat/http"
+	"github.com/evchat/evchat/migrations"
 	"github.com/evchat/evchat/projections"
 	"github.com/evchat/evchat/readmodel"
 )
@@ -48,7 +49,7 @@ func (e *env) mediaGC(ctx context.Context, args []string) error {
 	defer c.close()
 	// A file is named by the read model only once its message is projected:
 	// a read model further behind than the age bound cannot tell.
-	cp, err := projections.ReadCheckpoint(ctx, c.pool, "readmodel", projections.ChatName)
+	cp, err := projections.ReadCheckpoint(ctx, c.pool, migrations.ReadModel, projections.ChatName)
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/evchat/evchat/eventstore"
+	"github.com/evchat/evchat/migrations"
 	"github.com/evchat/evchat/projections"
 )
 
@@ -66,12 +67,12 @@ func (e *env) status(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	cp, err := projections.ReadCheckpoint(ctx, c.pool, "readmodel", projections.ChatName)
+	cp, err := projections.ReadCheckpoint(ctx, c.pool, migrations.ReadModel, projections.ChatName)
 	if err != nil {
 		return err
 	}
 	var updated *time.Time
-	_ = c.pool.QueryRow(ctx, `SELECT updated_at FROM readmodel.checkpoints WHERE projection = $1`, projections.ChatName).Scan(&updated)
+	_ = c.pool.QueryRow(ctx, `SELECT updated_at FROM `+migrations.ReadModel.Qualified(migrations.CheckpointsTable)+` WHERE projection = $1`, projections.ChatName).Scan(&updated)
 	lagEvents, lagSince, err := lag(ctx, c.store, cp)
 	if err != nil {
 		return err

@@ -178,7 +178,7 @@ func OpenDatabase(ctx context.Context, cfg Config, log *slog.Logger) (*pgxpool.P
 	}
 	// The read model is found by name through the search path, so a rebuilt
 	// schema swapped in under the same name serves at once.
-	pc.ConnConfig.RuntimeParams["search_path"] = migrations.ReadModelSchema + ", public"
+	pc.ConnConfig.RuntimeParams["search_path"] = migrations.ReadModel.SearchPath()
 	// The server notices a client host that died or was cut off within
 	// about half a minute, not the operating system's two hours, and ends
 	// its sessions: their transactions and locks go with them.
@@ -267,7 +267,7 @@ func (m *Main) Run(ctx context.Context) error {
 	})
 	// WebSocket fan-out starts where the read model is now, read before
 	// any request is served: see http.Server.Run.
-	start, cerr := projections.ReadCheckpoint(ctx, m.pool, "readmodel", projections.ChatName)
+	start, cerr := projections.ReadCheckpoint(ctx, m.pool, migrations.ReadModel, projections.ChatName)
 	if cerr != nil {
 		cancel()
 		wg.Wait()
