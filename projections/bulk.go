@@ -33,7 +33,7 @@ type bulkBatch struct {
 	events    []eventstore.RecordedEvent
 	msgRows   [][]any
 	inboxRows [][]any
-	others    []eventstore.RecordedEvent
+	others    []eventstore.RecordedEvent // applied in order; their MessageSent events only add attachments
 	activity  map[int64]struct {
 		at time.Time
 		id int64
@@ -101,7 +101,9 @@ func (c *Chat) prepareBulk(events []eventstore.RecordedEvent) (*bulkBatch, error
 		bb.activity[m.ConversationID] = a
 		bb.maxMessage = max(bb.maxMessage, m.MessageID)
 		if m.Picture != nil || m.Video != nil {
-			bb.others = append(bb.others, attachmentsOnly(re)) // the attachments rows, in order
+			// Its attachment rows are written in order with the rest:
+			// loadOrdered applies others with the message rows copied.
+			bb.others = append(bb.others, re)
 		}
 	}
 	return bb, nil
@@ -150,7 +152,7 @@ func (bb *bulkBatch) copyMessages(ctx context.Context, db copier, schema migrati
 func (bb *bulkBatch) loadOrdered(ctx context.Context, tx pgx.Tx, schema migrations.Schema) error {
 	b := &pgx.Batch{}
 	b.Queue(`SELECT set_config('search_path', $1, true)`, schema.SearchPath())
-	if err := bb.chat.Apply(b, bb.others); err != nil {
+	if err := bb.chat.apply(b, bb.others, true); err != nil {
 		return err
 	}
 	if len(bb.readReader) > 0 {
@@ -180,13 +182,3 @@ func (bb *bulkBatch) loadOrdered(ctx context.Context, tx pgx.Tx, schema migratio
 	}
 	return tx.SendBatch(ctx, b).Close()
 }
-
-// attachmentsOnly marks a message event whose attachment rows the ordered
-// pass must still write (its message row was copied already).
-func attachmentsOnly(re eventstore.RecordedEvent) eventstore.RecordedEvent {
-	re.Type = attachmentsType
-	return re
-}
-
-// attachmentsType is an internal pseudo-type, never stored in the log.
-const attachmentsType = "internal.message_attachments"

@@ -54,18 +54,16 @@ func Decode(r *domain.Registry, e eventstore.RecordedEvent) (domain.Event, domai
 
 // Apply implements Projection.
 func (c *Chat) Apply(b *pgx.Batch, events []eventstore.RecordedEvent) error {
+	return c.apply(b, events, false)
+}
+
+// apply queues the statements of events. messagesCopied is set by the bulk
+// path, which has loaded the message and inbox rows of every MessageSent
+// with COPY already: of those it queues only the attachment rows.
+func (c *Chat) apply(b *pgx.Batch, events []eventstore.RecordedEvent, messagesCopied bool) error {
 	var maxIDs [4]int64 // users, conversations, memberships, messages
 	bump := func(kind int, id int64) { maxIDs[kind] = max(maxIDs[kind], id) }
 	for _, re := range events {
-		if re.Type == attachmentsType {
-			re.Type = domain.TypeMessageSent
-			ev, _, ok, err := Decode(c.registry, re)
-			if err != nil || !ok {
-				return err
-			}
-			c.queueAttachments(b, ev.(domain.MessageSent))
-			continue
-		}
 		ev, md, ok, err := Decode(c.registry, re)
 		if err != nil {
 			return err
@@ -108,6 +106,10 @@ func (c *Chat) Apply(b *pgx.Batch, events []eventstore.RecordedEvent) error {
 				e.ConversationID, e.UserID, e.MembershipID)
 			b.Queue(`UPDATE conversations SET updated_at = greatest(updated_at, $2) WHERE id = $1`, e.ConversationID, at)
 		case domain.MessageSent:
+			if messagesCopied {
+				c.queueAttachments(b, e)
+				break
+			}
 			bump(3, e.MessageID)
 			c.queueMessage(b, e, at, re.Position)
 		case domain.MessagesRead:
