@@ -3,11 +3,17 @@ package projections_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"runtime"
+	"slices"
 	"sync/atomic"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
+
+	"github.com/evchat/evchat/domain"
 	"github.com/evchat/evchat/eventstore"
+	"github.com/evchat/evchat/migrations"
 	"github.com/evchat/evchat/projections"
 )
 
@@ -64,5 +70,42 @@ func TestInterruptedRebuildStopsItsReader(t *testing.T) {
 	}
 	if _, err := projections.Rebuild(t.Context(), l.pool, l.store, chat, projections.RebuildOptions{BatchSize: 7}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A rebuild copies message rows in bulk and still writes the attachment
+// rows of the messages that carry a picture or a video, each once.
+func TestRebuildWritesAttachments(t *testing.T) {
+	t.Parallel()
+	l := newTestLog(t)
+	l.room(t, 1)
+	for id := int64(1); id <= 9; id++ {
+		m := domain.MessageSent{ConversationID: 1, MessageID: id, SenderID: 1, Text: "hello"}
+		switch id % 3 {
+		case 1:
+			m.Picture = &domain.Attachment{Key: fmt.Sprintf("p%d", id), ContentType: "image/png"}
+		case 2:
+			m.Picture = &domain.Attachment{Key: fmt.Sprintf("p%d", id), ContentType: "image/png"}
+			m.Video = &domain.Attachment{Key: fmt.Sprintf("v%d", id), ContentType: "video/mp4"}
+		}
+		l.append(t, domain.ConversationStream(1), m)
+	}
+	if _, err := projections.Rebuild(t.Context(), l.pool, l.store, projections.NewChat(l.reg), projections.RebuildOptions{BatchSize: 4}); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := l.pool.Query(t.Context(), `SELECT key FROM `+migrations.ReadModel.Qualified("attachments")+` ORDER BY key`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"p1", "p2", "p4", "p5", "p7", "p8", "v2", "v5", "v8"}; !slices.Equal(keys, want) {
+		t.Errorf("attachments after a rebuild: %v; want %v", keys, want)
+	}
+	var msgs int
+	if err := l.pool.QueryRow(t.Context(), `SELECT count(*) FROM `+migrations.ReadModel.Qualified("messages")).Scan(&msgs); err != nil || msgs != 9 {
+		t.Errorf("messages after a rebuild: %d (%v); want 9", msgs, err)
 	}
 }
