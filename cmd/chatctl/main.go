@@ -62,10 +62,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	g := flag.NewFlagSet("chatctl", flag.ContinueOnError)
 	g.SetOutput(stderr)
 	g.Usage = func() { fmt.Fprint(stderr, usage) }
-	var cfg chatd.Config
+	cfg := chatd.DefaultConfig()
 	var level string
 	g.StringVar(&cfg.DatabaseURL, "database-url", os.Getenv("DATABASE_URL"), "")
-	g.StringVar(&cfg.DataDir, "data-dir", envOr("CHAT_DATA_DIR", ".data"), "")
+	g.StringVar(&cfg.DataDir, "data-dir", envOr("CHAT_DATA_DIR", cfg.DataDir), "")
 	g.StringVar(&cfg.EventStoreURL, "eventstore-url", os.Getenv("EVENTSTORE_URL"), "")
 	g.StringVar(&level, "log-level", envOr("CHAT_LOG_LEVEL", "warn"), "")
 	if err := g.Parse(args); err != nil {

@@ -54,25 +54,29 @@ func main() {
 	}
 }
 
-// environment is the -h listing of the variables chatd reads.
-const environment = `
+// environment is the -h listing of the variables chatd reads, with the
+// defaults of chatd.DefaultConfig.
+func environment() string {
+	d := chatd.DefaultConfig()
+	return fmt.Sprintf(`
 Environment (flags override it):
-  CHAT_ADDR              listen address (default 127.0.0.1:8000)
+  CHAT_ADDR              listen address (default %s)
   DATABASE_URL           PostgreSQL; unset: a private PostgreSQL in the data folder
-  CHAT_DATA_DIR          data folder (default ./.data)
+  CHAT_DATA_DIR          data folder (default ./%s)
   EVENTSTORE_URL         esdb://... to keep the log in EventStoreDB/KurrentDB
   CHAT_PUBLIC_URL        base of attachment URLs (default: the request's host)
-  CHAT_MAX_GROUP_MEMBERS group size cap (default 1024)
+  CHAT_MAX_GROUP_MEMBERS group size cap (default %d)
   CHAT_JWT_KEY_FILE      Ed25519 signing key, PKCS #8 PEM (default DATA_DIR/jwt-ed25519.pem)
-  CHAT_ACCESS_TTL        access token lifetime (default 15m)
-  CHAT_REFRESH_TTL       refresh token lifetime (default 168h)
+  CHAT_ACCESS_TTL        access token lifetime (default %s)
+  CHAT_REFRESH_TTL       refresh token lifetime (default %s)
   CHAT_ALLOWED_ORIGINS   comma-separated origins allowed to use the login cookie on WebSockets
   CHAT_TRUSTED_PROXIES   comma-separated CIDRs of proxies whose X-Forwarded-For is believed
   CHAT_LOG_LEVEL         debug, info, warn or error (default info)
   CHAT_LOG_FORMAT        text, json or auto: text on a terminal, JSON otherwise (default auto)
-  CHAT_READY_LAG         how long the read model may lag before /readyz fails (default 30s)
+  CHAT_READY_LAG         how long the read model may lag before /readyz fails (default %s)
   CHAT_DEBUG_ADDR        address of a profiling listener (net/http/pprof); unset: none
-`
+`, d.Addr, d.DataDir, d.MaxGroup, d.AccessTTL, d.RefreshTTL, d.ReadyLag)
+}
 
 func env(name, def string) string {
 	if v, ok := os.LookupEnv(name); ok && v != "" {
@@ -84,20 +88,20 @@ func env(name, def string) string {
 func run(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("chatd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var cfg chatd.Config
+	cfg := chatd.DefaultConfig()
 	var origins, proxies, level, format, debugAddr string
-	maxGroup, _ := strconv.Atoi(env("CHAT_MAX_GROUP_MEMBERS", "1024"))
-	accessTTL, err := time.ParseDuration(env("CHAT_ACCESS_TTL", "15m"))
+	maxGroup, _ := strconv.Atoi(env("CHAT_MAX_GROUP_MEMBERS", strconv.Itoa(cfg.MaxGroup)))
+	accessTTL, err := time.ParseDuration(env("CHAT_ACCESS_TTL", cfg.AccessTTL.String()))
 	if err != nil {
 		return fmt.Errorf("CHAT_ACCESS_TTL: %w", err)
 	}
-	refreshTTL, err := time.ParseDuration(env("CHAT_REFRESH_TTL", "168h"))
+	refreshTTL, err := time.ParseDuration(env("CHAT_REFRESH_TTL", cfg.RefreshTTL.String()))
 	if err != nil {
 		return fmt.Errorf("CHAT_REFRESH_TTL: %w", err)
 	}
-	fs.StringVar(&cfg.Addr, "addr", env("CHAT_ADDR", "127.0.0.1:8000"), "listen address")
+	fs.StringVar(&cfg.Addr, "addr", env("CHAT_ADDR", cfg.Addr), "listen address")
 	fs.StringVar(&cfg.DatabaseURL, "database-url", env("DATABASE_URL", ""), "PostgreSQL URL (unset: embedded PostgreSQL)")
-	fs.StringVar(&cfg.DataDir, "data-dir", env("CHAT_DATA_DIR", ".data"), "data folder")
+	fs.StringVar(&cfg.DataDir, "data-dir", env("CHAT_DATA_DIR", cfg.DataDir), "data folder")
 	fs.StringVar(&cfg.EventStoreURL, "eventstore-url", env("EVENTSTORE_URL", ""), "EventStoreDB/KurrentDB URL (unset: PostgreSQL event store)")
 	fs.StringVar(&cfg.PublicURL, "public-url", env("CHAT_PUBLIC_URL", ""), "base URL of attachment links")
 	fs.IntVar(&cfg.MaxGroup, "max-group-members", maxGroup, "group size cap")
@@ -106,7 +110,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&cfg.RefreshTTL, "refresh-ttl", refreshTTL, "refresh token lifetime")
 	fs.StringVar(&origins, "allowed-origins", env("CHAT_ALLOWED_ORIGINS", ""), "origins allowed to use the login cookie on WebSockets")
 	fs.StringVar(&proxies, "trusted-proxies", env("CHAT_TRUSTED_PROXIES", ""), "CIDRs of proxies whose X-Forwarded-For is believed")
-	readyLag, err := time.ParseDuration(env("CHAT_READY_LAG", "30s"))
+	readyLag, err := time.ParseDuration(env("CHAT_READY_LAG", cfg.ReadyLag.String()))
 	if err != nil {
 		return fmt.Errorf("CHAT_READY_LAG: %w", err)
 	}
@@ -119,7 +123,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "chatd is the chat server.\n\nUsage:\n  chatd [flags]\n\nFlags:\n")
 		fs.PrintDefaults()
-		fmt.Fprint(fs.Output(), environment)
+		fmt.Fprint(fs.Output(), environment())
 	}
 	if err := fs.Parse(args); err != nil {
 		return err

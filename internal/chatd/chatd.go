@@ -31,45 +31,6 @@ import (
 	"github.com/evchat/evchat/readmodel"
 )
 
-// Config is everything the server is told.
-type Config struct {
-	Addr          string // CHAT_ADDR
-	DatabaseURL   string // DATABASE_URL; empty: embedded PostgreSQL in DataDir
-	DataDir       string // CHAT_DATA_DIR
-	EventStoreURL string // EVENTSTORE_URL (esdb://...); empty: the PostgreSQL store
-	JWTKeyFile    string // CHAT_JWT_KEY_FILE; default DataDir/jwt-ed25519.pem
-	PublicURL     string // CHAT_PUBLIC_URL
-	MaxGroup      int    // CHAT_MAX_GROUP_MEMBERS
-	AccessTTL     time.Duration
-	RefreshTTL    time.Duration
-	BcryptCost    int
-	Origins       []string
-	// ReadyLag (CHAT_READY_LAG) is how long the read model may lag the log
-	// before /readyz answers 503; default 30s.
-	ReadyLag time.Duration
-	// ProjectionWait bounds a write's read-your-writes wait (default 5s),
-	// and, after a start on a read model behind the log, a write's wait for
-	// the id sequences to pass the log (default 2s).
-	ProjectionWait time.Duration
-	// TrustedProxies (CHAT_TRUSTED_PROXIES) are CIDRs whose X-Forwarded-For is believed.
-	TrustedProxies []*net.IPNet
-	// MaxPicture and MaxVideo bound attachments in bytes (0: the API's
-	// defaults, 10 MiB and 100 MiB).
-	MaxPicture, MaxVideo int64
-	// FastEmbedded turns off fsync in the embedded PostgreSQL (tests only).
-	FastEmbedded bool
-	// EventStorePrefix isolates tests that share one EventStoreDB server:
-	// every stream name is prefixed with it (tests only).
-	EventStorePrefix string
-	// SnapshotEvery is the number of events between conversation
-	// snapshots (0: 1,000).
-	SnapshotEvery int
-	// Test hooks.
-	ProjectorBeforeCommit func(ctx context.Context) error
-	LeaderRetry           time.Duration
-	SocketHook            func(point chathttp.SocketPoint, user, room int64)
-}
-
 // Main is a running server.
 type Main struct {
 	cfg Config
@@ -92,12 +53,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error)
 	if log == nil {
 		log = slog.Default()
 	}
-	if cfg.DataDir == "" {
-		cfg.DataDir = ".data"
-	}
-	if cfg.JWTKeyFile == "" {
-		cfg.JWTKeyFile = filepath.Join(cfg.DataDir, "jwt-ed25519.pem")
-	}
+	cfg = cfg.withDefaults()
 	m = &Main{cfg: cfg, log: log}
 	built := m
 	defer func() {
@@ -124,9 +80,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error)
 		return nil, err
 	}
 	limits := domain.DefaultLimits()
-	if cfg.MaxGroup > 0 {
-		limits.MaxGroupMembers = cfg.MaxGroup
-	}
+	limits.MaxGroupMembers = cfg.MaxGroup
 	rm := readmodel.New(m.pool)
 	// No id is handed out before the read model has projected the log as it
 	// is now: its id sequences may lag the log (see commands.Config.IDsAfter).
@@ -138,7 +92,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error)
 	cmds := commands.New(commands.Config{
 		Store: m.store, IDs: rm, ReadModel: rm, SendKeys: rm, Snapshots: rm, Registry: domain.NewRegistry(),
 		Limits: limits, Logger: log, SnapshotEvery: cfg.SnapshotEvery,
-		Projected: m.wm, IDsAfter: head, IDsWait: cfg.ProjectionWait,
+		Projected: m.wm, IDsAfter: head, IDsWait: cfg.IDsWait,
 	})
 	m.api = chathttp.New(chathttp.Config{
 		Pool: m.pool, Store: m.store, Commands: cmds, ReadModel: rm, Watermark: m.wm,
@@ -146,7 +100,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error)
 		Logger: log, AccessTTL: cfg.AccessTTL, RefreshTTL: cfg.RefreshTTL, PublicURL: cfg.PublicURL,
 		BcryptCost: cfg.BcryptCost, AllowedOrigins: cfg.Origins, TrustedProxies: cfg.TrustedProxies,
 		ReadyLag: cfg.ReadyLag, ProjectionWait: cfg.ProjectionWait,
-		MaxPicture: cfg.MaxPicture, MaxVideo: cfg.MaxVideo, SocketHook: cfg.SocketHook,
+		MaxPicture: cfg.MaxPicture, MaxVideo: cfg.MaxVideo, SocketHook: cfg.Hooks.SocketHook,
 		Unreachable: pgerr.Unreachable,
 	})
 	if m.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
@@ -164,7 +118,7 @@ func OpenDatabase(ctx context.Context, cfg Config, log *slog.Logger) (*pgxpool.P
 	var pg *embeddedpg.Server
 	if url == "" {
 		var err error
-		pg, err = embeddedpg.Start(ctx, embeddedpg.Config{DataDir: filepath.Join(cfg.DataDir, "postgres"), Logger: log, Fast: cfg.FastEmbedded})
+		pg, err = embeddedpg.Start(ctx, embeddedpg.Config{DataDir: filepath.Join(cfg.DataDir, "postgres"), Logger: log, Fast: cfg.Hooks.FastEmbedded})
 		if err != nil {
 			return nil, nil, err
 		}
@@ -214,7 +168,7 @@ func stopQuietly(pg *embeddedpg.Server) {
 // OpenStore opens the event store that cfg selects.
 func OpenStore(ctx context.Context, cfg Config, pool *pgxpool.Pool, log *slog.Logger) (eventstore.Store, func(), error) {
 	if cfg.EventStoreURL != "" {
-		return openESDB(ctx, cfg.EventStoreURL, cfg.EventStorePrefix, log)
+		return openESDB(ctx, cfg.EventStoreURL, cfg.Hooks.EventStorePrefix, log)
 	}
 	s := postgres.New(pool, postgres.Options{Logger: log})
 	return s, s.Close, nil
@@ -252,15 +206,11 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	registry := domain.NewRegistry()
 	projector := projections.NewProjector(m.pool, m.store, projections.NewChat(registry), projections.ProjectorOptions{
-		Logger: m.log, BeforeCommit: m.cfg.ProjectorBeforeCommit,
+		Logger: m.log, BeforeCommit: m.cfg.Hooks.ProjectorBeforeCommit,
 		OnApplied: func(_ []eventstore.RecordedEvent, through eventstore.Position) { m.wm.Advance(through) },
 	})
-	retry := m.cfg.LeaderRetry
-	if retry <= 0 {
-		retry = time.Second
-	}
 	goRun("projector", func(ctx context.Context) error {
-		return projections.Leader(ctx, m.pool, projections.LeaderOptions{Logger: m.log, Retry: retry}, projector.RunLeased)
+		return projections.Leader(ctx, m.pool, projections.LeaderOptions{Logger: m.log, Retry: m.cfg.LeaderRetry}, projector.RunLeased)
 	})
 	goRun("projection tracker", func(ctx context.Context) error {
 		return projections.Track(ctx, m.pool, m.wm, projections.ChatName, 250*time.Millisecond, m.log)

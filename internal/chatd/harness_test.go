@@ -58,7 +58,7 @@ func useEventStore(t testing.TB, cfg *chatd.Config) {
 	t.Helper()
 	if url := os.Getenv("EVENTSTORE_TEST_URL"); url != "" {
 		cfg.EventStoreURL = url
-		cfg.EventStorePrefix = fmt.Sprintf("t%d-", time.Now().UnixNano())
+		cfg.Hooks.EventStorePrefix = fmt.Sprintf("t%d-", time.Now().UnixNano())
 		return
 	}
 	if os.Getenv("CHAT_TEST_EVENTSTORE") == "esdb" {

@@ -88,7 +88,7 @@ func TestNoIDsBeforeTheReadModelCatchesUp(t *testing.T) {
 	first := cfg.DatabaseURL
 	cfg.DatabaseURL = pgtest.NewDatabase(t)
 	cfg.ProjectionWait = 200 * time.Millisecond
-	cfg.ProjectorBeforeCommit = func(context.Context) error {
+	cfg.Hooks.ProjectorBeforeCommit = func(context.Context) error {
 		if held.Load() {
 			return errors.New("held back by the test")
 		}

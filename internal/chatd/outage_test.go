@@ -300,7 +300,7 @@ func TestEventStoreOutage(t *testing.T) {
 		// The client library's default search for a server after a
 		// failure (up to 10 attempts of up to 5 s each) ignores a call's
 		// context: the store lets the caller go at its call timeout.
-		c.EventStoreURL, c.EventStorePrefix = es.URL(), ""
+		c.EventStoreURL, c.Hooks.EventStorePrefix = es.URL(), ""
 		c.LeaderRetry = 0 // the production default: the recovery time measured is its
 	})
 	a, b := s.newUser(), s.newUser()
@@ -351,7 +351,7 @@ func TestWriteWhileTheDatabaseGoesDown(t *testing.T) {
 	s, pg, _ := startOnPrivatePG(t, func(c *chatd.Config) {
 		c.ProjectionWait = time.Second
 		c.LeaderRetry = 100 * time.Millisecond
-		c.ProjectorBeforeCommit = func(context.Context) error {
+		c.Hooks.ProjectorBeforeCommit = func(context.Context) error {
 			if !armed.Load() {
 				return nil
 			}

@@ -83,7 +83,7 @@ func TestProjectorFailingBatches(t *testing.T) {
 		return nil
 	}
 	var cfg chatd.Config
-	s := startServer(t, func(c *chatd.Config) { c.ProjectorBeforeCommit = hook }, capture(&cfg))
+	s := startServer(t, func(c *chatd.Config) { c.Hooks.ProjectorBeforeCommit = hook }, capture(&cfg))
 	failures.Store(-1 << 20) // off during set-up
 	a, b, c := s.newUser(), s.newUser(), s.newUser()
 	room := s.room(a, b, c)
@@ -146,7 +146,7 @@ func TestProjectorKilledMidBatch(t *testing.T) {
 		return ctx.Err()
 	}
 	var cfg chatd.Config
-	s := startServer(t, func(c *chatd.Config) { c.ProjectorBeforeCommit = hook }, capture(&cfg))
+	s := startServer(t, func(c *chatd.Config) { c.Hooks.ProjectorBeforeCommit = hook }, capture(&cfg))
 	a, b := s.newUser(), s.newUser()
 	room := s.room(a, b)
 	var sent []int64
@@ -194,7 +194,7 @@ func TestProjectorKilledMidBatch(t *testing.T) {
 		t.Fatalf("after the kill the read model has %+v; want the 5 messages committed before it", got)
 	}
 
-	cfg.ProjectorBeforeCommit = nil
+	cfg.Hooks.ProjectorBeforeCommit = nil
 	s2 := startWith(t, cfg)
 	a = s2.login(a)
 	r := s2.callJSON(t, "GET", fmt.Sprintf("/audit/conversations/%d/", room), a.Access, nil)

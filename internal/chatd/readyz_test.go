@@ -20,7 +20,7 @@ func TestReadyzReportsProjectionLag(t *testing.T) {
 	s := startServer(t, func(c *chatd.Config) {
 		c.ReadyLag = 300 * time.Millisecond
 		c.ProjectionWait = 100 * time.Millisecond
-		c.ProjectorBeforeCommit = func(context.Context) error {
+		c.Hooks.ProjectorBeforeCommit = func(context.Context) error {
 			if stalled.Load() {
 				return errors.New("stalled by the test")
 			}
@@ -64,7 +64,7 @@ func TestKeyedRetryWhileTheReadModelLags(t *testing.T) {
 	var stalled atomic.Bool
 	s := startServer(t, func(c *chatd.Config) {
 		c.ProjectionWait = 100 * time.Millisecond
-		c.ProjectorBeforeCommit = func(context.Context) error {
+		c.Hooks.ProjectorBeforeCommit = func(context.Context) error {
 			if stalled.Load() {
 				return errors.New("stalled by the test")
 			}

@@ -33,7 +33,7 @@ func startHandshakeRace(t *testing.T, leaveAt, sendAt chathttp.SocketPoint) *han
 	t.Helper()
 	hr := &handshakeRace{leaveAt: leaveAt, sendAt: sendAt}
 	hr.s = startServer(t, func(c *chatd.Config) {
-		c.SocketHook = func(p chathttp.SocketPoint, user, room int64) {
+		c.Hooks.SocketHook = func(p chathttp.SocketPoint, user, room int64) {
 			if hr.armed.Load() && user == hr.b.ID && room == hr.room {
 				hr.step(t, p)
 			}
