@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -93,5 +94,33 @@ func (h *Hub) onControl(payload string) {
 			}
 			h.closeSession(id)
 		}
+	}
+}
+
+// localBus is the bus of a hub given none: notices reach this process only.
+type localBus struct {
+	mu   sync.Mutex
+	subs map[string][]func(string)
+}
+
+func (b *localBus) Publish(_ context.Context, channel, payload string) error {
+	b.mu.Lock()
+	subs := b.subs[channel]
+	b.mu.Unlock()
+	for _, s := range subs {
+		s(payload)
+	}
+	return nil
+}
+
+func (b *localBus) Subscribe(channel string, onMessage func(string), onReady func()) {
+	b.mu.Lock()
+	if b.subs == nil {
+		b.subs = map[string][]func(string){}
+	}
+	b.subs[channel] = append(b.subs[channel], onMessage)
+	b.mu.Unlock()
+	if onReady != nil {
+		onReady()
 	}
 }

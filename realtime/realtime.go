@@ -80,9 +80,10 @@ const (
 type Config struct {
 	Log       Log
 	Watermark Watermark
-	Bus       Bus
-	Render    Render
-	Logger    *slog.Logger
+	// Bus carries control notices between processes; nil: this process only.
+	Bus    Bus
+	Render Render
+	Logger *slog.Logger
 	// WriteWait is how long a catching-up connection may take no frame
 	// before it is dropped (default 5s).
 	WriteWait time.Duration
@@ -115,6 +116,9 @@ func New(cfg Config) *Hub {
 	}
 	if cfg.WriteWait <= 0 {
 		cfg.WriteWait = 5 * time.Second
+	}
+	if cfg.Bus == nil {
+		cfg.Bus = &localBus{}
 	}
 	return &Hub{cfg: cfg, log: cfg.Logger, rooms: map[int64]map[*Session]struct{}{}, all: map[*Session]struct{}{},
 		advancedAt: time.Now(), listening: make(chan struct{})}
@@ -173,9 +177,7 @@ func (h *Hub) roomSessions(room int64) []*Session {
 // starts catching up (the caller reads it before serving), or an event
 // between the two would reach neither the session's catch-up nor fan-out.
 func (h *Hub) Run(ctx context.Context, from eventstore.Position) error {
-	if h.cfg.Bus != nil {
-		h.cfg.Bus.Subscribe(ControlChannel, h.onControl, h.onBusReady)
-	}
+	h.cfg.Bus.Subscribe(ControlChannel, h.onControl, h.onBusReady)
 	go h.trackLag(ctx)
 	for {
 		err := h.follow(ctx, &from)
