@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -240,5 +239,3 @@ func newTestSession(user, room int64) (*Session, *fakeConn) {
 	c := newConn()
 	return NewSession(c, user, uuid.New(), room, "http://x"), c
 }
-
-func isType(f, typ string) bool { return strings.HasSuffix(f, ":"+typ) }
