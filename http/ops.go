@@ -106,7 +106,7 @@ func (s *Server) readyz(c echo.Context) error {
 	} else {
 		checks["event_store"] = "ok"
 	}
-	lag := s.hub.projectionLag(head)
+	lag := s.hub.rt.ProjectionLag(head)
 	checks["projection"] = "ok"
 	if err == nil && lag > s.cfg.ReadyLag {
 		checks["projection"], ok = "lagging "+lag.Round(time.Millisecond).String(), false

@@ -19,6 +19,7 @@ import (
 	"github.com/evchat/evchat/eventstore"
 	"github.com/evchat/evchat/projections"
 	"github.com/evchat/evchat/readmodel"
+	"github.com/evchat/evchat/realtime"
 )
 
 // Config wires a Server.
@@ -65,6 +66,8 @@ type Config struct {
 	// start, with the socket's user and room (a test hook: tests order
 	// events against the handshake with it).
 	SocketHook func(point SocketPoint, user, room int64)
+	// Bus carries typing notices and session ends between processes.
+	Bus realtime.Bus
 }
 
 // Server is the HTTP API. It is an http.Handler.
@@ -129,7 +132,7 @@ func New(cfg Config) *Server {
 		wm:       cfg.Watermark,
 	}
 	s.hub = newHub(s)
-	s.tokens.onRevoke = s.hub.endSession
+	s.tokens.onRevoke = s.hub.rt.EndSession
 	s.echo = s.routes()
 	return s
 }
@@ -226,13 +229,13 @@ func (s *Server) Shutdown(ctx context.Context) error { return s.hub.close(ctx) }
 
 // Listening is closed once the server hears typing notices and logouts
 // from other processes; serve after it, or the first few may be missed.
-func (s *Server) Listening() <-chan struct{} { return s.hub.listening }
+func (s *Server) Listening() <-chan struct{} { return s.hub.rt.Listening() }
 
 // Run fans room events out to WebSockets, from the log position from, and
 // blocks until ctx ends. Call it with the read model's checkpoint as read
 // before the server takes requests, and advance the watermark to it first.
 func (s *Server) Run(ctx context.Context, from eventstore.Position) error {
-	return s.hub.run(ctx, from)
+	return s.hub.rt.Run(ctx, from)
 }
 
 // actor is the command actor of a request.

@@ -27,6 +27,7 @@ import (
 	"github.com/evchat/evchat/internal/embeddedpg"
 	"github.com/evchat/evchat/internal/pgerr"
 	"github.com/evchat/evchat/migrations"
+	"github.com/evchat/evchat/postgres/notifier"
 	"github.com/evchat/evchat/projections"
 	"github.com/evchat/evchat/readmodel"
 )
@@ -44,6 +45,7 @@ type Main struct {
 	ln    net.Listener
 	srv   *stdhttp.Server
 	wm    *projections.Watermark
+	notes *notifier.Notifier
 }
 
 // New prepares a server: it starts the embedded database if needed, applies
@@ -94,6 +96,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error)
 		Limits: limits, Logger: log, SnapshotEvery: cfg.SnapshotEvery,
 		Projected: m.wm, IDsAfter: head, IDsWait: cfg.IDsWait,
 	})
+	m.notes = notifier.New(notifier.Pool(m.pool), log)
 	m.api = chathttp.New(chathttp.Config{
 		Pool: m.pool, Store: m.store, Commands: cmds, ReadModel: rm, Watermark: m.wm,
 		Media: &chathttp.FileStorage{Dir: filepath.Join(cfg.DataDir, "media")}, SigningKey: key,
@@ -101,7 +104,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error)
 		BcryptCost: cfg.BcryptCost, AllowedOrigins: cfg.Origins, TrustedProxies: cfg.TrustedProxies,
 		ReadyLag: cfg.ReadyLag, ProjectionWait: cfg.ProjectionWait,
 		MaxPicture: cfg.MaxPicture, MaxVideo: cfg.MaxVideo, SocketHook: cfg.Hooks.SocketHook,
-		Unreachable: pgerr.Unreachable,
+		Unreachable: pgerr.Unreachable, Bus: notifierBus{m.notes},
 	})
 	if m.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
@@ -224,6 +227,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return cerr
 	}
 	m.wm.Advance(start)
+	goRun("notifier", m.notes.Run)
 	goRun("websocket hub", func(ctx context.Context) error { return m.api.Run(ctx, start) })
 	select {
 	case <-m.api.Listening():

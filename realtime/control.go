@@ -1,0 +1,126 @@
+package realtime
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// control is a notice on the bus.
+type control struct {
+	Kind     string `json:"kind"` // "typing" or "logout"
+	Room     int64  `json:"room,omitempty"`
+	User     int64  `json:"user,omitempty"`
+	IsTyping bool   `json:"is_typing,omitempty"`
+	Session  string `json:"session,omitempty"`
+}
+
+// Typing tells the room's sessions on every process, over the bus. Typing
+// notices are ephemeral: they never enter the log. At most one "typing"
+// per session every 300 ms goes out.
+func (h *Hub) Typing(ctx context.Context, so *Session, isTyping bool) error {
+	so.mu.Lock()
+	if isTyping && time.Since(so.typedAt) < 300*time.Millisecond {
+		so.mu.Unlock()
+		return nil
+	}
+	so.typedAt = time.Now()
+	so.mu.Unlock()
+	return h.publish(ctx, control{Kind: "typing", Room: so.room, User: so.user, IsTyping: isTyping})
+}
+
+func (h *Hub) publish(ctx context.Context, c control) error {
+	b, _ := json.Marshal(c)
+	if err := h.cfg.Bus.Publish(ctx, ControlChannel, string(b)); err != nil {
+		return fmt.Errorf("publish %s notice: %w", c.Kind, err)
+	}
+	return nil
+}
+
+// EndSession closes the sessions of a logged-out session on every process.
+func (h *Hub) EndSession(ctx context.Context, session uuid.UUID) {
+	h.closeSession(session)
+	if err := h.publish(ctx, control{Kind: "logout", Session: session.String()}); err != nil {
+		h.log.Error("announce logout", "err", err)
+	}
+}
+
+func (h *Hub) closeSession(session uuid.UUID) {
+	h.mu.Lock()
+	var victims []*Session
+	for so := range h.all {
+		if so.session == session {
+			victims = append(victims, so)
+		}
+	}
+	h.mu.Unlock()
+	for _, so := range victims {
+		_ = so.conn.Close(loggedOutClose.code, loggedOutClose.reason)
+	}
+}
+
+func (h *Hub) onBusReady() {
+	// Logouts may have been announced while no listener ran.
+	if h.cfg.OnBusReady != nil {
+		h.cfg.OnBusReady()
+	}
+	h.listeningOnce.Do(func() { close(h.listening) })
+}
+
+// onControl handles a notice from any process (this one included).
+func (h *Hub) onControl(payload string) {
+	var c control
+	if json.Unmarshal([]byte(payload), &c) != nil {
+		return
+	}
+	switch c.Kind {
+	case "typing":
+		frame, _ := json.Marshal(map[string]any{"type": "typing", "conversation": c.Room, "sender": c.User, "is_typing": c.IsTyping})
+		// Typing is ephemeral and has no place in the log's order, so a
+		// session that is still catching up gets it at once too.
+		for _, so := range h.roomSessions(c.Room) {
+			if so.user != c.User {
+				h.write(so, frame)
+			}
+		}
+	case "logout":
+		if id, err := uuid.Parse(c.Session); err == nil {
+			if h.cfg.OnLogout != nil {
+				h.cfg.OnLogout(id)
+			}
+			h.closeSession(id)
+		}
+	}
+}
+
+// localBus is the bus of a hub given none: notices reach this process only.
+type localBus struct {
+	mu   sync.Mutex
+	subs map[string][]func(string)
+}
+
+func (b *localBus) Publish(_ context.Context, channel, payload string) error {
+	b.mu.Lock()
+	subs := b.subs[channel]
+	b.mu.Unlock()
+	for _, s := range subs {
+		s(payload)
+	}
+	return nil
+}
+
+func (b *localBus) Subscribe(channel string, onMessage func(string), onReady func()) {
+	b.mu.Lock()
+	if b.subs == nil {
+		b.subs = map[string][]func(string){}
+	}
+	b.subs[channel] = append(b.subs[channel], onMessage)
+	b.mu.Unlock()
+	if onReady != nil {
+		onReady()
+	}
+}

@@ -1,0 +1,158 @@
+package realtime
+
+import (
+	"context"
+	"encoding/json"
+
+	"github.com/evchat/evchat/domain"
+	"github.com/evchat/evchat/eventstore"
+)
+
+// resume sends what a session missed after since, then its buffered live
+// frames, with no gap and no duplicate at the seam: the session was
+// registered (buffering) before the watermark was read, and everything up
+// to that watermark comes from the log here. The session keeps buffering
+// until its buffer is empty, so no live frame overtakes a buffered one.
+func (h *Hub) resume(ctx context.Context, so *Session, since eventstore.Position) {
+	defer func() { // on every return: a session that ended mid-resume stops buffering
+		so.mu.Lock()
+		so.buffered = nil
+		if so.state == CatchingUp {
+			so.state = Closing
+		}
+		so.mu.Unlock()
+	}()
+	upTo := h.cfg.Watermark.Position()
+	cursor, scanned := since, 0
+	so.mu.Lock()
+	so.last = since
+	so.mu.Unlock()
+	var failure string
+	var absence absence
+	for cursor.Less(upTo) && failure == "" {
+		events, err := h.cfg.Log.ReadAll(ctx, cursor, 512)
+		if err != nil {
+			failure = "Could not resume; reload the conversation."
+			h.log.Error("websocket resume", "err", err)
+			break
+		}
+		if len(events) == 0 {
+			break
+		}
+		for _, e := range events {
+			if upTo.Less(e.Position) {
+				cursor = upTo // done, even if upTo is no event's position
+				break
+			}
+			if f, room, ok := h.cfg.Render(e, so.base); ok && room == so.room {
+				so.mu.Lock()
+				so.last = e.Position
+				so.mu.Unlock()
+				leaver, joiner := membershipChange(e)
+				if !absence.pass(positioned{leaver: leaver, joiner: joiner}, so.user) {
+					cursor = e.Position
+					continue
+				}
+				if !h.writePaced(so, f) {
+					return
+				}
+			}
+			cursor = e.Position
+		}
+		if scanned += len(events); scanned > resumeScanLimit {
+			failure = "Too much was missed to resume; reload the conversation."
+		}
+	}
+	if failure != "" && !h.writePaced(so, ErrorFrame(failure)) {
+		return
+	}
+	for {
+		so.mu.Lock()
+		buffered := so.buffered
+		so.buffered = nil
+		if len(buffered) == 0 {
+			if so.state != CatchingUp {
+				so.mu.Unlock()
+				return
+			}
+			if absence.left {
+				so.mu.Unlock()
+				h.closeNow(so, leftClose) // left in what it caught up on, and not back
+				return
+			}
+			// Under the lock: the next live frame goes straight out.
+			closing := so.closeWith
+			so.state = Live
+			if closing != nil {
+				so.state = Closing
+			}
+			so.mu.Unlock()
+			if closing != nil {
+				_ = so.conn.Close(closing.code, closing.reason)
+			}
+			return
+		}
+		so.mu.Unlock()
+		for _, p := range buffered {
+			so.mu.Lock()
+			fresh := so.last.Less(p.pos)
+			if fresh {
+				so.last = p.pos
+			}
+			if fresh && p.joiner == so.user && so.closeWith == leftClose {
+				// Back in the room: a leave heard live while catching up
+				// no longer closes the session (absence decides that).
+				so.closeWith = nil
+			}
+			so.mu.Unlock()
+			if fresh && absence.pass(p, so.user) && !h.writePaced(so, p.frame) {
+				return
+			}
+		}
+	}
+}
+
+// absence follows, while a session catches up, whether its user is out of
+// the room: after their member_left and until their member_joined (they
+// left and came back while the session was away), the room's frames are
+// not theirs to hear. A session whose user is still out when it has caught
+// up closes as a leave.
+type absence struct{ left bool }
+
+// pass tells whether a frame goes to the session of user, and notes the
+// user leaving or joining.
+func (a *absence) pass(p positioned, user int64) bool {
+	switch {
+	case p.joiner == user:
+		a.left = false
+		return true
+	case a.left:
+		return false
+	case p.leaver == user:
+		a.left = true // their own member_left still goes out
+	}
+	return true
+}
+
+// membershipChange returns who an event makes leave or join its room.
+func membershipChange(e eventstore.RecordedEvent) (leaver, joiner int64) {
+	switch e.Type {
+	case domain.TypeMemberLeft:
+		var left domain.MemberLeft
+		if json.Unmarshal(e.Data, &left) == nil {
+			leaver = left.UserID
+		}
+	case domain.TypeMemberJoined:
+		var joined domain.MemberJoined
+		if json.Unmarshal(e.Data, &joined) == nil {
+			joiner = joined.UserID
+		}
+	}
+	return leaver, joiner
+}
+
+// ErrorFrame is the frame that tells the client of a failure.
+func ErrorFrame(detail string) []byte {
+	b, _ := json.Marshal(map[string]string{"type": "error", "detail": detail})
+	return b
+}
