@@ -22,11 +22,12 @@ import (
 	"github.com/evchat/evchat/commands"
 	"github.com/evchat/evchat/domain"
 	"github.com/evchat/evchat/eventstore"
-	"github.com/evchat/evchat/eventstore/postgres"
+	pgstore "github.com/evchat/evchat/eventstore/postgres"
 	chathttp "github.com/evchat/evchat/http"
 	"github.com/evchat/evchat/internal/embeddedpg"
 	"github.com/evchat/evchat/internal/pgerr"
 	"github.com/evchat/evchat/migrations"
+	"github.com/evchat/evchat/postgres"
 	"github.com/evchat/evchat/projections"
 	"github.com/evchat/evchat/readmodel"
 )
@@ -136,7 +137,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error)
 	}
 	m.wm = projections.NewWatermark()
 	cmds := commands.New(commands.Config{
-		Store: m.store, IDs: rm, ReadModel: rm, SendKeys: rm, Snapshots: rm, Registry: domain.NewRegistry(),
+		Store: m.store, IDs: postgres.NewIDs(m.pool), Lookups: postgres.NewLookups(m.pool),
+		SendKeys: postgres.NewSendKeys(m.pool), Snapshots: postgres.NewSnapshots(m.pool), Registry: domain.NewRegistry(),
 		Limits: limits, Logger: log, SnapshotEvery: cfg.SnapshotEvery,
 		Projected: m.wm, IDsAfter: head, IDsWait: cfg.ProjectionWait,
 	})
@@ -216,7 +218,7 @@ func OpenStore(ctx context.Context, cfg Config, pool *pgxpool.Pool, log *slog.Lo
 	if cfg.EventStoreURL != "" {
 		return openESDB(ctx, cfg.EventStoreURL, cfg.EventStorePrefix, log)
 	}
-	s := postgres.New(pool, postgres.Options{Logger: log})
+	s := pgstore.New(pool, pgstore.Options{Logger: log})
 	return s, s.Close, nil
 }
 
