@@ -28,6 +28,7 @@ import (
 	"github.com/evchat/evchat/internal/pgerr"
 	"github.com/evchat/evchat/migrations"
 	"github.com/evchat/evchat/postgres"
+	"github.com/evchat/evchat/postgres/notifier"
 	"github.com/evchat/evchat/projections"
 	"github.com/evchat/evchat/readmodel"
 )
@@ -80,10 +81,15 @@ type Main struct {
 	pool  *pgxpool.Pool
 	store eventstore.Store
 	close func()
-	api   *chathttp.Server
-	ln    net.Listener
-	srv   *stdhttp.Server
-	wm    *projections.Watermark
+	// notifier is the one LISTEN connection; stopNotifier ends its Run,
+	// which closes notifierDone.
+	notifier     *notifier.Notifier
+	stopNotifier context.CancelFunc
+	notifierDone chan struct{}
+	api          *chathttp.Server
+	ln           net.Listener
+	srv          *stdhttp.Server
+	wm           *projections.Watermark
 }
 
 // New prepares a server: it starts the embedded database if needed, applies
@@ -117,7 +123,17 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error)
 	} else if len(applied) > 0 {
 		log.Info("migrations applied", "files", applied)
 	}
-	if m.store, m.close, err = OpenStore(ctx, cfg, m.pool, log); err != nil {
+	// The process's one LISTEN connection, for every channel; it runs
+	// until Close.
+	m.notifier = notifier.New(notifier.Pool(m.pool), log)
+	nctx, stopNotifier := context.WithCancel(context.Background())
+	m.notifierDone = make(chan struct{})
+	m.stopNotifier = stopNotifier
+	go func() {
+		defer close(m.notifierDone)
+		_ = m.notifier.Run(nctx)
+	}()
+	if m.store, m.close, err = OpenStore(ctx, cfg, m.pool, m.notifier, log); err != nil {
 		return nil, err
 	}
 	key, err := chathttp.LoadOrCreateSigningKey(cfg.JWTKeyFile)
@@ -213,12 +229,14 @@ func stopQuietly(pg *embeddedpg.Server) {
 	}
 }
 
-// OpenStore opens the event store that cfg selects.
-func OpenStore(ctx context.Context, cfg Config, pool *pgxpool.Pool, log *slog.Logger) (eventstore.Store, func(), error) {
+// OpenStore opens the event store that cfg selects. The PostgreSQL store
+// hints other processes of its appends through n, and wakes on theirs when
+// n runs.
+func OpenStore(ctx context.Context, cfg Config, pool *pgxpool.Pool, n *notifier.Notifier, log *slog.Logger) (eventstore.Store, func(), error) {
 	if cfg.EventStoreURL != "" {
 		return openESDB(ctx, cfg.EventStoreURL, cfg.EventStorePrefix, log)
 	}
-	s := pgstore.New(pool, pgstore.Options{Logger: log})
+	s := pgstore.New(pool, pgstore.Options{Logger: log, Hints: n.Channel(pgstore.Channel)})
 	return s, s.Close, nil
 }
 
@@ -315,6 +333,10 @@ func (m *Main) Close() {
 	}
 	if m.close != nil {
 		m.close()
+	}
+	if m.stopNotifier != nil {
+		m.stopNotifier()
+		<-m.notifierDone
 	}
 	if m.pool != nil {
 		m.pool.Close()
