@@ -283,7 +283,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return projections.Leader(ctx, m.pool, projections.LeaderOptions{Logger: m.log, Retry: retry}, projector.RunLeased)
 	})
 	goRun("projection tracker", func(ctx context.Context) error {
-		return projections.Track(ctx, m.pool, m.wm, projections.ChatName, 250*time.Millisecond, m.log)
+		return projections.Track(ctx, m.pool, m.wm, projections.ChatName, 250*time.Millisecond, m.notifier.Channel(projections.ProjectedChannel))
 	})
 	// WebSocket fan-out starts where the read model is now, read before
 	// any request is served: see http.Server.Run.
