@@ -33,7 +33,7 @@ func (s *Service) CreateChatroom(ctx context.Context, a Actor, cmd CreateChatroo
 		return Created{}, err
 	}
 	if len(members) > 1 {
-		missing, err := s.rm.MissingUsers(ctx, members[1:])
+		missing, err := s.lookups.MissingUsers(ctx, members[1:])
 		if err != nil {
 			return Created{}, fmt.Errorf("create chatroom: %w", err)
 		}

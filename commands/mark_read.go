@@ -45,7 +45,7 @@ func (s *Service) MarkRead(ctx context.Context, a Actor, cmd MarkRead) (Read, er
 	ids := slices.Clone(cmd.MessageIDs)
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
-	inRoom, unread, err := s.rm.ReceiptTargets(ctx, cmd.ConversationID, a.UserID, ids)
+	inRoom, unread, err := s.lookups.ReceiptTargets(ctx, cmd.ConversationID, a.UserID, ids)
 	if err != nil {
 		return Read{}, fmt.Errorf("mark read: %w", err)
 	}

@@ -44,7 +44,7 @@ func (s *Service) Register(ctx context.Context, a Actor, cmd Register, h Passwor
 	}
 	lower := domain.NormalizeUsername(cmd.Username)
 	// Fast path: a known duplicate costs no id and no hashing.
-	if taken, err := s.rm.UsernameTaken(ctx, lower); err != nil {
+	if taken, err := s.lookups.UsernameTaken(ctx, lower); err != nil {
 		return Registered{}, fmt.Errorf("register: %w", err)
 	} else if taken {
 		return Registered{}, domain.ErrUsernameTaken

@@ -41,9 +41,12 @@ type IDs interface {
 	NextN(ctx context.Context, kind IDKind, n int) ([]int64, error)
 }
 
-// ReadModel is what the commands ask of the read model. Its answers may lag
-// the log; the rules that must be exact are decided on the log itself.
-type ReadModel interface {
+// ProjectedLookups are the questions the commands ask of projected data.
+// The answers come from the read model and lag the log: a user registered a
+// moment ago may not be found yet, nor a message just sent. The rules that
+// must be exact are decided on the log itself (a username is unique by its
+// reservation stream, membership is checked on the conversation's stream).
+type ProjectedLookups interface {
 	// MissingUsers returns the ids among ids that belong to no user.
 	MissingUsers(ctx context.Context, ids []int64) ([]int64, error)
 	// UsernameTaken reports whether a user has the lower-cased name.
@@ -97,14 +100,14 @@ type Written struct {
 
 // Config wires a Service.
 type Config struct {
-	Store     EventStore
-	IDs       IDs
-	ReadModel ReadModel
-	SendKeys  SendKeys
-	Registry  *domain.Registry
-	Limits    domain.Limits
-	Logger    *slog.Logger
-	Now       func() time.Time
+	Store    EventStore
+	IDs      IDs
+	Lookups  ProjectedLookups
+	SendKeys SendKeys
+	Registry *domain.Registry
+	Limits   domain.Limits
+	Logger   *slog.Logger
+	Now      func() time.Time
 	// CacheSize bounds the aggregate-state cache (streams). Default 10,000.
 	CacheSize int
 	// MaxRetries bounds conflict retries. Default 8.
@@ -128,7 +131,7 @@ type Config struct {
 type Service struct {
 	store    EventStore
 	ids      IDs
-	rm       ReadModel
+	lookups  ProjectedLookups
 	keys     SendKeys
 	registry *domain.Registry
 	limits   domain.Limits
@@ -174,7 +177,7 @@ func New(c Config) *Service {
 		c.IDs = &gatedIDs{IDs: c.IDs, after: c.IDsAfter, projected: c.Projected, wait: c.IDsWait, log: c.Logger}
 	}
 	return &Service{
-		store: c.Store, ids: c.IDs, rm: c.ReadModel, keys: c.SendKeys, registry: c.Registry,
+		store: c.Store, ids: c.IDs, lookups: c.Lookups, keys: c.SendKeys, registry: c.Registry,
 		limits: c.Limits, log: c.Logger, now: c.Now, retries: c.MaxRetries,
 		convs: newStateCache[*convState](c.CacheSize), locks: newStreamLocks(), sendQueues: newSendQueues(),
 		messageIDs: &idBlocks{ids: c.IDs, kind: MessageIDs}, keyLocks: newStreamLocks(),

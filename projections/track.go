@@ -2,64 +2,52 @@ package projections
 
 import (
 	"context"
-	"log/slog"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/evchat/evchat/eventstore"
 	"github.com/evchat/evchat/migrations"
 )
 
-// Track keeps w at the stored checkpoint of projection name: the process
-// that projects announces each batch on ProjectedChannel, and a poll every
-// interval covers lost notifications. It returns ctx.Err() when ctx ends.
-func Track(ctx context.Context, pool *pgxpool.Pool, w *Watermark, name string, interval time.Duration, log *slog.Logger) error {
-	go func() {
-		t := time.NewTicker(interval)
-		defer t.Stop()
-		for {
-			if p, err := ReadCheckpoint(ctx, pool, migrations.ReadModel, name); err == nil {
-				w.Advance(p)
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-		}
-	}()
-	for ctx.Err() == nil {
-		err := trackOnce(ctx, pool, w)
-		if ctx.Err() != nil {
-			break
-		}
-		log.Warn("projection tracker lost its connection", "err", err)
-		select {
-		case <-ctx.Done():
-		case <-time.After(time.Second):
-		}
-	}
-	return ctx.Err()
+// Announcements carries the projecting process's "projected up to"
+// announcements (ProjectedChannel) to this one: package postgres/notifier
+// implements it on the process's one listening connection.
+type Announcements interface {
+	// Listen calls onNotify with every announcement's payload, and onReady
+	// each time announcements start being heard again (some may have been
+	// missed before). Both must return quickly. stop ends the subscription.
+	Listen(onNotify func(payload string), onReady func()) (stop func())
 }
 
-func trackOnce(ctx context.Context, pool *pgxpool.Pool, w *Watermark) error {
-	conn, err := pgx.ConnectConfig(ctx, pool.Config().ConnConfig.Copy())
-	if err != nil {
-		return err
-	}
-	defer conn.Close(context.Background())
-	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{ProjectedChannel}.Sanitize()); err != nil {
-		return err
-	}
-	for {
-		n, err := conn.WaitForNotification(ctx)
-		if err != nil {
-			return err
-		}
-		if p, err := eventstore.ParsePosition(n.Payload); err == nil {
+// Track keeps w at the stored checkpoint of projection name: it advances w
+// on every announcement, and reads the checkpoint every interval and after
+// every (re)connect of the announcements, which covers lost ones. It
+// returns ctx.Err() when ctx ends.
+func Track(ctx context.Context, pool *pgxpool.Pool, w *Watermark, name string, interval time.Duration, ann Announcements) error {
+	look := make(chan struct{}, 1)
+	stop := ann.Listen(func(payload string) {
+		if p, err := eventstore.ParsePosition(payload); err == nil {
 			w.Advance(p)
+		}
+	}, func() {
+		select {
+		case look <- struct{}{}:
+		default:
+		}
+	})
+	defer stop()
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if p, err := ReadCheckpoint(ctx, pool, migrations.ReadModel, name); err == nil {
+			w.Advance(p)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		case <-look:
 		}
 	}
 }

@@ -1,5 +1,7 @@
 // Package readmodel reads the projected tables: the queries behind the list
-// endpoints, and the look-ups the commands make. Queries run through DB, which
+// endpoints. Everything here can be rebuilt from the log; the write side's
+// own state (ids, idempotency keys, snapshots, sessions) and the look-ups
+// the commands make are package postgres. Queries run through DB, which
 // both a pool and a transaction satisfy.
 package readmodel
 
@@ -13,11 +15,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/evchat/evchat/commands"
 	"github.com/evchat/evchat/domain"
 	"github.com/evchat/evchat/eventstore"
 )
@@ -35,12 +35,6 @@ type DB interface {
 type Store struct {
 	db DB
 }
-
-var (
-	_ commands.ReadModel = (*Store)(nil)
-	_ commands.SendKeys  = (*Store)(nil)
-	_ commands.IDs       = (*Store)(nil)
-)
 
 // New returns a Store on db.
 func New(db DB) *Store { return &Store{db: db} }
@@ -82,120 +76,6 @@ func (s *Store) UserByID(ctx context.Context, id int64) (User, error) {
 	return u, nil
 }
 
-// UsernameTaken implements commands.ReadModel.
-func (s *Store) UsernameTaken(ctx context.Context, lower string) (bool, error) {
-	var taken bool
-	err := s.db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM users WHERE username_lower = $1)`, lower).Scan(&taken)
-	return taken, err
-}
-
-// MissingUsers implements commands.ReadModel.
-func (s *Store) MissingUsers(ctx context.Context, ids []int64) ([]int64, error) {
-	// The alias t(id) matters: a bare "id" inside the subquery would be u.id,
-	// and every id would count as existing.
-	rows, err := s.db.Query(ctx, `SELECT DISTINCT t.id FROM unnest($1::bigint[]) AS t(id)
-		WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.id = t.id) ORDER BY t.id`, ids)
-	if err != nil {
-		return nil, fmt.Errorf("missing users: %w", err)
-	}
-	return pgx.CollectRows(rows, pgx.RowTo[int64])
-}
-
-// ReceiptTargets implements commands.ReadModel.
-func (s *Store) ReceiptTargets(ctx context.Context, conversation, reader int64, ids []int64) (inRoom, unread []int64, err error) {
-	rows, err := s.db.Query(ctx, `SELECT m.id, coalesce(i.unread, false) FROM messages m
-		LEFT JOIN inbox i ON i.user_id = $2 AND i.message_id = m.id
-		WHERE m.conversation_id = $1 AND m.id = ANY($3) ORDER BY m.id`, conversation, reader, ids)
-	if err != nil {
-		return nil, nil, fmt.Errorf("receipt targets: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var id int64
-		var u bool
-		if err := rows.Scan(&id, &u); err != nil {
-			return nil, nil, err
-		}
-		inRoom = append(inRoom, id)
-		if u {
-			unread = append(unread, id)
-		}
-	}
-	return inRoom, unread, rows.Err()
-}
-
-// Claim implements commands.SendKeys.
-func (s *Store) Claim(ctx context.Context, user int64, key string, conversation int64, owner uuid.UUID) (commands.KeyedSend, bool, error) {
-	var k commands.KeyedSend
-	var claimed bool
-	var msg, c, p *int64
-	var holder *uuid.UUID
-	// One statement: the insert, or the row that was there. A row that a
-	// concurrent claim inserted after this statement's snapshot is not seen
-	// by it: ask again.
-	for attempt := 1; ; attempt++ {
-		err := s.db.QueryRow(ctx, `WITH ins AS (
-				INSERT INTO public.send_keys (user_id, key, conversation_id, owner) VALUES ($1, $2, $3, $4)
-				ON CONFLICT DO NOTHING RETURNING conversation_id)
-			SELECT true, conversation_id, NULL::bigint, NULL::bigint, NULL::bigint, NULL::uuid FROM ins
-			UNION ALL
-			SELECT false, conversation_id, message_id, commit_pos, prepare_pos, owner FROM public.send_keys
-			 WHERE user_id = $1 AND key = $2 AND NOT EXISTS (SELECT 1 FROM ins)`,
-			user, key, conversation, owner).Scan(&claimed, &k.ConversationID, &msg, &c, &p, &holder)
-		if errors.Is(err, pgx.ErrNoRows) && attempt < 5 {
-			continue
-		}
-		if err != nil {
-			return k, false, fmt.Errorf("claim send key: %w", err)
-		}
-		break
-	}
-	if msg != nil && c != nil && p != nil {
-		k.MessageID, k.Position = *msg, eventstore.Position{Commit: uint64(*c), Prepare: uint64(*p)}
-	}
-	if holder != nil {
-		k.Owner = *holder
-	}
-	return k, claimed, nil
-}
-
-// TakeOver implements commands.SendKeys.
-func (s *Store) TakeOver(ctx context.Context, user int64, key string, from, to uuid.UUID) (bool, error) {
-	var prev *uuid.UUID // a claim from before owners were recorded has none
-	if from != uuid.Nil {
-		prev = &from
-	}
-	tag, err := s.db.Exec(ctx, `UPDATE public.send_keys SET owner = $4
-		WHERE user_id = $1 AND key = $2 AND message_id IS NULL AND owner IS NOT DISTINCT FROM $3`, user, key, prev, to)
-	if err != nil {
-		return false, fmt.Errorf("take over send key: %w", err)
-	}
-	return tag.RowsAffected() == 1, nil
-}
-
-// Complete implements commands.SendKeys.
-func (s *Store) Complete(ctx context.Context, user int64, key string, k commands.KeyedSend) error {
-	_, err := s.db.Exec(ctx, `INSERT INTO public.send_keys (user_id, key, conversation_id, message_id, commit_pos, prepare_pos)
-		VALUES ($1, $2, $3, $4, $5, $6)
-		ON CONFLICT (user_id, key) DO UPDATE SET message_id = excluded.message_id,
-			commit_pos = excluded.commit_pos, prepare_pos = excluded.prepare_pos
-		WHERE send_keys.message_id IS NULL`,
-		user, key, k.ConversationID, k.MessageID, int64(k.Position.Commit), int64(k.Position.Prepare))
-	if err != nil {
-		return fmt.Errorf("complete send key: %w", err)
-	}
-	return nil
-}
-
-// Release implements commands.SendKeys.
-func (s *Store) Release(ctx context.Context, user int64, key string, owner uuid.UUID) error {
-	_, err := s.db.Exec(ctx, `DELETE FROM public.send_keys WHERE user_id = $1 AND key = $2 AND message_id IS NULL AND owner = $3`, user, key, owner)
-	if err != nil {
-		return fmt.Errorf("release send key: %w", err)
-	}
-	return nil
-}
-
 // NamedAttachments returns, of keys, those of attachment files that some
 // message names.
 func (s *Store) NamedAttachments(ctx context.Context, keys []string) (map[string]bool, error) {
@@ -212,54 +92,6 @@ func (s *Store) NamedAttachments(ctx context.Context, keys []string) (map[string
 		out[k] = true
 	}
 	return out, nil
-}
-
-// LoadSnapshot implements commands.Snapshots.
-func (s *Store) LoadSnapshot(ctx context.Context, stream string) (commands.Snapshot, bool, error) {
-	var snap commands.Snapshot
-	err := s.db.QueryRow(ctx, `SELECT version, revision, event_id, state FROM public.snapshots WHERE stream_id = $1`, stream).
-		Scan(&snap.Version, &snap.Revision, &snap.EventID, &snap.State)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return snap, false, nil
-	}
-	if err != nil {
-		return snap, false, fmt.Errorf("load snapshot of %s: %w", stream, err)
-	}
-	return snap, true, nil
-}
-
-// SaveSnapshot implements commands.Snapshots: a snapshot replaces one of an
-// earlier revision or of another version.
-func (s *Store) SaveSnapshot(ctx context.Context, stream string, snap commands.Snapshot) error {
-	_, err := s.db.Exec(ctx, `INSERT INTO public.snapshots AS s (stream_id, version, revision, event_id, state)
-		VALUES ($1, $2, $3, $4, $5)
-		ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, revision = excluded.revision,
-			event_id = excluded.event_id, state = excluded.state, taken_at = now()
-		WHERE s.revision < excluded.revision OR s.version <> excluded.version`,
-		stream, snap.Version, snap.Revision, snap.EventID, string(snap.State))
-	if err != nil {
-		return fmt.Errorf("save snapshot of %s: %w", stream, err)
-	}
-	return nil
-}
-
-// Next implements commands.IDs.
-func (s *Store) Next(ctx context.Context, kind commands.IDKind) (int64, error) {
-	var id int64
-	err := s.db.QueryRow(ctx, `SELECT nextval($1::regclass)`, "ids."+string(kind)).Scan(&id)
-	if err != nil {
-		return 0, fmt.Errorf("next %s id: %w", kind, err)
-	}
-	return id, nil
-}
-
-// NextN implements commands.IDs.
-func (s *Store) NextN(ctx context.Context, kind commands.IDKind, n int) ([]int64, error) {
-	rows, err := s.db.Query(ctx, `SELECT nextval($1::regclass) FROM generate_series(1, $2)`, "ids."+string(kind), n)
-	if err != nil {
-		return nil, fmt.Errorf("next %s ids: %w", kind, err)
-	}
-	return pgx.CollectRows(rows, pgx.RowTo[int64])
 }
 
 // Chatroom is a conversation as the API shows it.

@@ -16,6 +16,7 @@ import (
 	"github.com/evchat/evchat/internal/chatd"
 	"github.com/evchat/evchat/internal/embeddedpg"
 	"github.com/evchat/evchat/migrations"
+	"github.com/evchat/evchat/postgres/notifier"
 	"github.com/evchat/evchat/projections"
 )
 
@@ -65,7 +66,7 @@ func (e *env) open(ctx context.Context) (*conn, error) {
 		c.close()
 		return nil, err
 	}
-	if c.store, c.closeFn, err = chatd.OpenStore(ctx, e.cfg, pool, e.log); err != nil {
+	if c.store, c.closeFn, err = chatd.OpenStore(ctx, e.cfg, pool, hintsOnly(pool, e.log), e.log); err != nil {
 		c.close()
 		return nil, err
 	}
@@ -109,4 +110,11 @@ func (e *env) migrate(ctx context.Context, args []string) error {
 		fmt.Fprintln(e.out, "applied", name)
 	}
 	return nil
+}
+
+// hintsOnly is a notifier that is never run: the store's appends still
+// wake a running chatd at once, and chatctl, which follows no live log,
+// listens to nothing.
+func hintsOnly(pool *pgxpool.Pool, log *slog.Logger) *notifier.Notifier {
+	return notifier.New(notifier.Pool(pool), log)
 }

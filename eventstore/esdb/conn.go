@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"time"
 
 	kurrent "github.com/EventStore/EventStore-Client-Go/v4/esdb"
 	"google.golang.org/grpc/codes"
@@ -302,12 +301,4 @@ func libraryLogger(l *slog.Logger) kurrent.LoggingFunc {
 			l.Log(ctx, lvl, "eventstoredb client: "+fmt.Sprintf(format, args...))
 		}
 	}
-}
-
-// grow doubles a retry delay from first up to limit.
-func grow(d, first, limit time.Duration) time.Duration {
-	if d == 0 {
-		return first
-	}
-	return min(d*2, limit)
 }

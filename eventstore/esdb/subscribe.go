@@ -34,7 +34,7 @@ func (s *Store) SubscribeAll(ctx context.Context, from eventstore.Position, hand
 	defer done()
 
 	cursor := from
-	var delay time.Duration
+	backoff := wait.Backoff{First: 50 * time.Millisecond, Max: s.opts.MaxRetryDelay}
 	for {
 		established, err := s.subscribeOnce(sctx, &cursor, handle)
 		var herr handlerError
@@ -49,9 +49,9 @@ func (s *Store) SubscribeAll(ctx context.Context, from eventstore.Position, hand
 			return fmt.Errorf("subscribe to $all: %w", err)
 		}
 		if established {
-			delay = 0
+			backoff.Reset()
 		}
-		delay = grow(delay, 50*time.Millisecond, s.opts.MaxRetryDelay)
+		delay := backoff.Next()
 		s.log.Warn("event subscription dropped; subscribing again", "err", err, "from", cursor.String(), "in", delay)
 		if err := wait.Sleep(sctx, delay); err != nil {
 			if ctx.Err() != nil {

@@ -34,10 +34,24 @@ import (
 
 	"github.com/evchat/evchat/eventstore"
 	"github.com/evchat/evchat/internal/pgerr"
+	"github.com/evchat/evchat/internal/wait"
 )
 
-// Channel is the NOTIFY channel that hints at new events.
+// Channel is the conventional name of the channel that carries Hints.
 const Channel = "evchat_events"
+
+// Hints carries "new events" hints between processes: package
+// postgres/notifier implements it over LISTEN/NOTIFY, on the process's one
+// listening connection. A hint is only a hint: a lost one costs a
+// subscriber latency (it polls), never data.
+type Hints interface {
+	// Listen calls onNotify for every hint from any process, and onReady
+	// each time hints start being heard again (hints may have been missed
+	// before). Both must return quickly. stop ends the subscription.
+	Listen(onNotify func(payload string), onReady func()) (stop func())
+	// Notify hints every listening process, this one included.
+	Notify(ctx context.Context, payload string) error
+}
 
 var _ eventstore.Store = (*Store)(nil)
 
@@ -48,6 +62,11 @@ type Options struct {
 	PollInterval time.Duration
 	// BatchSize is the subscription read size. Default 512.
 	BatchSize int
+	// Hints, when set, carries hints between processes: appends announce
+	// themselves, and subscriptions wake on other processes' appends. Without
+	// it, subscriptions wake at once on this process's appends and poll for
+	// other processes' (chatctl runs so).
+	Hints Hints
 	// CommitDelay is for tests only: when set, each append runs in an
 	// explicit transaction that sleeps this long after writing and before
 	// committing, so that concurrent appends commit out of order.
@@ -71,6 +90,7 @@ type Store struct {
 	wg     sync.WaitGroup
 
 	listenOnce sync.Once
+	unlisten   func() // ends the Hints subscription, once started
 	pokes      chan struct{}
 
 	appends chan *appendReq
@@ -111,8 +131,11 @@ func New(pool *pgxpool.Pool, opts Options) *Store {
 		ctx: ctx, cancel: cancel, pokes: make(chan struct{}, 1),
 		appends: make(chan *appendReq, 1024),
 	}
-	s.wg.Add(1 + appendWorkers)
-	go s.notifyLoop()
+	s.wg.Add(appendWorkers)
+	if opts.Hints != nil {
+		s.wg.Add(1)
+		go s.notifyLoop()
+	}
 	for range appendWorkers {
 		go s.appendLoop()
 	}
@@ -129,6 +152,10 @@ func (s *Store) Close() {
 	s.closed = true
 	s.closeMu.Unlock()
 	s.wg.Wait()
+	s.listenOnce.Do(func() {}) // no subscription starts after Close
+	if s.unlisten != nil {
+		s.unlisten()
+	}
 	// An enqueue that raced the workers' exit is still queued: answer it.
 	s.failQueued()
 	if s.hot != s.pool {
@@ -184,17 +211,14 @@ func (s *Store) ReadStream(ctx context.Context, stream string, dir eventstore.Di
 // called.
 func (s *Store) ReadAll(ctx context.Context, from eventstore.Position, count int) ([]eventstore.RecordedEvent, error) {
 	deadline := time.Now().Add(5 * time.Second)
-	var delay time.Duration
+	delay := wait.Backoff{First: time.Millisecond, Max: 50 * time.Millisecond}
 	for {
 		events, hidden, err := s.readAll(ctx, from, count)
 		if err != nil || !hidden || time.Now().After(deadline) {
 			return events, err
 		}
-		delay = grow(delay, time.Millisecond, 50*time.Millisecond)
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(delay):
+		if err := wait.Sleep(ctx, delay.Next()); err != nil {
+			return nil, err
 		}
 	}
 }

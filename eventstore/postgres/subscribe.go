@@ -6,24 +6,26 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/evchat/evchat/eventstore"
+	"github.com/evchat/evchat/internal/wait"
 )
 
 // SubscribeAll implements eventstore.Store.
 //
 // It reads the log from its cursor in batches. When it has nothing to read
-// it waits for a wake-up: an append in this process, a NOTIFY from another
-// process (a hint on a dedicated connection), or the polling interval, so a
-// lost notification costs latency, never data. When rows exist that the
+// it waits for a wake-up: an append in this process, a hint from another
+// process (Options.Hints), or the polling interval, so a lost hint costs
+// latency, never data. When rows exist that the
 // visibility horizon still hides (a transaction older than them is running)
 // it looks again after a short, growing delay instead of waiting for a hint.
 func (s *Store) SubscribeAll(ctx context.Context, from eventstore.Position, handle func(context.Context, eventstore.Delivery) error) error {
 	s.startListener()
 	cursor := from
 	reported := false
-	var hiddenDelay, failDelay time.Duration
+	// Retries of an unavailable store, and looks past rows a running
+	// transaction still hides.
+	failDelay := wait.Backoff{First: 50 * time.Millisecond, Max: 5 * time.Second}
+	hiddenDelay := wait.Backoff{First: time.Millisecond, Max: 50 * time.Millisecond}
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 
@@ -36,16 +38,16 @@ func (s *Store) SubscribeAll(ctx context.Context, from eventstore.Position, hand
 		case ctx.Err() != nil:
 			return ctx.Err()
 		case errors.Is(err, eventstore.ErrUnavailable):
-			failDelay = grow(failDelay, 50*time.Millisecond, 5*time.Second)
-			s.log.Warn("event subscription: store unavailable, retrying", "err", err, "in", failDelay)
-			if err := sleep(ctx, timer, failDelay); err != nil {
+			delay := failDelay.Next()
+			s.log.Warn("event subscription: store unavailable, retrying", "err", err, "in", delay)
+			if err := sleep(ctx, timer, delay); err != nil {
 				return err
 			}
 			continue
 		case err != nil:
 			return err
 		}
-		failDelay = 0
+		failDelay.Reset()
 
 		if len(events) > 0 {
 			full := len(events) == s.opts.BatchSize
@@ -66,10 +68,9 @@ func (s *Store) SubscribeAll(ctx context.Context, from eventstore.Position, hand
 
 		wait := s.opts.PollInterval
 		if hidden {
-			hiddenDelay = grow(hiddenDelay, time.Millisecond, 50*time.Millisecond)
-			wait = hiddenDelay
+			wait = hiddenDelay.Next()
 		} else {
-			hiddenDelay = 0
+			hiddenDelay.Reset()
 		}
 		timer.Reset(wait)
 		select {
@@ -95,13 +96,6 @@ func (s *Store) SubscribeAll(ctx context.Context, from eventstore.Position, hand
 // wakeCoalesce is the pause between a wake-up and the read it causes.
 const wakeCoalesce = time.Millisecond
 
-func grow(d, first, limit time.Duration) time.Duration {
-	if d == 0 {
-		return first
-	}
-	return min(d*2, limit)
-}
-
 func sleep(ctx context.Context, timer *time.Timer, d time.Duration) error {
 	timer.Reset(d)
 	select {
@@ -119,6 +113,9 @@ func sleep(ctx context.Context, timer *time.Timer, d time.Duration) error {
 // tell other processes.
 func (s *Store) poke() {
 	s.wake.signal()
+	if s.opts.Hints == nil {
+		return
+	}
 	select {
 	case s.pokes <- struct{}{}:
 	default:
@@ -136,7 +133,7 @@ func (s *Store) notifyLoop() {
 			return
 		case <-s.pokes:
 		}
-		if _, err := s.pool.Exec(s.ctx, `SELECT pg_notify($1, '')`, Channel); err != nil && s.ctx.Err() == nil {
+		if err := s.opts.Hints.Notify(s.ctx, ""); err != nil && s.ctx.Err() == nil {
 			s.log.Debug("event store: notify failed", "err", err)
 		}
 		// At most one notification a millisecond: it is only a hint.
@@ -148,49 +145,16 @@ func (s *Store) notifyLoop() {
 	}
 }
 
-// startListener starts, once, the goroutine that LISTENs on a dedicated
-// connection and turns notifications into wake-ups.
+// startListener subscribes, once, to the other processes' hints, which
+// wake this process's subscribers like its own appends do.
 func (s *Store) startListener() {
 	s.listenOnce.Do(func() {
-		s.wg.Add(1)
-		go s.listenLoop()
+		if s.opts.Hints == nil {
+			return
+		}
+		// On every (re)connect too: hints may have been missed meanwhile.
+		s.unlisten = s.opts.Hints.Listen(func(string) { s.wake.signal() }, s.wake.signal)
 	})
-}
-
-func (s *Store) listenLoop() {
-	defer s.wg.Done()
-	var delay time.Duration
-	for s.ctx.Err() == nil {
-		err := s.listen()
-		if s.ctx.Err() != nil {
-			return
-		}
-		delay = grow(delay, 100*time.Millisecond, 5*time.Second)
-		s.log.Warn("event store: listener lost, polling until it reconnects", "err", err, "retry_in", delay)
-		select {
-		case <-s.ctx.Done():
-			return
-		case <-time.After(delay):
-		}
-	}
-}
-
-func (s *Store) listen() error {
-	conn, err := pgx.ConnectConfig(s.ctx, s.pool.Config().ConnConfig.Copy())
-	if err != nil {
-		return err
-	}
-	defer conn.Close(context.Background())
-	if _, err := conn.Exec(s.ctx, `LISTEN `+pgx.Identifier{Channel}.Sanitize()); err != nil {
-		return err
-	}
-	s.wake.signal() // events may have arrived while no listener ran
-	for {
-		if _, err := conn.WaitForNotification(s.ctx); err != nil {
-			return err
-		}
-		s.wake.signal()
-	}
 }
 
 // broadcaster wakes every waiter at once: wait returns a channel that the

@@ -22,11 +22,12 @@ import (
 	"github.com/evchat/evchat/commands"
 	"github.com/evchat/evchat/domain"
 	"github.com/evchat/evchat/eventstore"
-	"github.com/evchat/evchat/eventstore/postgres"
+	pgstore "github.com/evchat/evchat/eventstore/postgres"
 	chathttp "github.com/evchat/evchat/http"
 	"github.com/evchat/evchat/internal/embeddedpg"
 	"github.com/evchat/evchat/internal/pgerr"
 	"github.com/evchat/evchat/migrations"
+	"github.com/evchat/evchat/postgres"
 	"github.com/evchat/evchat/postgres/notifier"
 	"github.com/evchat/evchat/projections"
 	"github.com/evchat/evchat/readmodel"
@@ -41,11 +42,15 @@ type Main struct {
 	pool  *pgxpool.Pool
 	store eventstore.Store
 	close func()
-	api   *chathttp.Server
-	ln    net.Listener
-	srv   *stdhttp.Server
-	wm    *projections.Watermark
-	notes *notifier.Notifier
+	// notifier is the one LISTEN connection; stopNotifier ends its Run,
+	// which closes notifierDone.
+	notifier     *notifier.Notifier
+	stopNotifier context.CancelFunc
+	notifierDone chan struct{}
+	api          *chathttp.Server
+	ln           net.Listener
+	srv          *stdhttp.Server
+	wm           *projections.Watermark
 }
 
 // New prepares a server: it starts the embedded database if needed, applies
@@ -74,7 +79,17 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error)
 	} else if len(applied) > 0 {
 		log.Info("migrations applied", "files", applied)
 	}
-	if m.store, m.close, err = OpenStore(ctx, cfg, m.pool, log); err != nil {
+	// The process's one LISTEN connection, for every channel; it runs
+	// until Close.
+	m.notifier = notifier.New(notifier.Pool(m.pool), log)
+	nctx, stopNotifier := context.WithCancel(context.Background())
+	m.notifierDone = make(chan struct{})
+	m.stopNotifier = stopNotifier
+	go func() {
+		defer close(m.notifierDone)
+		_ = m.notifier.Run(nctx)
+	}()
+	if m.store, m.close, err = OpenStore(ctx, cfg, m.pool, m.notifier, log); err != nil {
 		return nil, err
 	}
 	key, err := chathttp.LoadOrCreateSigningKey(cfg.JWTKeyFile)
@@ -92,11 +107,11 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error)
 	}
 	m.wm = projections.NewWatermark()
 	cmds := commands.New(commands.Config{
-		Store: m.store, IDs: rm, ReadModel: rm, SendKeys: rm, Snapshots: rm, Registry: domain.NewRegistry(),
+		Store: m.store, IDs: postgres.NewIDs(m.pool), Lookups: postgres.NewLookups(m.pool),
+		SendKeys: postgres.NewSendKeys(m.pool), Snapshots: postgres.NewSnapshots(m.pool), Registry: domain.NewRegistry(),
 		Limits: limits, Logger: log, SnapshotEvery: cfg.SnapshotEvery,
 		Projected: m.wm, IDsAfter: head, IDsWait: cfg.IDsWait,
 	})
-	m.notes = notifier.New(notifier.Pool(m.pool), log)
 	m.api = chathttp.New(chathttp.Config{
 		Pool: m.pool, Store: m.store, Commands: cmds, ReadModel: rm, Watermark: m.wm,
 		Media: &chathttp.FileStorage{Dir: filepath.Join(cfg.DataDir, "media")}, SigningKey: key,
@@ -104,7 +119,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error)
 		BcryptCost: cfg.BcryptCost, AllowedOrigins: cfg.Origins, TrustedProxies: cfg.TrustedProxies,
 		ReadyLag: cfg.ReadyLag, ProjectionWait: cfg.ProjectionWait,
 		MaxPicture: cfg.MaxPicture, MaxVideo: cfg.MaxVideo, SocketHook: cfg.Hooks.SocketHook,
-		Unreachable: pgerr.Unreachable, Bus: notifierBus{m.notes},
+		Unreachable: pgerr.Unreachable, Bus: notifierBus{m.notifier},
 	})
 	if m.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
@@ -168,12 +183,14 @@ func stopQuietly(pg *embeddedpg.Server) {
 	}
 }
 
-// OpenStore opens the event store that cfg selects.
-func OpenStore(ctx context.Context, cfg Config, pool *pgxpool.Pool, log *slog.Logger) (eventstore.Store, func(), error) {
+// OpenStore opens the event store that cfg selects. The PostgreSQL store
+// hints other processes of its appends through n, and wakes on theirs when
+// n runs.
+func OpenStore(ctx context.Context, cfg Config, pool *pgxpool.Pool, n *notifier.Notifier, log *slog.Logger) (eventstore.Store, func(), error) {
 	if cfg.EventStoreURL != "" {
 		return openESDB(ctx, cfg.EventStoreURL, cfg.Hooks.EventStorePrefix, log)
 	}
-	s := postgres.New(pool, postgres.Options{Logger: log})
+	s := pgstore.New(pool, pgstore.Options{Logger: log, Hints: n.Channel(pgstore.Channel)})
 	return s, s.Close, nil
 }
 
@@ -216,7 +233,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return projections.Leader(ctx, m.pool, projections.LeaderOptions{Logger: m.log, Retry: m.cfg.LeaderRetry}, projector.RunLeased)
 	})
 	goRun("projection tracker", func(ctx context.Context) error {
-		return projections.Track(ctx, m.pool, m.wm, projections.ChatName, 250*time.Millisecond, m.log)
+		return projections.Track(ctx, m.pool, m.wm, projections.ChatName, 250*time.Millisecond, m.notifier.Channel(projections.ProjectedChannel))
 	})
 	// WebSocket fan-out starts where the read model is now, read before
 	// any request is served: see http.Server.Run.
@@ -227,7 +244,6 @@ func (m *Main) Run(ctx context.Context) error {
 		return cerr
 	}
 	m.wm.Advance(start)
-	goRun("notifier", m.notes.Run)
 	goRun("websocket hub", func(ctx context.Context) error { return m.api.Run(ctx, start) })
 	select {
 	case <-m.api.Listening():
@@ -267,6 +283,10 @@ func (m *Main) Close() {
 	}
 	if m.close != nil {
 		m.close()
+	}
+	if m.stopNotifier != nil {
+		m.stopNotifier()
+		<-m.notifierDone
 	}
 	if m.pool != nil {
 		m.pool.Close()
