@@ -27,7 +27,7 @@ func (s *Server) docsRoutes(e *echo.Echo) {
 		return c.JSONBlob(http.StatusOK, b)
 	})
 	assets := web.Docs()
-	e.GET("/docs/*", func(c echo.Context) error {
+	asset := func(c echo.Context) error {
 		name := strings.Trim(c.Param("*"), "/")
 		if name == "" {
 			name = "index.html"
@@ -44,5 +44,7 @@ func (s *Server) docsRoutes(e *echo.Echo) {
 			ct = echo.MIMEOctetStream
 		}
 		return c.Blob(http.StatusOK, ct, b)
-	})
+	}
+	e.GET("/docs/", asset)
+	e.GET("/docs/*", asset)
 }
