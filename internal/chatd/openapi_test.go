@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"testing"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
@@ -40,7 +41,8 @@ var specRouter = sync.OnceValues(func() (routers.Router, error) {
 	// Files of any type come back from /media/ and /docs/: only their
 	// presence is checked, not their bytes.
 	for _, ct := range []string{"image/jpeg", "image/png", "image/gif", "image/webp", "video/mp4",
-		"video/webm", "video/quicktime", "application/octet-stream", "text/plain; charset=utf-8"} {
+		"video/webm", "video/quicktime", "application/octet-stream", "text/plain; charset=utf-8",
+		"text/html", "text/html; charset=utf-8", "text/css; charset=utf-8", "text/javascript; charset=utf-8"} {
 		openapi3filter.RegisterBodyDecoder(ct, openapi3filter.FileBodyDecoder)
 	}
 	return gorillamux.NewRouter(doc)
@@ -123,4 +125,29 @@ func (s *specTransport) find(router routers.Router, req *http.Request) (*routers
 		return route, params, nil
 	}
 	return nil, nil, err
+}
+
+// TestAPIReference checks the document and the reference page are served
+// from the binary, and that the page's assets are there (no CDN).
+func TestAPIReference(t *testing.T) {
+	s := startServer(t)
+	j := s.do("GET", "/openapi.json", "", nil)
+	if j.Status != http.StatusOK || j.Map(t)["openapi"] != "3.1.0" {
+		t.Fatalf("GET /openapi.json: %d %.200s", j.Status, j.Body)
+	}
+	if y := s.do("GET", "/openapi.yaml", "", nil); y.Status != http.StatusOK || !bytes.Equal(y.Body, web.OpenAPIYAML) {
+		t.Fatalf("GET /openapi.yaml: %d", y.Status)
+	}
+	page := s.do("GET", "/docs/", "", nil)
+	if page.Status != http.StatusOK || !strings.Contains(string(page.Body), "swagger-ui-bundle.js") {
+		t.Fatalf("GET /docs/: %d %.200s", page.Status, page.Body)
+	}
+	for _, a := range []string{"swagger-ui-bundle.js", "swagger-ui.css", "init.js"} {
+		if r := s.do("GET", "/docs/"+a, "", nil); r.Status != http.StatusOK || len(r.Body) == 0 {
+			t.Errorf("GET /docs/%s: %d", a, r.Status)
+		}
+	}
+	if r := s.do("GET", "/docs/nothing.js", "", nil); r.Status != http.StatusNotFound {
+		t.Errorf("GET /docs/nothing.js: %d, want 404", r.Status)
+	}
 }
