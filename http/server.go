@@ -190,6 +190,7 @@ func (s *Server) routes() *echo.Echo {
 
 	e.GET("/healthz/", s.healthz)
 	e.GET("/readyz/", s.readyz)
+	s.docsRoutes(e)
 	return e
 }
 

@@ -39,6 +39,7 @@ func capture(cfg *chatd.Config) serverOption { return func(c *chatd.Config) { *c
 // redirected POST shows up as a 3xx instead of a silent GET.
 var noRedirect = &http.Client{
 	Timeout:       30 * time.Second,
+	Transport:     specChecked,
 	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 }
 

@@ -128,7 +128,7 @@ func (r response) Map(t testing.TB) map[string]any {
 	return m
 }
 
-var httpClient = &http.Client{Timeout: 30 * time.Second}
+var httpClient = &http.Client{Timeout: 30 * time.Second, Transport: specChecked}
 
 // do sends a request. body may be nil, a string (sent as is), []byte, or
 // anything else (sent as JSON). headers are name, value pairs.
