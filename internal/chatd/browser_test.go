@@ -7,10 +7,12 @@ import (
 	"image"
 	"image/color"
 	"image/png"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -198,8 +200,11 @@ func TestBrowserChat(t *testing.T) {
 	alice := newBrowserUser(t, browser, fmt.Sprintf("alice%d", n))
 	bob := newBrowserUser(t, browser, fmt.Sprintf("bob%d", n))
 
+	// Bob's browser reaches the server through a proxy that can cut his
+	// connections: his client must resume the room where it left off.
+	bobNet := newCutProxy(t, strings.TrimPrefix(s.base, "http://"))
 	alice.register(s.base, password)
-	bob.register(s.base, password)
+	bob.register(bobNet.URL(), password)
 
 	// Alice creates a group; Bob joins it by its number.
 	alice.do("create a group",
@@ -252,6 +257,16 @@ func TestBrowserChat(t *testing.T) {
 	bob.waitFor("the group has no unread count", unread+` === null`)
 	alice.waitFor("Alice sees her last message read", readTick("Are you there?"))
 
+	// Bob's connection drops. What Alice says meanwhile reaches him once
+	// he is back: his socket resumes from the last position it heard.
+	bobNet.cut()
+	bob.waitFor("Bob's socket sees the drop", `document.getElementById("conn-status").dataset.state !== "open"`)
+	alice.say("Sent while you were offline")
+	bobNet.restore()
+	bob.roomLive(room)
+	bob.waitFor("Bob gets what was said while he was offline", hasMessage("Sent while you were offline", false))
+	alice.waitFor("Alice sees it read", readTick("Sent while you were offline"))
+
 	dir := t.TempDir()
 	shots := []string{filepath.Join(dir, "alice.png"), filepath.Join(dir, "bob.png")}
 	alice.screenshot(shots[0])
@@ -297,5 +312,36 @@ func writeTestPNG(t *testing.T, path string) {
 	}
 	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestWebClientServed checks what the server answers for the client's
+// paths beside the API's (the API adds a trailing slash to every path; the
+// client's files must not get one), and that other paths stay 404.
+func TestWebClientServed(t *testing.T) {
+	s := startServer(t)
+	for _, c := range []struct{ path, ctype string }{
+		{"/", "text/html; charset=utf-8"},
+		{"/app/app.js", "text/javascript; charset=utf-8"},
+		{"/app/app.css", "text/css; charset=utf-8"},
+	} {
+		r := s.do("GET", c.path, "", nil)
+		if r.Status != http.StatusOK || r.Header.Get("Content-Type") != c.ctype ||
+			r.Header.Get("X-Content-Type-Options") != "nosniff" {
+			t.Errorf("GET %s: %d %q %q", c.path, r.Status, r.Header.Get("Content-Type"), r.Header.Get("X-Content-Type-Options"))
+		}
+	}
+	if r := s.do("GET", "/", "", nil); !strings.Contains(string(r.Body), `src="/app/app.js"`) {
+		t.Errorf("GET / is not the client's page: %.200s", r.Body)
+	}
+	for _, p := range []string{"/app/missing.js", "/app/", "/no-such-thing/", "/list-chatroom/"} {
+		if r := s.do("GET", p, "", nil); r.Status != http.StatusNotFound {
+			t.Errorf("GET %s: %d, want 404", p, r.Status)
+		}
+	}
+	// An unknown API path answers as before: 404 with a JSON detail.
+	r := s.do("GET", "/no-such-thing/", "", nil)
+	if d, _ := r.Map(t)["detail"].(string); d == "" {
+		t.Errorf("GET /no-such-thing/: %s, want a JSON detail", r.Body)
 	}
 }
