@@ -2,7 +2,7 @@
 // and refresh carries the access token as a Bearer header; an expired
 // access token is refreshed once and the call retried.
 
-import { session } from "./session.js";
+import { expiry, session } from "./session.js";
 
 /** ApiError is a refusal of the API, with its status and parsed body. */
 export class ApiError extends Error {
@@ -52,21 +52,36 @@ async function call(method, path, opts) {
     return await send(method, path, opts);
   } catch (err) {
     if (!(err instanceof ApiError) || err.status !== 401 || !session.refresh) throw err;
-    if (!(await refresh())) {
-      onSessionLost();
-      throw err;
-    }
+    const renewed = await refresh();
+    if (renewed === "rejected") onSessionLost();
+    if (renewed !== "ok") throw err;
     return send(method, path, opts);
   }
 }
 
+/**
+ * ensureFresh renews the access token when it expires within a minute (a
+ * WebSocket upgrade cannot be retried after a 401 the way a call can). When
+ * the session cannot be renewed, the session is lost.
+ */
+export async function ensureFresh() {
+  if (expiry(session.access) > Date.now() + 60_000) return true;
+  if ((await refresh()) !== "rejected") return true; // unreachable: the socket backs off and tries again
+  onSessionLost();
+  return false;
+}
+
 let refreshing = null;
 
-/** refresh renews the token pair once, however many calls ask at once. */
+/**
+ * refresh renews the token pair once, however many calls ask at once. It
+ * resolves to "ok", "rejected" (the session is over: logged out, expired)
+ * or "unreachable" (the server could not answer; the session may be fine).
+ */
 export function refresh() {
   refreshing ??= send("POST", "/auth/refresh/", { json: { refresh: session.refresh }, auth: false })
-    .then((pair) => { session.update(pair); return true; })
-    .catch(() => false)
+    .then((pair) => { session.update(pair); return "ok"; })
+    .catch((err) => (err instanceof ApiError && err.status < 500 && err.status !== 429 ? "rejected" : "unreachable"))
     .finally(() => { refreshing = null; });
   return refreshing;
 }
@@ -78,7 +93,7 @@ export const api = {
   // authenticates with.
   login: (username, password) =>
     send("POST", "/auth/login/", { json: { username, password }, auth: false }),
-  logout: () => send("POST", "/auth/logout/"),
+  logout: () => call("POST", "/auth/logout/"),
   rooms: () => call("GET", "/list-chatrooms/"),
   createRoom: (room) => call("POST", "/create-chatroom/", { json: room }),
   joinRoom: (id) => call("POST", "/join-chatroom/", { json: { chatroom_id: id } }),
@@ -115,7 +130,7 @@ export function mediaURL(url) {
 
 async function fetchMedia(path) {
   let res = await fetch(path, { headers: { Authorization: `Bearer ${session.access}` } });
-  if (res.status === 401 && (await refresh())) {
+  if (res.status === 401 && (await refresh()) === "ok") {
     res = await fetch(path, { headers: { Authorization: `Bearer ${session.access}` } });
   }
   if (!res.ok) throw new ApiError(res.status, null);

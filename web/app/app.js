@@ -71,8 +71,14 @@ async function logout() {
 
 // ---- rooms ----
 
+// roomsAsked numbers the list's requests: only the latest answer applies
+// (an earlier one may predate reads and messages seen since).
+let roomsAsked = 0;
+
 async function loadRooms() {
+  const asked = ++roomsAsked;
   const list = await api.rooms();
+  if (asked !== roomsAsked) return;
   const seen = new Set();
   for (const room of list) {
     seen.add(room.id);
@@ -80,6 +86,8 @@ async function loadRooms() {
     ensureSocket(room.id);
   }
   for (const id of [...state.rooms.keys()]) if (!seen.has(id)) forgetRoom(id);
+  // The open room's count may predate the reads of what it shows.
+  if (state.active !== null) markRead(state.active);
   renderRooms();
 }
 
@@ -112,8 +120,11 @@ function ensureSocket(id) {
 // what came before is read over REST now that it listens.
 function onSocketState(id, s, fresh) {
   if (id === state.active) renderConn();
+  // A socket that keeps failing may be refused for good (the user was
+  // removed, or the room is gone): the rooms list tells, and forgets it.
+  if (s === "reconnecting" && state.sockets.get(id)?.failures % 3 === 0) refreshRooms();
   if (s !== "open" || !fresh) return;
-  if (state.messages.has(id)) loadHistory(id).catch((err) => roomError(err.message));
+  if (state.messages.has(id) || id === state.active) loadHistory(id).catch((err) => roomError(err.message));
   else refreshRooms(); // unread counts of the moment the socket started
 }
 

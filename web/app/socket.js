@@ -2,7 +2,7 @@
 // connection is reopened with ?since=<position of the last frame heard>, so
 // the frames sent meanwhile arrive first, then live ones.
 
-import { refresh } from "./api.js";
+import { ensureFresh } from "./api.js";
 import { session } from "./session.js";
 
 const MAX_BACKOFF_MS = 8000;
@@ -34,7 +34,8 @@ export class RoomSocket {
 
   async open() {
     if (this.stopped) return;
-    if (!session.cookieUsable() && this.failures > 0) await refresh();
+    if (!session.cookieUsable() && !(await ensureFresh())) return;
+    if (this.stopped) return;
     // A socket without a position starts at the server's present: what
     // came before it is loaded over REST once it is open ("fresh").
     const fresh = !this.position;
