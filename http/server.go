@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -20,6 +21,7 @@ import (
 	"github.com/evchat/evchat/projections"
 	"github.com/evchat/evchat/readmodel"
 	"github.com/evchat/evchat/realtime"
+	"github.com/evchat/evchat/web"
 )
 
 // Config wires a Server.
@@ -191,7 +193,25 @@ func (s *Server) routes() *echo.Echo {
 	e.GET("/healthz/", s.healthz)
 	e.GET("/readyz/", s.readyz)
 	s.docsRoutes(e)
+	webClient(e)
 	return e
+}
+
+// webClient serves the browser chat client: its page at / and its files
+// under web.AppPrefix. The trailing slash that every API path gets added is
+// taken off again for those: they are files.
+func webClient(e *echo.Echo) {
+	app := web.App()
+	h := echo.WrapHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := r.URL.Path; p != web.AppPrefix && strings.HasPrefix(p, web.AppPrefix) {
+			r.URL.Path, r.URL.RawPath = strings.TrimSuffix(p, "/"), strings.TrimSuffix(r.URL.RawPath, "/")
+		}
+		app.ServeHTTP(w, r)
+	}))
+	for _, p := range []string{"/", web.AppPrefix + "*"} {
+		e.GET(p, h)
+		e.HEAD(p, h)
+	}
 }
 
 func (s *Server) recoverer(next echo.HandlerFunc) echo.HandlerFunc {
