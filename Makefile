@@ -63,6 +63,8 @@ lint: vet
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 	$(GO) run $(STATICCHECK) $(PKGS)
+	$(GO) mod tidy -diff
+	$(GO) test -count=1 ./internal/layers/
 
 vet:
 	$(GO) vet $(PKGS)
