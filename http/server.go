@@ -158,6 +158,7 @@ func (s *Server) routes() *echo.Echo {
 	// same, without a redirect (a redirect would turn a POST into a GET).
 	e.Pre(middleware.AddTrailingSlash())
 	e.Use(middleware.RequestID())
+	e.Use(nosniff)
 	e.Use(s.recoverer)
 	e.Use(s.accessLog)
 
@@ -165,12 +166,12 @@ func (s *Server) routes() *echo.Echo {
 	auth := s.requireAuth
 
 	for _, p := range []string{"/auth/register/", "/register/"} {
-		e.POST(p, s.register, json)
+		e.POST(p, s.register, json, noStore)
 	}
 	for _, p := range []string{"/auth/login/", "/login/"} {
-		e.POST(p, s.login, json)
+		e.POST(p, s.login, json, noStore)
 	}
-	e.POST("/auth/refresh/", s.refresh, json)
+	e.POST("/auth/refresh/", s.refresh, json, noStore)
 	for _, p := range []string{"/auth/logout/", "/logout/"} {
 		e.POST(p, s.logout, json, auth)
 	}
@@ -195,6 +196,26 @@ func (s *Server) routes() *echo.Echo {
 	s.docsRoutes(e)
 	webClient(e)
 	return e
+}
+
+// nosniff stops browsers from guessing a response's type: an uploaded
+// file or a JSON answer is never run as a script or page.
+func nosniff(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		c.Response().Header().Set("X-Content-Type-Options", "nosniff")
+		return next(c)
+	}
+}
+
+// noStore keeps answers that carry tokens out of every cache (RFC 6749
+// section 5.1).
+func noStore(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		h := c.Response().Header()
+		h.Set("Cache-Control", "no-store")
+		h.Set("Pragma", "no-cache")
+		return next(c)
+	}
 }
 
 // webClient serves the browser chat client: its page at / and its files
