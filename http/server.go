@@ -157,6 +157,7 @@ func (s *Server) routes() *echo.Echo {
 	// Paths keep their trailing slash; a request without it is served the
 	// same, without a redirect (a redirect would turn a POST into a GET).
 	e.Pre(middleware.AddTrailingSlash())
+	e.Pre(dropMalformedRequestID)
 	e.Use(middleware.RequestID())
 	e.Use(nosniff)
 	e.Use(s.recoverer)
@@ -196,6 +197,37 @@ func (s *Server) routes() *echo.Echo {
 	s.docsRoutes(e)
 	webClient(e)
 	return e
+}
+
+// maxRequestID bounds a client's X-Request-Id: it is stored in the
+// metadata of every event the request causes.
+const maxRequestID = 64
+
+// dropMalformedRequestID removes a client's X-Request-Id unless it is
+// short and made of letters, digits, '.', '_' and '-', so the id that
+// RequestID then keeps or generates is always fit for the log and the
+// audit trail (no megabytes, no control characters, no fake log fields).
+func dropMalformedRequestID(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		h := c.Request().Header
+		if id := h.Get(echo.HeaderXRequestID); id != "" && !wellFormedRequestID(id) {
+			h.Del(echo.HeaderXRequestID)
+		}
+		return next(c)
+	}
+}
+
+func wellFormedRequestID(id string) bool {
+	if len(id) > maxRequestID {
+		return false
+	}
+	for _, r := range id {
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-'
+		if !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // nosniff stops browsers from guessing a response's type: an uploaded

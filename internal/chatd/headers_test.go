@@ -3,6 +3,7 @@ package chatd_test
 import (
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 )
 
@@ -46,5 +47,37 @@ func TestSecurityHeaders(t *testing.T) {
 	}
 	if r := others["list"]; r.Status != http.StatusOK || r.Header.Get("Cache-Control") == "no-store" {
 		t.Errorf("list: %d, Cache-Control %q; want 200 without no-store", r.Status, r.Header.Get("Cache-Control"))
+	}
+}
+
+// A client's X-Request-Id is kept only when short and well formed: it is
+// stored with every event the request causes.
+func TestClientRequestIDIsBounded(t *testing.T) {
+	t.Parallel()
+	s := startServer(t)
+	cases := []struct {
+		sent string
+		kept bool
+	}{
+		{"client-req_1.2", true},
+		{strings.Repeat("a", 64), true},
+		{strings.Repeat("a", 65), false},
+		{strings.Repeat("x", 1<<16), false},
+		{"two words", false},
+		{`a" level=ERROR msg="forged`, false},
+	}
+	for i, c := range cases {
+		r := s.do("POST", "/auth/register/", "", map[string]string{"username": fmt.Sprintf("rid_user_%d", i), "password": "correct-horse-1"},
+			"X-Request-Id", c.sent)
+		if r.Status != http.StatusCreated {
+			t.Fatalf("register with X-Request-Id %.40q: %d %s", c.sent, r.Status, r.Body)
+		}
+		got := r.Header.Get("X-Request-Id")
+		if c.kept && got != c.sent {
+			t.Errorf("X-Request-Id %.40q answered as %.40q; want it kept", c.sent, got)
+		}
+		if !c.kept && (got == c.sent || got == "" || len(got) > 64) {
+			t.Errorf("X-Request-Id %.40q answered as %.40q; want a generated id", c.sent, got)
+		}
 	}
 }
