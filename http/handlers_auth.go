@@ -2,11 +2,14 @@ package http
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/evchat/evchat/commands"
+	"github.com/evchat/evchat/domain"
 	"github.com/evchat/evchat/readmodel"
 )
 
@@ -35,6 +38,9 @@ func (s *Server) register(c echo.Context) error {
 	return c.JSON(http.StatusCreated, userView{ID: r.UserID, Username: r.Username})
 }
 
+// maxUsernameRunes is the registration limit of usernames (domain).
+const maxUsernameRunes = 150
+
 func (s *Server) login(c echo.Context) error {
 	b, err := readJSON(c)
 	if err != nil {
@@ -45,6 +51,11 @@ func (s *Server) login(c echo.Context) error {
 		return err
 	}
 	username, password := f[0], f[1]
+	// No account has a longer name (registration bounds it), and a longer
+	// one must not reach the throttle's indexed look-ups.
+	if utf8.RuneCountInString(username) > maxUsernameRunes {
+		return domain.FieldError("username", fmt.Sprintf("Ensure this field has no more than %d characters.", maxUsernameRunes))
+	}
 	ctx := c.Request().Context()
 	addr := c.RealIP()
 	if err := s.throttle.check(ctx, username, addr); err != nil {

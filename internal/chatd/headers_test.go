@@ -81,3 +81,17 @@ func TestClientRequestIDIsBounded(t *testing.T) {
 		}
 	}
 }
+
+// A username longer than any account's is refused before the login
+// throttle looks it up (an 8 KB one once overflowed its index row).
+func TestLoginBoundsTheUsername(t *testing.T) {
+	t.Parallel()
+	s := startServer(t)
+	long := s.do("POST", "/auth/login/", "", map[string]string{"username": strings.Repeat("é", 8<<10), "password": "x"})
+	if want := `{"username":["Ensure this field has no more than 150 characters."]}`; long.Status != http.StatusBadRequest || long.text() != want {
+		t.Errorf("login with an 8 KB username: %d %s; want 400 %s", long.Status, long.Body, want)
+	}
+	if r := s.do("POST", "/auth/login/", "", map[string]string{"username": strings.Repeat("u", 150), "password": "x"}); r.Status != http.StatusUnauthorized {
+		t.Errorf("login with a 150-character unknown username: %d %s; want 401", r.Status, r.Body)
+	}
+}
