@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"strconv"
 	"strings"
@@ -36,8 +37,7 @@ func readJSON(c echo.Context) (body, error) {
 	if len(bytes.TrimSpace(raw)) == 0 {
 		return body{}, nil
 	}
-	ct := strings.ToLower(c.Request().Header.Get(echo.HeaderContentType))
-	if ct != "" && !strings.HasPrefix(ct, echo.MIMEApplicationJSON) {
+	if ct := c.Request().Header.Get(echo.HeaderContentType); ct != "" && !isJSON(ct) {
 		return nil, domain.Errorf(domain.KindUnsupported, "Unsupported media type \"%s\" in request.", c.Request().Header.Get(echo.HeaderContentType))
 	}
 	var b body
@@ -52,6 +52,13 @@ func readJSON(c echo.Context) (body, error) {
 		b = body{}
 	}
 	return b, nil
+}
+
+// isJSON reports whether the Content-Type ct is application/json, with
+// parameters or none ("application/jsonx" is not).
+func isJSON(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	return err == nil && mt == echo.MIMEApplicationJSON
 }
 
 // first returns the first of the names that is present (for aliases).
