@@ -135,7 +135,9 @@ func (s *Store) do(ctx context.Context, fn func(context.Context, *kurrent.Client
 // of up to 5 s each), so a caller that stopped waiting is let go, and the
 // abandoned call finishes in the background: its result still tells what
 // is known of the generation, and it gives the generation's gate back
-// (release) only when the library is done with it.
+// (release) only when the library is done with it. An abandoned fn may
+// still write what it captured: callers read fn's results only when call
+// returns nil.
 func (s *Store) call(ctx context.Context, c *conn, release func(), fn func(context.Context, *kurrent.Client) error) error {
 	res := make(chan error, 1)
 	go func() {

@@ -291,7 +291,12 @@ func (s *Store) readStream(ctx context.Context, name string, opts kurrent.ReadSt
 		}
 		return drain(rs, func(e *kurrent.RecordedEvent) { out = append(out, e) })
 	})
-	return out, err
+	if err != nil {
+		// out is not read: a call abandoned at ctx's end may still be
+		// filling it in the background (see call).
+		return nil, err
+	}
+	return out, nil
 }
 
 // readAll reads count events of $all, system events included.
@@ -305,7 +310,12 @@ func (s *Store) readAll(ctx context.Context, opts kurrent.ReadAllOptions, count 
 		}
 		return drain(rs, func(e *kurrent.RecordedEvent) { out = append(out, e) })
 	})
-	return out, err
+	if err != nil {
+		// out is not read: a call abandoned at ctx's end may still be
+		// filling it in the background (see call).
+		return nil, err
+	}
+	return out, nil
 }
 
 func drain(rs *kurrent.ReadStream, add func(*kurrent.RecordedEvent)) error {
