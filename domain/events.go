@@ -199,6 +199,33 @@ func (r *Registry) Encode(e Event) (string, []byte, error) {
 	return e.EventType(), b, err
 }
 
+// DecodeRecorded returns the event and metadata of an event as the log
+// holds it (its id for errors, wire name, payload, metadata and the log's
+// time), upcast to the current version. The metadata's time falls back to
+// the log's, in microseconds as the read model keeps it. ok is false for
+// events of no interest to the chat (unknown types written by other
+// programs).
+func (r *Registry) DecodeRecorded(id, eventType string, data, metadata []byte, created time.Time) (Event, Metadata, bool, error) {
+	var md Metadata
+	if r.Version(eventType) == 0 {
+		return nil, md, false, nil
+	}
+	if len(metadata) > 0 {
+		if err := json.Unmarshal(metadata, &md); err != nil {
+			return nil, md, false, fmt.Errorf("event %s metadata: %w", id, err)
+		}
+	}
+	if md.Time.IsZero() {
+		md.Time = created
+	}
+	md.Time = md.Time.UTC().Truncate(time.Microsecond)
+	ev, err := r.Decode(eventType, md.Version, data)
+	if err != nil {
+		return nil, md, false, fmt.Errorf("event %s: %w", id, err)
+	}
+	return ev, md, true, nil
+}
+
 // Decode returns the event of the given wire name and payload version,
 // upcast to the current version.
 func (r *Registry) Decode(eventType string, version int, data []byte) (Event, error) {

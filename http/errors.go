@@ -14,6 +14,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/evchat/evchat/auth"
 	"github.com/evchat/evchat/domain"
 	"github.com/evchat/evchat/eventstore"
 )
@@ -43,6 +44,15 @@ type rateLimited struct {
 
 func (r *rateLimited) Error() string { return "Request was throttled." }
 
+// throttled turns auth's refusal into the API's 429.
+func throttled(err error) error {
+	var t *auth.Throttled
+	if errors.As(err, &t) {
+		return &rateLimited{retryAfter: max(1, int(t.RetryAfter.Seconds()+0.999))}
+	}
+	return err
+}
+
 // unavailable classifies a failure to reach a dependency as
 // domain.ErrUnavailable (503), keeping err as the cause for the log: the
 // event store's eventstore.ErrUnavailable, a deadline that ran out, and
@@ -70,7 +80,7 @@ func errorHandler(log *slog.Logger, unreachable func(error) bool) echo.HTTPError
 		if c.Response().Committed {
 			return
 		}
-		err = unavailable(err, unreachable)
+		err = throttled(unavailable(err, unreachable))
 		status, body := errorResponse(err)
 		switch status {
 		case http.StatusInternalServerError:
@@ -154,7 +164,6 @@ func echoMessage(he *echo.HTTPError) string {
 // Errors of the HTTP layer itself.
 var (
 	errNotAuthenticated = domain.Errorf(domain.KindUnauthorized, "Authentication credentials were not provided.")
-	errBadToken         = domain.Errorf(domain.KindUnauthorized, "Given token not valid for any token type")
 	errBadCredentials   = domain.Errorf(domain.KindUnauthorized, "Invalid username or password")
 	errTooLarge         = domain.Errorf(domain.KindTooLarge, "Request body is too large.")
 )

@@ -8,6 +8,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/evchat/evchat/auth"
 	"github.com/evchat/evchat/commands"
 	"github.com/evchat/evchat/domain"
 	"github.com/evchat/evchat/readmodel"
@@ -28,7 +29,7 @@ func (s *Server) register(c echo.Context) error {
 		return err
 	}
 	a := commands.Actor{RequestID: c.Response().Header().Get(echo.HeaderXRequestID)}
-	r, err := s.cmd.Register(c.Request().Context(), a, commands.Register{Username: f[0], Password: f[1]}, s.hasher)
+	r, err := s.cmd.Register(c.Request().Context(), a, commands.Register{Username: f[0], Password: f[1]}, s.passwords)
 	if err != nil {
 		return err
 	}
@@ -58,7 +59,7 @@ func (s *Server) login(c echo.Context) error {
 	}
 	ctx := c.Request().Context()
 	addr := c.RealIP()
-	if err := s.throttle.check(ctx, username, addr); err != nil {
+	if err := s.throttle.Begin(ctx, username, addr); err != nil {
 		return err
 	}
 	u, err := s.rm.UserByUsername(ctx, username)
@@ -68,23 +69,18 @@ func (s *Server) login(c echo.Context) error {
 	} else if err != nil {
 		return err
 	}
-	if s.hasher.compare(hash, password) != nil || u.ID == 0 {
-		if err := s.throttle.fail(ctx, username, addr); err != nil {
-			s.log.Error("record failed login", "err", err)
-		}
+	if s.passwords.Compare(hash, password) != nil || u.ID == 0 {
 		return errBadCredentials
 	}
-	if err := s.throttle.succeed(ctx, username); err != nil {
-		s.log.Error("clear failed logins", "err", err)
-	}
-	pair, err := s.tokens.login(ctx, u.ID)
+	s.throttle.Succeeded(ctx, username, addr)
+	pair, err := s.tokens.Login(ctx, u.ID)
 	if err != nil {
 		return err
 	}
 	c.SetCookie(&http.Cookie{
 		Name: accessCookie, Value: pair.Access, Path: "/", HttpOnly: true,
 		SameSite: http.SameSiteStrictMode, Secure: c.Scheme() == "https",
-		MaxAge: int(s.cfg.AccessTTL.Seconds()),
+		MaxAge: int(s.tokens.AccessTTL().Seconds()),
 	})
 	// A struct, not a map: the keys keep the contract's order.
 	return c.JSON(http.StatusOK, struct {
@@ -104,8 +100,8 @@ func (s *Server) refresh(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	pair, err := s.tokens.refresh(c.Request().Context(), f[0])
-	if errors.Is(err, errRefreshReused) {
+	pair, err := s.tokens.Refresh(c.Request().Context(), f[0])
+	if errors.Is(err, auth.ErrRefreshReused) {
 		// Two clients racing, a retry after a lost answer, or a stolen
 		// token: worth a line for whoever audits sessions.
 		s.log.Warn("refresh token used again after rotation or logout", "remote", c.RealIP())
@@ -118,7 +114,7 @@ func (s *Server) refresh(c echo.Context) error {
 
 func (s *Server) logout(c echo.Context) error {
 	cl := caller(c)
-	if err := s.tokens.revoke(c.Request().Context(), cl.SessionID); err != nil {
+	if err := s.tokens.Revoke(c.Request().Context(), cl.SessionID); err != nil {
 		return err
 	}
 	c.SetCookie(&http.Cookie{Name: accessCookie, Value: "", Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode, MaxAge: -1})

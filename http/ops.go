@@ -95,7 +95,7 @@ func (s *Server) readyz(c echo.Context) error {
 	defer cancel()
 	checks := map[string]string{}
 	ok := true
-	if err := s.cfg.Pool.Ping(ctx); err != nil {
+	if err := s.cfg.Database.Ping(ctx); err != nil {
 		checks["database"], ok = "unreachable", false
 	} else {
 		checks["database"] = "ok"

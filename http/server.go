@@ -2,7 +2,6 @@ package http
 
 import (
 	"context"
-	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,54 +10,64 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/evchat/evchat/commands"
 	"github.com/evchat/evchat/domain"
 	"github.com/evchat/evchat/eventstore"
-	"github.com/evchat/evchat/projections"
 	"github.com/evchat/evchat/readmodel"
 	"github.com/evchat/evchat/realtime"
 	"github.com/evchat/evchat/web"
 )
 
-// Config wires a Server.
-type Config struct {
-	Pool       *pgxpool.Pool
-	Store      eventstore.Store
-	Commands   *commands.Service
-	ReadModel  *readmodel.Store
-	Watermark  *projections.Watermark
-	Media      Storage
-	SigningKey ed25519.PrivateKey
-	Logger     *slog.Logger
+// Database is the read-model database as the API checks it.
+type Database interface {
+	Ping(ctx context.Context) error
+}
 
-	AccessTTL, RefreshTTL time.Duration
-	// PublicURL, when set, is the base of attachment URLs; otherwise the
+// Log is the part of the event log the API reads: the audit trail, health,
+// and the WebSocket fan-out (realtime.Log).
+type Log interface {
+	realtime.Log
+	ReadStream(ctx context.Context, stream string, dir eventstore.Direction, from uint64, count int) ([]eventstore.RecordedEvent, error)
+	Head(ctx context.Context) (eventstore.Position, error)
+	Ping(ctx context.Context) error
+}
+
+// Config wires a Server. Every field without a "zero:" note is required;
+// the defaults live in one place, the composition root (chatd.DefaultConfig).
+type Config struct {
+	Database  Database
+	Log       Log
+	Commands  *commands.Service
+	ReadModel *readmodel.Store
+	// Watermark tells how far the read model is projected.
+	Watermark realtime.Watermark
+	Media     Storage
+	Tokens    Tokens
+	Throttle  LoginThrottle
+	Passwords Passwords
+	Logger    *slog.Logger
+
+	// PublicURL, when set, is the base of attachment URLs; zero: the
 	// request's scheme and host are used.
 	PublicURL string
-	// JSONBodyLimit bounds JSON bodies (default 1 MiB).
+	// JSONBodyLimit bounds JSON bodies.
 	JSONBodyLimit int64
-	// MaxPicture, MaxVideo bound attachments (default 10 MiB and 100 MiB).
+	// MaxPicture, MaxVideo bound attachments.
 	MaxPicture, MaxVideo int64
-	// ProjectionWait bounds the read-your-writes wait (default 5 s).
+	// ProjectionWait bounds the read-your-writes wait.
 	ProjectionWait time.Duration
 	// ReadyLag is how long the projection may lag the log before /readyz fails.
 	ReadyLag time.Duration
-	// BcryptCost is the password hashing cost (default bcrypt.DefaultCost).
-	BcryptCost int
-	// LoginFailures per username and per address within LoginWindow before 429.
-	LoginFailuresPerUser, LoginFailuresPerAddress int
-	LoginWindow                                   time.Duration
 	// AllowedOrigins may open WebSockets with the login cookie.
 	AllowedOrigins []string
 	// TrustedProxies are the networks (CIDR) whose X-Forwarded-For header is
-	// believed for the client address (login throttling, logs). None by
-	// default: the address is the connection's.
+	// believed for the client address (login throttling, logs). Zero: the
+	// address is the connection's.
 	TrustedProxies []*net.IPNet
-	Now            func() time.Time
 	// Unreachable reports whether an error is a failure to reach the
 	// database (the composition root passes pgerr.Unreachable). Such
 	// errors, like the event store's eventstore.ErrUnavailable, answer 503
@@ -68,24 +77,24 @@ type Config struct {
 	// start, with the socket's user and room (a test hook: tests order
 	// events against the handshake with it).
 	SocketHook func(point SocketPoint, user, room int64)
-	// Bus carries typing notices and session ends between processes.
+	// Bus carries typing notices between processes; zero: this process only.
 	Bus realtime.Bus
 }
 
 // Server is the HTTP API. It is an http.Handler.
 type Server struct {
-	cfg      Config
-	echo     *echo.Echo
-	log      *slog.Logger
-	cmd      *commands.Service
-	rm       *readmodel.Store
-	store    eventstore.Store
-	tokens   *tokens
-	throttle *throttle
-	hasher   bcryptHasher
-	media    Storage
-	wm       *projections.Watermark
-	hub      *hub
+	cfg       Config
+	echo      *echo.Echo
+	log       *slog.Logger
+	cmd       *commands.Service
+	rm        *readmodel.Store
+	store     Log
+	tokens    Tokens
+	throttle  LoginThrottle
+	passwords Passwords
+	media     Storage
+	wm        realtime.Watermark
+	hub       *hub
 }
 
 // New returns a Server with every route of the API.
@@ -93,51 +102,19 @@ func New(cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	def := func(v *time.Duration, d time.Duration) {
-		if *v <= 0 {
-			*v = d
-		}
-	}
-	def(&cfg.AccessTTL, 15*time.Minute)
-	def(&cfg.RefreshTTL, 7*24*time.Hour)
-	def(&cfg.ProjectionWait, 5*time.Second)
-	def(&cfg.ReadyLag, 30*time.Second)
-	def(&cfg.LoginWindow, 15*time.Minute)
-	if cfg.JSONBodyLimit <= 0 {
-		cfg.JSONBodyLimit = 1 << 20
-	}
-	if cfg.MaxPicture <= 0 {
-		cfg.MaxPicture = 10 << 20
-	}
-	if cfg.MaxVideo <= 0 {
-		cfg.MaxVideo = 100 << 20
-	}
-	if cfg.BcryptCost == 0 {
-		cfg.BcryptCost = 10
-	}
-	if cfg.LoginFailuresPerUser <= 0 {
-		cfg.LoginFailuresPerUser = 5
-	}
-	if cfg.LoginFailuresPerAddress <= 0 {
-		cfg.LoginFailuresPerAddress = 50
-	}
 	s := &Server{
-		cfg: cfg, log: cfg.Logger, cmd: cfg.Commands, rm: cfg.ReadModel, store: cfg.Store,
-		tokens: &tokens{pool: cfg.Pool, priv: cfg.SigningKey, pub: cfg.SigningKey.Public().(ed25519.PublicKey),
-			accessTTL: cfg.AccessTTL, refreshTTL: cfg.RefreshTTL, now: cfg.Now},
-		throttle: &throttle{pool: cfg.Pool, window: cfg.LoginWindow, perUser: cfg.LoginFailuresPerUser, perAddress: cfg.LoginFailuresPerAddress},
-		hasher:   newBcryptHasher(cfg.BcryptCost),
-		media:    cfg.Media,
-		wm:       cfg.Watermark,
+		cfg: cfg, log: cfg.Logger, cmd: cfg.Commands, rm: cfg.ReadModel, store: cfg.Log,
+		tokens: cfg.Tokens, throttle: cfg.Throttle, passwords: cfg.Passwords,
+		media: cfg.Media, wm: cfg.Watermark,
 	}
 	s.hub = newHub(s)
-	s.tokens.onRevoke = s.hub.rt.EndSession
 	s.echo = s.routes()
 	return s
 }
+
+// CloseSession closes this process's WebSockets of a session that ended
+// (auth.Config.OnRevoke).
+func (s *Server) CloseSession(session uuid.UUID) { s.hub.rt.CloseSession(session) }
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }
@@ -348,7 +325,7 @@ const reachablePing = time.Second
 func (s *Server) reachable(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, reachablePing)
 	defer cancel()
-	if err := s.cfg.Pool.Ping(ctx); err != nil {
+	if err := s.cfg.Database.Ping(ctx); err != nil {
 		return fmt.Errorf("database: %w", err)
 	}
 	if err := s.store.Ping(ctx); err != nil {

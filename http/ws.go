@@ -22,7 +22,6 @@ import (
 	"github.com/evchat/evchat/commands"
 	"github.com/evchat/evchat/domain"
 	"github.com/evchat/evchat/eventstore"
-	"github.com/evchat/evchat/projections"
 	"github.com/evchat/evchat/realtime"
 )
 
@@ -72,8 +71,6 @@ func newHub(srv *Server) *hub {
 		Render: func(e eventstore.RecordedEvent, base string) ([]byte, int64, bool) {
 			return frameOf(srv.cmd.Registry(), e, base)
 		},
-		OnLogout:   srv.tokens.forget,
-		OnBusReady: srv.tokens.forgetAll,
 	})}
 	// melody's connect handler is global; each upgrade leaves its own start hook.
 	m.HandleConnect(func(ms *melody.Session) {
@@ -145,7 +142,7 @@ func (s *Server) serveWS(c echo.Context) error {
 	if raw == "" {
 		return errNotAuthenticated
 	}
-	cl, err := s.tokens.authenticate(r.Context(), raw)
+	cl, err := s.tokens.Authenticate(r.Context(), raw)
 	if err != nil {
 		return err
 	}
@@ -254,7 +251,7 @@ func frameOf(reg *domain.Registry, e eventstore.RecordedEvent, base string) ([]b
 	if !strings.HasPrefix(e.Stream, "conversation-") && !strings.HasPrefix(e.Stream, "receipts-") {
 		return nil, 0, false
 	}
-	ev, md, ok, err := projections.Decode(reg, e)
+	ev, md, ok, err := reg.DecodeRecorded(e.ID.String(), e.Type, e.Data, e.Metadata, e.Created)
 	if err != nil || !ok {
 		return nil, 0, false
 	}

@@ -2,7 +2,6 @@ package projections
 
 import (
 	"encoding/json"
-	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -29,27 +28,9 @@ const ChatName = "chat"
 func (*Chat) Name() string { return ChatName }
 
 // Decode returns the domain event and metadata of a recorded event, upcast
-// to the current version. ok is false for events of no interest to the chat
-// (unknown types written by other programs).
+// to the current version (domain.Registry.DecodeRecorded).
 func Decode(r *domain.Registry, e eventstore.RecordedEvent) (domain.Event, domain.Metadata, bool, error) {
-	var md domain.Metadata
-	if r.Version(e.Type) == 0 {
-		return nil, md, false, nil
-	}
-	if len(e.Metadata) > 0 {
-		if err := json.Unmarshal(e.Metadata, &md); err != nil {
-			return nil, md, false, fmt.Errorf("event %s metadata: %w", e.ID, err)
-		}
-	}
-	if md.Time.IsZero() {
-		md.Time = e.Created
-	}
-	md.Time = md.Time.UTC().Truncate(time.Microsecond)
-	ev, err := r.Decode(e.Type, md.Version, e.Data)
-	if err != nil {
-		return nil, md, false, fmt.Errorf("event %s: %w", e.ID, err)
-	}
-	return ev, md, true, nil
+	return r.DecodeRecorded(e.ID.String(), e.Type, e.Data, e.Metadata, e.Created)
 }
 
 // Apply implements Projection.

@@ -12,11 +12,10 @@ import (
 
 // control is a notice on the bus.
 type control struct {
-	Kind     string `json:"kind"` // "typing" or "logout"
+	Kind     string `json:"kind"` // "typing"
 	Room     int64  `json:"room,omitempty"`
 	User     int64  `json:"user,omitempty"`
 	IsTyping bool   `json:"is_typing,omitempty"`
-	Session  string `json:"session,omitempty"`
 }
 
 // Typing tells the room's sessions on every process, over the bus. Typing
@@ -41,15 +40,9 @@ func (h *Hub) publish(ctx context.Context, c control) error {
 	return nil
 }
 
-// EndSession closes the sessions of a logged-out session on every process.
-func (h *Hub) EndSession(ctx context.Context, session uuid.UUID) {
-	h.closeSession(session)
-	if err := h.publish(ctx, control{Kind: "logout", Session: session.String()}); err != nil {
-		h.log.Error("announce logout", "err", err)
-	}
-}
-
-func (h *Hub) closeSession(session uuid.UUID) {
+// CloseSession closes this process's connections of a login session that
+// ended (a logout: package auth tells every process).
+func (h *Hub) CloseSession(session uuid.UUID) {
 	h.mu.Lock()
 	var victims []*Session
 	for so := range h.all {
@@ -64,10 +57,6 @@ func (h *Hub) closeSession(session uuid.UUID) {
 }
 
 func (h *Hub) onBusReady() {
-	// Logouts may have been announced while no listener ran.
-	if h.cfg.OnBusReady != nil {
-		h.cfg.OnBusReady()
-	}
 	h.listeningOnce.Do(func() { close(h.listening) })
 }
 
@@ -86,13 +75,6 @@ func (h *Hub) onControl(payload string) {
 			if so.user != c.User {
 				h.write(so, frame)
 			}
-		}
-	case "logout":
-		if id, err := uuid.Parse(c.Session); err == nil {
-			if h.cfg.OnLogout != nil {
-				h.cfg.OnLogout(id)
-			}
-			h.closeSession(id)
 		}
 	}
 }

@@ -16,8 +16,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/evchat/evchat/domain"
 	"github.com/evchat/evchat/eventstore"
 )
@@ -39,7 +37,7 @@ type Conn interface {
 	IsClosed() bool
 }
 
-// Bus carries typing notices and session ends between processes (this one
+// Bus carries typing notices between processes (this one
 // included). Subscribe's onReady runs each time the channel is listened to
 // (first time and after every reconnect): notices sent meanwhile are lost.
 // Both callbacks must return quickly.
@@ -66,7 +64,7 @@ type Watermark interface {
 // connection hears.
 type Render func(e eventstore.RecordedEvent, base string) (frame []byte, room int64, ok bool)
 
-// ControlChannel carries typing notices and session ends between processes.
+// ControlChannel carries typing notices between processes.
 const ControlChannel = "evchat_ws"
 
 const (
@@ -87,10 +85,6 @@ type Config struct {
 	// WriteWait is how long a catching-up connection may take no frame
 	// before it is dropped (default 5s).
 	WriteWait time.Duration
-	// OnLogout runs when a session ends on any process; OnBusReady each
-	// time the bus (re)connects, when session ends may have been missed.
-	OnLogout   func(session uuid.UUID)
-	OnBusReady func()
 }
 
 // Hub fans room events out to the connections of this process.

@@ -17,8 +17,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/evchat/evchat/auth"
 	"github.com/evchat/evchat/commands"
 	"github.com/evchat/evchat/domain"
 	"github.com/evchat/evchat/eventstore"
@@ -51,6 +53,7 @@ type Main struct {
 	ln           net.Listener
 	srv          *stdhttp.Server
 	wm           *projections.Watermark
+	tokens       *auth.Tokens
 }
 
 // New prepares a server: it starts the embedded database if needed, applies
@@ -92,7 +95,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error)
 	if m.store, m.close, err = OpenStore(ctx, cfg, m.pool, m.notifier, log); err != nil {
 		return nil, err
 	}
-	key, err := chathttp.LoadOrCreateSigningKey(cfg.JWTKeyFile)
+	key, err := auth.LoadOrCreateSigningKey(cfg.JWTKeyFile)
 	if err != nil {
 		return nil, err
 	}
@@ -112,15 +115,29 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error)
 		Limits: limits, Logger: log, SnapshotEvery: cfg.SnapshotEvery,
 		Projected: m.wm, IDsAfter: head, IDsWait: cfg.IDsWait,
 	})
+	// A logout closes the session's sockets on every process: the bus
+	// tells each, and each closes its own (m.api is set before Listen).
+	m.tokens = auth.New(auth.Config{
+		Sessions: postgres.NewSessions(m.pool), SigningKey: key, Logger: log,
+		AccessTTL: cfg.AccessTTL, RefreshTTL: cfg.RefreshTTL,
+		OnRevoke: func(session uuid.UUID) { m.api.CloseSession(session) },
+	})
+	throttle := auth.NewThrottle(auth.ThrottleConfig{
+		Attempts: postgres.NewAttempts(m.pool), Window: cfg.LoginWindow, Logger: log,
+		PerUserAddress: cfg.LoginPerUserAddress, PerAddress: cfg.LoginPerAddress,
+		PerUser: cfg.LoginPerUser, MaxDelay: cfg.LoginMaxDelay,
+	})
 	m.api = chathttp.New(chathttp.Config{
-		Pool: m.pool, Store: m.store, Commands: cmds, ReadModel: rm, Watermark: m.wm,
-		Media: &chathttp.FileStorage{Dir: filepath.Join(cfg.DataDir, "media")}, SigningKey: key,
-		Logger: log, AccessTTL: cfg.AccessTTL, RefreshTTL: cfg.RefreshTTL, PublicURL: cfg.PublicURL,
-		BcryptCost: cfg.BcryptCost, AllowedOrigins: cfg.Origins, TrustedProxies: cfg.TrustedProxies,
+		Database: m.pool, Log: m.store, Commands: cmds, ReadModel: rm, Watermark: m.wm,
+		Media:  &chathttp.FileStorage{Dir: filepath.Join(cfg.DataDir, "media")},
+		Tokens: m.tokens, Throttle: throttle, Passwords: auth.NewBcrypt(cfg.BcryptCost),
+		Logger: log, PublicURL: cfg.PublicURL, JSONBodyLimit: cfg.JSONBodyLimit,
+		AllowedOrigins: cfg.Origins, TrustedProxies: cfg.TrustedProxies,
 		ReadyLag: cfg.ReadyLag, ProjectionWait: cfg.ProjectionWait,
 		MaxPicture: cfg.MaxPicture, MaxVideo: cfg.MaxVideo, SocketHook: cfg.Hooks.SocketHook,
 		Unreachable: pgerr.Unreachable, Bus: notifierBus{m.notifier},
 	})
+	m.tokens.Listen(notifierBus{m.notifier})
 	if m.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
@@ -246,7 +263,7 @@ func (m *Main) Run(ctx context.Context) error {
 	m.wm.Advance(start)
 	goRun("websocket hub", func(ctx context.Context) error { return m.api.Run(ctx, start) })
 	select {
-	case <-m.api.Listening():
+	case <-all(m.api.Listening(), m.tokens.Listening()):
 	case <-time.After(5 * time.Second):
 		m.log.Warn("serving before the cross-process control channel listens; it keeps trying")
 	}

@@ -37,8 +37,17 @@ type Config struct {
 	TrustedProxies []*net.IPNet
 	// MaxPicture and MaxVideo bound attachments in bytes.
 	MaxPicture, MaxVideo int64
+	// JSONBodyLimit bounds JSON request bodies in bytes.
+	JSONBodyLimit int64
 	// SnapshotEvery is the number of events between conversation snapshots.
 	SnapshotEvery int
+	// Login attempts within LoginWindow: per username and address
+	// (refused beyond), per address (refused beyond), per username from
+	// anywhere (slowed beyond: one attempt per delay, doubling up to
+	// LoginMaxDelay). See auth.ThrottleConfig.
+	LoginWindow                                        time.Duration
+	LoginPerUserAddress, LoginPerAddress, LoginPerUser int
+	LoginMaxDelay                                      time.Duration
 	// LeaderRetry is how often a process that does not hold the projector's
 	// lease tries to take it.
 	LeaderRetry time.Duration
@@ -77,8 +86,15 @@ func DefaultConfig() Config {
 		IDsWait:        2 * time.Second,
 		MaxPicture:     10 << 20,
 		MaxVideo:       100 << 20,
+		JSONBodyLimit:  1 << 20,
 		SnapshotEvery:  1000,
 		LeaderRetry:    time.Second,
+
+		LoginWindow:         15 * time.Minute,
+		LoginPerUserAddress: 5,
+		LoginPerAddress:     50,
+		LoginPerUser:        10,
+		LoginMaxDelay:       30 * time.Second,
 	}
 }
 
@@ -92,6 +108,7 @@ func (c Config) withDefaults() Config {
 	for _, f := range []struct{ v, def *time.Duration }{
 		{&c.AccessTTL, &d.AccessTTL}, {&c.RefreshTTL, &d.RefreshTTL}, {&c.ReadyLag, &d.ReadyLag},
 		{&c.ProjectionWait, &d.ProjectionWait}, {&c.IDsWait, &d.IDsWait}, {&c.LeaderRetry, &d.LeaderRetry},
+		{&c.LoginWindow, &d.LoginWindow}, {&c.LoginMaxDelay, &d.LoginMaxDelay},
 	} {
 		if *f.v <= 0 {
 			*f.v = *f.def
@@ -99,12 +116,13 @@ func (c Config) withDefaults() Config {
 	}
 	for _, f := range []struct{ v, def *int }{
 		{&c.MaxGroup, &d.MaxGroup}, {&c.BcryptCost, &d.BcryptCost}, {&c.SnapshotEvery, &d.SnapshotEvery},
+		{&c.LoginPerUserAddress, &d.LoginPerUserAddress}, {&c.LoginPerAddress, &d.LoginPerAddress}, {&c.LoginPerUser, &d.LoginPerUser},
 	} {
 		if *f.v <= 0 {
 			*f.v = *f.def
 		}
 	}
-	for _, f := range []struct{ v, def *int64 }{{&c.MaxPicture, &d.MaxPicture}, {&c.MaxVideo, &d.MaxVideo}} {
+	for _, f := range []struct{ v, def *int64 }{{&c.MaxPicture, &d.MaxPicture}, {&c.MaxVideo, &d.MaxVideo}, {&c.JSONBodyLimit, &d.JSONBodyLimit}} {
 		if *f.v <= 0 {
 			*f.v = *f.def
 		}

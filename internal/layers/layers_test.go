@@ -54,16 +54,10 @@ var rules = []rule{
 	{layer: "internal/wait", mayImport: []string{}, stdlibOnly: true},
 }
 
-// pending are the imports the redesign has not removed yet: http still
-// holds the session and throttle SQL (until package auth takes it) and
-// names projections' watermark and decoder. Each entry must still occur
-// (TestLayers fails when one is gone, so the list only shrinks), and only
-// these exact imports are excused.
-var pending = []string{
-	"http imports github.com/jackc/pgx/v5",
-	"http imports github.com/jackc/pgx/v5/pgxpool",
-	"http imports " + module + "projections",
-}
+// pending are the imports the redesign has not removed yet. Each entry
+// must still occur (TestLayers fails when one is gone, so the list only
+// shrinks), and only these exact imports are excused.
+var pending = []string{}
 
 type pkg struct {
 	ImportPath string
