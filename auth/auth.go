@@ -3,7 +3,7 @@
 // hot path, password hashing, and login throttling.
 //
 // It keeps nothing itself: sessions and login failures live behind the
-// ports it declares (SessionStore, FailureStore; package postgres implements
+// ports it declares (SessionStore, AttemptStore; package postgres implements
 // them), and a logout reaches every process through a Bus (wired to the
 // process's one LISTEN connection), not through the WebSocket hub.
 package auth
@@ -27,6 +27,8 @@ var (
 	ErrInvalidToken = domain.Errorf(domain.KindUnauthorized, "Given token not valid for any token type")
 	// ErrRefreshReused is a refresh token used again after it was rotated
 	// away (or after logout): a 401 like any dead token, worth a log line.
+	// Later than Config.ReuseGrace after the rotation, it also ends the
+	// session.
 	ErrRefreshReused = fmt.Errorf("refresh token reused: %w", ErrInvalidToken)
 	// ErrSessionNotFound is what a SessionStore answers for an unknown id.
 	ErrSessionNotFound = errors.New("auth: no such session")
@@ -56,6 +58,10 @@ type SessionStore interface {
 	// expiry, if the session is live and its refresh token id is from; it
 	// reports whether it did.
 	Rotate(ctx context.Context, id, from, to uuid.UUID, expires time.Time) (bool, error)
+	// RevokeReused revokes a live session whose current refresh token id
+	// is not jti and whose last rotation is more than grace ago; it reports
+	// whether it did.
+	RevokeReused(ctx context.Context, id, jti uuid.UUID, grace time.Duration) (bool, error)
 	// State returns whether a session is revoked and when it expires, or
 	// ErrSessionNotFound.
 	State(ctx context.Context, id uuid.UUID) (revoked bool, expires time.Time, err error)

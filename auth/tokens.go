@@ -32,6 +32,10 @@ type Config struct {
 	SigningKey ed25519.PrivateKey
 	AccessTTL  time.Duration
 	RefreshTTL time.Duration
+	// ReuseGrace is how long after a rotation the rotated-away refresh
+	// token may come back (two tabs of one session refreshing at once, a
+	// client's retry) with a plain 401; later, its use revokes the session.
+	ReuseGrace time.Duration
 	Logger     *slog.Logger
 	// Now is the clock of token times (time.Now when nil).
 	Now func() time.Time
@@ -144,9 +148,12 @@ func (t *Tokens) pair(user int64, session, refreshJTI uuid.UUID) (Pair, error) {
 }
 
 // Refresh rotates a session's refresh token. A refresh token used again
-// after its rotation is ErrRefreshReused; the session's current tokens keep
-// working, as the contract has it: two clients of one session refreshing at
-// once must not log each other out.
+// after its rotation is ErrRefreshReused. Within ReuseGrace of the rotation
+// that is all: two clients of one session refreshing at once must not log
+// each other out. Later, one of two holders of that token is not its owner
+// (a thief who refreshed first, or the owner after the thief did), so the
+// session ends, its sockets with it, as the OAuth 2.0 security best current
+// practice has it for rotated refresh tokens.
 func (t *Tokens) Refresh(ctx context.Context, raw string) (Pair, error) {
 	c, err := t.verify(raw, refreshType)
 	if err != nil {
@@ -157,10 +164,19 @@ func (t *Tokens) Refresh(ctx context.Context, raw string) (Pair, error) {
 	if err != nil {
 		return Pair{}, fmt.Errorf("rotate refresh token: %w", err)
 	}
-	if !ok {
-		return Pair{}, ErrRefreshReused
+	if ok {
+		return t.pair(c.UserID, c.SessionID, next)
 	}
-	return t.pair(c.UserID, c.SessionID, next)
+	revoked, err := t.cfg.Sessions.RevokeReused(ctx, c.SessionID, c.ID, t.cfg.ReuseGrace)
+	if err != nil {
+		return Pair{}, err
+	}
+	if revoked {
+		t.log.Warn("rotated refresh token used again: session revoked", "user", c.UserID, "session", c.SessionID)
+		t.ended(c.SessionID)
+		t.announce(ctx, c.SessionID)
+	}
+	return Pair{}, ErrRefreshReused
 }
 
 // Authenticate verifies an access token and that its session is live.
@@ -261,14 +277,20 @@ func (t *Tokens) Revoke(ctx context.Context, session uuid.UUID) error {
 	if err != nil {
 		return fmt.Errorf("revoke session: %w", err)
 	}
-	if t.bus != nil {
-		if err := t.bus.Publish(ctx, RevocationChannel, session.String()); err != nil {
-			// The session is revoked; other processes believe their cache
-			// of it for at most sessionCacheTTL.
-			t.log.Error("announce logout", "err", err)
-		}
-	}
+	t.announce(ctx, session)
 	return nil
+}
+
+// announce tells the other processes that session ended.
+func (t *Tokens) announce(ctx context.Context, session uuid.UUID) {
+	if t.bus == nil {
+		return
+	}
+	if err := t.bus.Publish(ctx, RevocationChannel, session.String()); err != nil {
+		// The session is revoked; other processes believe their cache of
+		// it for at most sessionCacheTTL.
+		t.log.Error("announce session end", "err", err)
+	}
 }
 
 // ended forgets a session and tells OnRevoke.

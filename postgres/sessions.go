@@ -32,7 +32,7 @@ func (s *Sessions) Create(ctx context.Context, ss auth.Session) error {
 
 // rotateRefresh moves a live session to its next refresh token id. Expiry is
 // the database's clock, the one every process shares.
-const rotateRefresh = `UPDATE public.auth_sessions SET refresh_jti = $3, expires_at = $4
+const rotateRefresh = `UPDATE public.auth_sessions SET refresh_jti = $3, expires_at = $4, rotated_at = now()
 	WHERE id = $1 AND refresh_jti = $2 AND revoked_at IS NULL AND expires_at > now()`
 
 // Rotate implements auth.SessionStore.
@@ -40,6 +40,22 @@ func (s *Sessions) Rotate(ctx context.Context, id, from, to uuid.UUID, expires t
 	tag, err := s.db.Exec(ctx, rotateRefresh, id, from, to, expires)
 	if err != nil {
 		return false, fmt.Errorf("rotate session: %w", err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// revokeReused revokes a live session whose refresh token jti is not the
+// current one, if its last rotation is older than the grace ($3 seconds),
+// both by the database's clock.
+const revokeReused = `UPDATE public.auth_sessions SET revoked_at = now()
+	WHERE id = $1 AND refresh_jti <> $2 AND revoked_at IS NULL AND expires_at > now()
+	AND rotated_at <= now() - make_interval(secs => $3)`
+
+// RevokeReused implements auth.SessionStore.
+func (s *Sessions) RevokeReused(ctx context.Context, id, jti uuid.UUID, grace time.Duration) (bool, error) {
+	tag, err := s.db.Exec(ctx, revokeReused, id, jti, grace.Seconds())
+	if err != nil {
+		return false, fmt.Errorf("revoke session of a reused refresh token: %w", err)
 	}
 	return tag.RowsAffected() == 1, nil
 }

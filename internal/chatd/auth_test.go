@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
+
 	"github.com/evchat/evchat/internal/chatd"
 )
 
@@ -403,4 +405,32 @@ func TestLogout(t *testing.T) {
 	// Logging in again works.
 	u = s.login(u)
 	wantStatus(t, s.callJSON(t, "GET", "/list-chatrooms/", u.Access, nil), http.StatusOK)
+}
+
+// A rotated-away refresh token that comes back later than the grace ends
+// its session: whoever refreshed first (here a thief with a copy of the
+// token) loses the tokens it got, and the session's sockets close. Within
+// the grace (TestRefreshRotation) a reuse is a plain 401.
+func TestRefreshReuseRevokesSession(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, func(cfg *chatd.Config) { cfg.RefreshReuseGrace = time.Microsecond })
+	victim, peer := s.newUser(), s.newUser()
+	room := s.room(victim, peer)
+	other := s.login(victim) // another session of the victim: not touched
+	ws := s.wsConnect(victim, room, "")
+
+	thiefAccess, thiefRefresh := refreshPair(t, s, victim.Refresh) // the thief refreshes first
+	wantStatus(t, s.callJSON(t, "GET", "/list-chatrooms/", thiefAccess, nil), http.StatusOK)
+
+	// The victim's client refreshes with the token it holds: refused, and
+	// the session is over for everyone holding it.
+	wantUnauthorized(t, s.callJSON(t, "POST", "/auth/refresh/", "", map[string]string{"refresh": victim.Refresh}))
+	wantUnauthorized(t, s.callJSON(t, "GET", "/list-chatrooms/", thiefAccess, nil))
+	wantUnauthorized(t, s.callJSON(t, "POST", "/auth/refresh/", "", map[string]string{"refresh": thiefRefresh}))
+	wantUnauthorized(t, s.callJSON(t, "GET", "/list-chatrooms/", victim.Access, nil))
+	ws.expectClose(t, websocket.ClosePolicyViolation)
+
+	wantStatus(t, s.callJSON(t, "GET", "/list-chatrooms/", other.Access, nil), http.StatusOK)
+	refreshPair(t, s, other.Refresh)
+	s.login(victim) // and logging in again works
 }

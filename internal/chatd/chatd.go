@@ -119,7 +119,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error)
 	// tells each, and each closes its own (m.api is set before Listen).
 	m.tokens = auth.New(auth.Config{
 		Sessions: postgres.NewSessions(m.pool), SigningKey: key, Logger: log,
-		AccessTTL: cfg.AccessTTL, RefreshTTL: cfg.RefreshTTL,
+		AccessTTL: cfg.AccessTTL, RefreshTTL: cfg.RefreshTTL, ReuseGrace: cfg.RefreshReuseGrace,
 		OnRevoke: func(session uuid.UUID) { m.api.CloseSession(session) },
 	})
 	throttle := auth.NewThrottle(auth.ThrottleConfig{

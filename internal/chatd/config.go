@@ -22,8 +22,12 @@ type Config struct {
 	MaxGroup      int    // CHAT_MAX_GROUP_MEMBERS
 	AccessTTL     time.Duration
 	RefreshTTL    time.Duration
-	BcryptCost    int
-	Origins       []string
+	// RefreshReuseGrace (CHAT_REFRESH_REUSE_GRACE) is how long after a
+	// refresh the rotated-away refresh token may come back with a plain
+	// 401; later, its use ends the session.
+	RefreshReuseGrace time.Duration
+	BcryptCost        int
+	Origins           []string
 	// ReadyLag (CHAT_READY_LAG) is how long the read model may lag the log
 	// before /readyz answers 503.
 	ReadyLag time.Duration
@@ -75,20 +79,21 @@ type TestHooks struct {
 // DataDir.
 func DefaultConfig() Config {
 	return Config{
-		Addr:           "127.0.0.1:8000",
-		DataDir:        ".data",
-		MaxGroup:       domain.DefaultLimits().MaxGroupMembers,
-		AccessTTL:      15 * time.Minute,
-		RefreshTTL:     7 * 24 * time.Hour,
-		BcryptCost:     10,
-		ReadyLag:       30 * time.Second,
-		ProjectionWait: 5 * time.Second,
-		IDsWait:        2 * time.Second,
-		MaxPicture:     10 << 20,
-		MaxVideo:       100 << 20,
-		JSONBodyLimit:  1 << 20,
-		SnapshotEvery:  1000,
-		LeaderRetry:    time.Second,
+		Addr:              "127.0.0.1:8000",
+		DataDir:           ".data",
+		MaxGroup:          domain.DefaultLimits().MaxGroupMembers,
+		AccessTTL:         15 * time.Minute,
+		RefreshTTL:        7 * 24 * time.Hour,
+		RefreshReuseGrace: 10 * time.Second,
+		BcryptCost:        10,
+		ReadyLag:          30 * time.Second,
+		ProjectionWait:    5 * time.Second,
+		IDsWait:           2 * time.Second,
+		MaxPicture:        10 << 20,
+		MaxVideo:          100 << 20,
+		JSONBodyLimit:     1 << 20,
+		SnapshotEvery:     1000,
+		LeaderRetry:       time.Second,
 
 		LoginWindow:         15 * time.Minute,
 		LoginPerUserAddress: 5,
@@ -106,7 +111,7 @@ func (c Config) withDefaults() Config {
 		c.IDsWait = c.ProjectionWait
 	}
 	for _, f := range []struct{ v, def *time.Duration }{
-		{&c.AccessTTL, &d.AccessTTL}, {&c.RefreshTTL, &d.RefreshTTL}, {&c.ReadyLag, &d.ReadyLag},
+		{&c.AccessTTL, &d.AccessTTL}, {&c.RefreshTTL, &d.RefreshTTL}, {&c.RefreshReuseGrace, &d.RefreshReuseGrace}, {&c.ReadyLag, &d.ReadyLag},
 		{&c.ProjectionWait, &d.ProjectionWait}, {&c.IDsWait, &d.IDsWait}, {&c.LeaderRetry, &d.LeaderRetry},
 		{&c.LoginWindow, &d.LoginWindow}, {&c.LoginMaxDelay, &d.LoginMaxDelay},
 	} {

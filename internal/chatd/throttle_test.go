@@ -2,8 +2,14 @@ package chatd_test
 
 import (
 	"fmt"
+	"net"
 	"net/http"
+	"strconv"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/evchat/evchat/internal/chatd"
 )
 
 // The per-address login throttle counts the connection's address: a client
@@ -23,5 +29,141 @@ func TestLoginThrottleIgnoresForwardedFor(t *testing.T) {
 		"X-Forwarded-For", "198.51.100.7")
 	if r.Status != http.StatusTooManyRequests || r.Header.Get("Retry-After") == "" {
 		t.Fatalf("login after %d failures from one address = %d (Retry-After %q); want 429 with Retry-After", perAddress, r.Status, r.Header.Get("Retry-After"))
+	}
+}
+
+// login posts a login from the given client address (the server believes
+// X-Forwarded-For from 127.0.0.1 in these tests). Safe for goroutines.
+func (s *testServer) loginFrom(addr, username, password string) (response, error) {
+	return s.tryJSON("POST", "/auth/login/", "", map[string]string{"username": username, "password": password},
+		"X-Forwarded-For", addr)
+}
+
+func behindLocalProxy(cfg *chatd.Config) {
+	_, local, _ := net.ParseCIDR("127.0.0.1/32")
+	cfg.TrustedProxies = []*net.IPNet{local}
+}
+
+// Concurrent guesses cannot all pass the throttle's check before any is
+// counted: of 60 at once at one username from one address, at most the
+// per-(username, address) limit reach the password check (401 or, for the
+// right password among them, 200); the rest are 429.
+func TestLoginThrottleConcurrentGuesses(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, behindLocalProxy)
+	victim := s.newUser()
+	const guesses, perUserAddress = 60, 5 // the server's default
+
+	statuses := make(chan int, guesses)
+	var wg sync.WaitGroup
+	for i := range guesses {
+		wg.Go(func() {
+			password := fmt.Sprintf("guess-%d", i)
+			if i == guesses-1 {
+				password = victim.Password
+			}
+			r, err := s.loginFrom("198.51.100.1", victim.Name, password)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			statuses <- r.Status
+		})
+	}
+	wg.Wait()
+	close(statuses)
+	checked := 0
+	for st := range statuses {
+		switch st {
+		case http.StatusOK, http.StatusUnauthorized:
+			checked++
+		case http.StatusTooManyRequests:
+		default:
+			t.Errorf("status %d; want 200, 401 or 429", st)
+		}
+	}
+	if checked > perUserAddress {
+		t.Fatalf("%d of %d concurrent guesses reached the password check; want at most %d", checked, guesses, perUserAddress)
+	}
+
+	// The same at many usernames from one address: at most the
+	// per-address limit get through.
+	const perAddress = 50
+	statuses = make(chan int, guesses)
+	for i := range guesses {
+		wg.Go(func() {
+			r, err := s.loginFrom("198.51.100.2", fmt.Sprintf("nobody_%d", i), "wrong-password")
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			statuses <- r.Status
+		})
+	}
+	wg.Wait()
+	close(statuses)
+	checked = 0
+	for st := range statuses {
+		if st != http.StatusTooManyRequests {
+			checked++
+		}
+	}
+	if checked > perAddress {
+		t.Fatalf("%d of %d concurrent logins from one address were let through; want at most %d", checked, guesses, perAddress)
+	}
+}
+
+// Failures from other addresses do not lock a user out: an attacker who
+// fails at alice's password from many addresses slows her username down
+// (one attempt per delay, up to LoginMaxDelay), and alice, from an address
+// that has not failed, gets in after at most that delay. The attacker's
+// own addresses stay refused.
+func TestLoginNoTargetedLockout(t *testing.T) {
+	t.Parallel()
+	const maxDelay = 2 * time.Second
+	s := startServer(t, behindLocalProxy, func(cfg *chatd.Config) { cfg.LoginMaxDelay = maxDelay })
+	alice := s.newUser()
+
+	// Five failures from each of six addresses: 30 failures, three times
+	// the per-username allowance of 10.
+	for a := range 6 {
+		addr := fmt.Sprintf("203.0.113.%d", a+1)
+		for i := range 5 {
+			r, err := s.loginFrom(addr, alice.Name, fmt.Sprintf("guess-%d-%d", a, i))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Status != http.StatusUnauthorized && r.Status != http.StatusTooManyRequests {
+				t.Fatalf("attacker's guess = %d; want 401 or 429", r.Status)
+			}
+		}
+		// That address has used up its tries at alice: refused for the
+		// rest of the window, even with the right password.
+		r, err := s.loginFrom(addr, alice.Name, alice.Password)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantDetail(t, r, http.StatusTooManyRequests, "")
+	}
+
+	// Alice from home: in at once, or told to come back within the
+	// delay, and then in.
+	for try := 0; ; try++ {
+		r, err := s.loginFrom("192.0.2.10", alice.Name, alice.Password)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Status == http.StatusOK {
+			break
+		}
+		wantDetail(t, r, http.StatusTooManyRequests, "")
+		ra, err := strconv.Atoi(r.Header.Get("Retry-After"))
+		if err != nil || ra < 1 || time.Duration(ra)*time.Second > maxDelay {
+			t.Fatalf("alice's login: Retry-After %q; want 1 to %v seconds", r.Header.Get("Retry-After"), maxDelay.Seconds())
+		}
+		if try == 3 {
+			t.Fatalf("alice still refused after %d waits of Retry-After", try+1)
+		}
+		time.Sleep(time.Duration(ra) * time.Second) // what a client told Retry-After does
 	}
 }
