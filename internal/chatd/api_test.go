@@ -43,6 +43,9 @@ var noRedirect = &http.Client{
 	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 }
 
+// Requests: try sends every one; call, tryJSON, callJSON and do are its
+// shorthands.
+
 // try sends a request exactly as given (headers are name, value pairs; no
 // Content-Type unless given) and returns the error instead of failing, for
 // goroutines.
@@ -76,16 +79,25 @@ func (s *testServer) call(t testing.TB, method, path string, body io.Reader, hea
 	return r
 }
 
-// tryJSON sends v as a JSON body (nil: no body) with the token, if any.
+// tryJSON sends v as a JSON body with the token, if any: nil is no body,
+// a string or []byte is sent as it is, anything else is marshalled.
 func (s *testServer) tryJSON(method, path, token string, v any, headers ...string) (response, error) {
 	var body io.Reader
-	if v != nil {
-		b, err := json.Marshal(v)
+	switch b := v.(type) {
+	case nil:
+	case string:
+		body = strings.NewReader(b)
+	case []byte:
+		body = bytes.NewReader(b)
+	default:
+		j, err := json.Marshal(b)
 		if err != nil {
 			return response{}, err
 		}
-		body = bytes.NewReader(b)
-		headers = append(headers, "Content-Type", "application/json")
+		body = bytes.NewReader(j)
+	}
+	if body != nil {
+		headers = append([]string{"Content-Type", "application/json"}, headers...)
 	}
 	if token != "" {
 		headers = append(headers, "Authorization", "Bearer "+token)

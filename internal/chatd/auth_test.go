@@ -218,26 +218,13 @@ func TestLoginThrottle(t *testing.T) {
 	s.login(other) // fails the test unless 200
 }
 
-// TestUnauthenticated: every authenticated endpoint answers 401 with
-// WWW-Authenticate: Bearer and a detail, for a missing or malformed token.
+// TestUnauthenticated: a real server's tokens, tampered with or used in the
+// wrong place, answer 401 with WWW-Authenticate: Bearer and a detail. (That
+// every private route wants a token is http's TestContractEveryPrivateRouteNeedsAToken.)
 func TestUnauthenticated(t *testing.T) {
 	t.Parallel()
 	s := startServer(t)
 	u := s.newUser()
-	room := s.room(u)
-
-	endpoints := []struct{ method, path string }{
-		{"POST", "/auth/logout/"}, {"POST", "/logout/"}, {"POST", "/create-chatroom/"}, {"POST", "/join-chatroom/"},
-		{"GET", "/list-chatrooms/"}, {"DELETE", fmt.Sprintf("/leave-chatroom/%d/", room)}, {"POST", "/send-message/"},
-		{"GET", "/list-messages/"}, {"GET", fmt.Sprintf("/list-conversation-messages/%d/", room)}, {"POST", "/read-message/"},
-		{"GET", "/media/" + strings.Repeat("0", 64) + "/"}, {"GET", fmt.Sprintf("/audit/conversations/%d/", room)},
-	}
-	for _, e := range endpoints {
-		t.Run("no token "+e.method+" "+e.path, func(t *testing.T) {
-			r := s.callJSON(t, e.method, e.path, "", map[string]any{"conversation_id": room, "chatroom_id": room, "text": "x", "message_ids": []int64{1}})
-			wantUnauthorized(t, r)
-		})
-	}
 
 	parts := strings.Split(u.Access, ".")
 	sig := []byte(parts[2])

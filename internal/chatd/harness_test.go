@@ -1,15 +1,12 @@
 package chatd_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"os"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -128,50 +125,10 @@ func (r response) Map(t testing.TB) map[string]any {
 	return m
 }
 
-var httpClient = &http.Client{Timeout: 30 * time.Second, Transport: specChecked}
-
-// do sends a request. body may be nil, a string (sent as is), []byte, or
-// anything else (sent as JSON). headers are name, value pairs.
+// do is callJSON reporting to the test that started the server.
 func (s *testServer) do(method, path, token string, body any, headers ...string) response {
 	s.t.Helper()
-	var rd io.Reader
-	ct := ""
-	switch b := body.(type) {
-	case nil:
-	case string:
-		rd, ct = strings.NewReader(b), "application/json"
-	case []byte:
-		rd, ct = bytes.NewReader(b), "application/json"
-	default:
-		j, err := json.Marshal(b)
-		if err != nil {
-			s.t.Fatal(err)
-		}
-		rd, ct = bytes.NewReader(j), "application/json"
-	}
-	req, err := http.NewRequest(method, s.base+path, rd)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	if ct != "" {
-		req.Header.Set("Content-Type", ct)
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	resp, err := httpClient.Do(req)
-	if err != nil {
-		s.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		s.t.Fatalf("%s %s: read body: %v", method, path, err)
-	}
-	return response{Status: resp.StatusCode, Header: resp.Header, Body: b}
+	return s.callJSON(s.t, method, path, token, body, headers...)
 }
 
 // user is a registered, logged-in test user.

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"mime/multipart"
 	"net"
 	"net/http"
 	"net/url"
@@ -235,32 +233,12 @@ func (s *testServer) wsLoginCookie(u user) *http.Cookie {
 // message object of the response.
 func (s *testServer) wsSendPicture(u user, room int64, text string) []byte {
 	s.t.Helper()
-	var body bytes.Buffer
-	mw := multipart.NewWriter(&body)
-	_ = mw.WriteField("conversation_id", fmt.Sprint(room))
-	_ = mw.WriteField("text", text)
-	fw, err := mw.CreateFormFile("attachment_picture", "dot.png")
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	_, _ = fw.Write(append([]byte("\x89PNG\r\n\x1a\n"), make([]byte, 64)...))
-	_ = mw.Close()
-	req, err := http.NewRequest("POST", s.base+"/send-message/", &body)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", mw.FormDataContentType())
-	req.Header.Set("Authorization", "Bearer "+u.Access)
-	resp, err := httpClient.Do(req)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusCreated {
-		s.t.Fatalf("send picture: %d %s", resp.StatusCode, b)
-	}
-	return b
+	r := s.callMultipart(s.t, "/send-message/", u, []formPart{
+		{name: "conversation_id", value: fmt.Sprint(room)}, {name: "text", value: text},
+		{name: "attachment_picture", file: "dot.png", value: "\x89PNG\r\n\x1a\n" + strings.Repeat("\x00", 64)},
+	})
+	wantStatus(s.t, r, http.StatusCreated)
+	return r.Body
 }
 
 func TestWSHandshake(t *testing.T) {

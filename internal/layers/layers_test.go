@@ -46,7 +46,7 @@ var rules = []rule{
 	{layer: "readmodel", mayImport: []string{"domain", "eventstore!"}},
 	{layer: "realtime", mayImport: []string{"domain", "eventstore!", "readmodel", "internal/wait"},
 		never: []string{"github.com/labstack/echo", "github.com/olahol/melody", pgx}},
-	{layer: "auth", mayImport: []string{"domain"}, never: []string{pgx}},
+	{layer: "auth", mayImport: []string{"domain"}, never: []string{pgx, "github.com/labstack", "github.com/olahol"}},
 	{layer: "http", mayImport: []string{"commands", "readmodel", "realtime", "auth", "domain", "eventstore!", "web"},
 		never: []string{pgx}},
 	{layer: "web", mayImport: []string{}},
