@@ -79,6 +79,11 @@ type Config struct {
 	SocketHook func(point SocketPoint, user, room int64)
 	// Bus carries typing notices between processes; zero: this process only.
 	Bus realtime.Bus
+
+	// WebSocket limits (zero: the realtime package's defaults).
+	// ResumeMax is how many of its room's events a socket may resume
+	// (?since=) behind before it is refused with resume_too_old.
+	ResumeMax int
 }
 
 // Server is the HTTP API. It is an http.Handler.

@@ -68,6 +68,11 @@ func newHub(srv *Server) *hub {
 	}
 	h := &hub{m: m, rt: realtime.New(realtime.Config{
 		Log: srv.store, Watermark: srv.wm, Bus: srv.cfg.Bus, Logger: srv.log, WriteWait: m.Config.WriteWait,
+		ResumeMax: srv.cfg.ResumeMax,
+		Members: func(ctx context.Context, room int64) ([]int64, error) {
+			c, err := srv.rm.Chatroom(ctx, room)
+			return c.Members, err
+		},
 		Render: func(e eventstore.RecordedEvent, base string) ([]byte, int64, bool) {
 			return frameOf(srv.cmd.Registry(), e, base)
 		},

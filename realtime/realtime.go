@@ -26,6 +26,9 @@ const (
 	CloseGoingAway       = 1001
 	ClosePolicyViolation = 1008
 	CloseTryAgainLater   = 1013
+	// CloseResumeTooOld: the position a connection resumed from is more
+	// than Config.ResumeMax of its room's events behind.
+	CloseResumeTooOld = 4002
 )
 
 // Conn is one connection as the hub needs it. Write queues a frame and
@@ -48,7 +51,11 @@ type Bus interface {
 
 // Log is the part of the event store the hub reads.
 type Log interface {
+	// ReadAll reads a short gap of the log when a connection resumes;
+	// ReadStream reads a room's streams past that (the global log is never
+	// scanned for one room).
 	ReadAll(ctx context.Context, from eventstore.Position, count int) ([]eventstore.RecordedEvent, error)
+	ReadStream(ctx context.Context, stream string, dir eventstore.Direction, from uint64, count int) ([]eventstore.RecordedEvent, error)
 	SubscribeAll(ctx context.Context, from eventstore.Position, handle func(context.Context, eventstore.Delivery) error) error
 }
 
@@ -68,10 +75,9 @@ type Render func(e eventstore.RecordedEvent, base string) (frame []byte, room in
 const ControlChannel = "evchat_ws"
 
 const (
-	socketBacklog   = 128     // frames queued to one connection before it is dropped as too slow
-	resumeScanLimit = 200_000 // log events a resume may scan before giving up
-	resumeBuffer    = 4096    // live frames a resuming connection may hold back before it is dropped
-	framesPerSecond = 20      // inbound frames per connection, with a burst of twice that
+	socketBacklog   = 128  // frames queued to one connection before it is dropped as too slow
+	resumeBuffer    = 4096 // live frames a resuming connection may hold back before it is dropped
+	framesPerSecond = 20   // inbound frames per connection, with a burst of twice that
 )
 
 // Config is what a Hub is given.
@@ -85,6 +91,13 @@ type Config struct {
 	// WriteWait is how long a catching-up connection may take no frame
 	// before it is dropped (default 5s).
 	WriteWait time.Duration
+	// Members returns the members of a room now (a resume reads their
+	// receipt streams); nil: only readers seen joining or leaving.
+	Members func(ctx context.Context, room int64) ([]int64, error)
+	// ResumeMax is how many of its room's events a resuming connection
+	// may be behind (default DefaultResumeMax); more is refused with a
+	// resume_too_old error frame and close code CloseResumeTooOld.
+	ResumeMax int
 }
 
 // Hub fans room events out to the connections of this process.
@@ -101,6 +114,10 @@ type Hub struct {
 
 	listening     chan struct{}
 	listeningOnce sync.Once
+
+	// resumeEnded, set by tests before any session starts, hears each
+	// resume end.
+	resumeEnded func(*Session)
 }
 
 // New returns a hub; Run starts its fan-out and its bus listener.
@@ -113,6 +130,9 @@ func New(cfg Config) *Hub {
 	}
 	if cfg.Bus == nil {
 		cfg.Bus = &localBus{}
+	}
+	if cfg.ResumeMax <= 0 {
+		cfg.ResumeMax = DefaultResumeMax
 	}
 	return &Hub{cfg: cfg, log: cfg.Logger, rooms: map[int64]map[*Session]struct{}{}, all: map[*Session]struct{}{},
 		advancedAt: time.Now(), listening: make(chan struct{})}
@@ -153,6 +173,7 @@ func (h *Hub) Remove(so *Session) {
 		}
 	}
 	so.signalDrained() // a resume waiting for room stops waiting
+	so.stop()          // and one reading the log stops reading
 }
 
 // roomSessions returns the sessions of a room now.

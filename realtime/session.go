@@ -51,6 +51,8 @@ var (
 	unavailableClose = &closeMsg{CloseTryAgainLater, "Service temporarily unavailable."}
 	tooSlowClose     = &closeMsg{ClosePolicyViolation, "too slow"}
 	loggedOutClose   = &closeMsg{ClosePolicyViolation, "logged out"}
+	// resumeTooOldClose follows the resume_too_old error frame.
+	resumeTooOldClose = &closeMsg{CloseResumeTooOld, "resume too old"}
 )
 
 // Session is one connection of one user in one room.
@@ -70,6 +72,9 @@ type Session struct {
 	closeWith *closeMsg
 	pending   int           // frames queued, not yet written
 	drained   chan struct{} // signalled when a queued frame is written or the session ends
+
+	// cancel ends the session's context: its resume stops reading.
+	cancel context.CancelFunc
 
 	tokens  float64 // inbound rate limit
 	refill  time.Time
@@ -113,6 +118,16 @@ func (so *Session) Sent() {
 	so.signalDrained()
 }
 
+// stop cancels the session's context, once it has one.
+func (so *Session) stop() {
+	so.mu.Lock()
+	cancel := so.cancel
+	so.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+}
+
 func (so *Session) signalDrained() {
 	select {
 	case so.drained <- struct{}{}:
@@ -140,6 +155,10 @@ func (so *Session) Allow() bool {
 // user is no member closes at once: it hears nothing of the room.
 func (h *Hub) Start(ctx context.Context, so *Session, since eventstore.Position, registered func(),
 	member func(context.Context) (bool, error)) {
+	ctx, cancel := context.WithCancel(ctx)
+	so.mu.Lock()
+	so.cancel = cancel
+	so.mu.Unlock()
 	h.add(so)
 	if registered != nil {
 		registered()

@@ -75,7 +75,7 @@ Environment (flags override it):
   CHAT_LOG_FORMAT        text, json or auto: text on a terminal, JSON otherwise (default auto)
   CHAT_READY_LAG         how long the read model may lag before /readyz fails (default %s)
   CHAT_DEBUG_ADDR        address of a profiling listener (net/http/pprof); unset: none
-`, d.Addr, d.DataDir, d.MaxGroup, d.AccessTTL, d.RefreshTTL, d.ReadyLag)
+`, d.Addr, d.DataDir, d.MaxGroup, d.AccessTTL, d.RefreshTTL, d.ReadyLag) + socketEnvironment(d)
 }
 
 func env(name, def string) string {
@@ -118,6 +118,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&debugAddr, "debug-addr", env("CHAT_DEBUG_ADDR", ""), "profiling listener (net/http/pprof), e.g. 127.0.0.1:6060")
 	fs.StringVar(&level, "log-level", env("CHAT_LOG_LEVEL", "info"), "log level: debug, info, warn or error")
 	fs.StringVar(&format, "log-format", env("CHAT_LOG_FORMAT", "auto"), "log format: text, json or auto")
+	if err := socketFlags(fs, &cfg); err != nil {
+		return err
+	}
 	version := fs.Bool("version", false, "print the build and exit")
 	healthcheck := fs.Bool("healthcheck", false, "ask the server at -addr for /healthz; exit 0 when it answers 200")
 	fs.Usage = func() {

@@ -127,8 +127,12 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error)
 		PerUserAddress: cfg.LoginPerUserAddress, PerAddress: cfg.LoginPerAddress,
 		PerUser: cfg.LoginPerUser, MaxDelay: cfg.LoginMaxDelay,
 	})
+	var apiLog chathttp.Log = m.store
+	if cfg.Hooks.APILog != nil {
+		apiLog = cfg.Hooks.APILog(apiLog)
+	}
 	m.api = chathttp.New(chathttp.Config{
-		Database: m.pool, Log: m.store, Commands: cmds, ReadModel: rm, Watermark: m.wm,
+		Database: m.pool, Log: apiLog, Commands: cmds, ReadModel: rm, Watermark: m.wm,
 		Media:  &chathttp.FileStorage{Dir: filepath.Join(cfg.DataDir, "media")},
 		Tokens: m.tokens, Throttle: throttle, Passwords: auth.NewBcrypt(cfg.BcryptCost),
 		Logger: log, PublicURL: cfg.PublicURL, JSONBodyLimit: cfg.JSONBodyLimit,
@@ -136,6 +140,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error)
 		ReadyLag: cfg.ReadyLag, ProjectionWait: cfg.ProjectionWait,
 		MaxPicture: cfg.MaxPicture, MaxVideo: cfg.MaxVideo, SocketHook: cfg.Hooks.SocketHook,
 		Unreachable: pgerr.Unreachable, Bus: notifierBus{m.notifier},
+		ResumeMax: cfg.ResumeMax,
 	})
 	m.tokens.Listen(notifierBus{m.notifier})
 	if m.ln, err = net.Listen("tcp", cfg.Addr); err != nil {

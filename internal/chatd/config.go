@@ -8,6 +8,7 @@ import (
 
 	"github.com/evchat/evchat/domain"
 	chathttp "github.com/evchat/evchat/http"
+	"github.com/evchat/evchat/realtime"
 )
 
 // Config is everything the server is told. DefaultConfig holds every
@@ -51,6 +52,9 @@ type Config struct {
 	// LeaderRetry is how often a process that does not hold the projector's
 	// lease tries to take it.
 	LeaderRetry time.Duration
+	// WebSocket limits. ResumeMax (CHAT_RESUME_MAX) is how many of its
+	// room's events a socket may resume (?since=) behind.
+	ResumeMax int
 	// Hooks are for tests; a production server leaves them zero.
 	Hooks TestHooks
 }
@@ -63,6 +67,9 @@ type TestHooks struct {
 	ProjectorBeforeCommit func(ctx context.Context) error
 	// SocketHook runs at the named points of a WebSocket's life.
 	SocketHook func(point chathttp.SocketPoint, user, room int64)
+	// APILog, when set, wraps the log the API and its WebSockets read
+	// (tests count the reads of a resume with it).
+	APILog func(chathttp.Log) chathttp.Log
 	// FastEmbedded turns off fsync in the embedded PostgreSQL.
 	FastEmbedded bool
 	// EventStorePrefix isolates tests that share one EventStoreDB server:
@@ -89,6 +96,7 @@ func DefaultConfig() Config {
 		JSONBodyLimit:  1 << 20,
 		SnapshotEvery:  1000,
 		LeaderRetry:    time.Second,
+		ResumeMax:      realtime.DefaultResumeMax,
 
 		LoginWindow:         15 * time.Minute,
 		LoginPerUserAddress: 5,
@@ -117,6 +125,7 @@ func (c Config) withDefaults() Config {
 	for _, f := range []struct{ v, def *int }{
 		{&c.MaxGroup, &d.MaxGroup}, {&c.BcryptCost, &d.BcryptCost}, {&c.SnapshotEvery, &d.SnapshotEvery},
 		{&c.LoginPerUserAddress, &d.LoginPerUserAddress}, {&c.LoginPerAddress, &d.LoginPerAddress}, {&c.LoginPerUser, &d.LoginPerUser},
+		{&c.ResumeMax, &d.ResumeMax},
 	} {
 		if *f.v <= 0 {
 			*f.v = *f.def

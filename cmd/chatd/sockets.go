@@ -1,0 +1,35 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"strconv"
+
+	"github.com/evchat/evchat/internal/chatd"
+)
+
+// socketEnvironment is the -h listing of the WebSocket limits.
+func socketEnvironment(d chatd.Config) string {
+	return fmt.Sprintf(`  CHAT_RESUME_MAX        room events a WebSocket may resume (?since=) behind (default %d)
+`, d.ResumeMax)
+}
+
+// socketFlags defines the WebSocket limits' flags, their defaults from the
+// environment over cfg's.
+func socketFlags(fs *flag.FlagSet, cfg *chatd.Config) error {
+	ints := []struct {
+		v         *int
+		env, flag string
+		usage     string
+	}{
+		{&cfg.ResumeMax, "CHAT_RESUME_MAX", "resume-max", "room events a WebSocket may resume (?since=) behind"},
+	}
+	for _, f := range ints {
+		n, err := strconv.Atoi(env(f.env, strconv.Itoa(*f.v)))
+		if err != nil || n <= 0 {
+			return fmt.Errorf("%s: want a positive integer", f.env)
+		}
+		fs.IntVar(f.v, f.flag, n, f.usage)
+	}
+	return nil
+}
