@@ -84,6 +84,9 @@ type Config struct {
 	// ResumeMax is how many of its room's events a socket may resume
 	// (?since=) behind before it is refused with resume_too_old.
 	ResumeMax int
+	// SocketsPerUser and SocketsMax bound the sockets of one user and of
+	// this process; the next is closed after the upgrade (1008, 1013).
+	SocketsPerUser, SocketsMax int
 }
 
 // Server is the HTTP API. It is an http.Handler.

@@ -68,7 +68,7 @@ func newHub(srv *Server) *hub {
 	}
 	h := &hub{m: m, rt: realtime.New(realtime.Config{
 		Log: srv.store, Watermark: srv.wm, Bus: srv.cfg.Bus, Logger: srv.log, WriteWait: m.Config.WriteWait,
-		ResumeMax: srv.cfg.ResumeMax,
+		ResumeMax: srv.cfg.ResumeMax, PerUser: srv.cfg.SocketsPerUser, Max: srv.cfg.SocketsMax,
 		Members: func(ctx context.Context, room int64) ([]int64, error) {
 			c, err := srv.rm.Chatroom(ctx, room)
 			return c.Members, err
@@ -93,6 +93,7 @@ func newHub(srv *Server) *hub {
 	m.HandleDisconnect(func(s *melody.Session) {
 		if so := sessionOf(s); so != nil {
 			h.rt.Remove(so)
+			srv.socketHook(SocketEnded, so.User(), so.Room())
 		}
 	})
 	m.HandleError(func(s *melody.Session, err error) {
@@ -123,6 +124,9 @@ const (
 	// SocketRegistered: the socket hears the room's live frames; its
 	// membership is checked once more next, then it catches up.
 	SocketRegistered SocketPoint = "registered"
+	// SocketEnded: the socket's connection has ended and its slot (see
+	// Config.SocketsPerUser) is free.
+	SocketEnded SocketPoint = "ended"
 )
 
 func (s *Server) socketHook(p SocketPoint, user, room int64) {

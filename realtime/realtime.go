@@ -98,6 +98,11 @@ type Config struct {
 	// may be behind (default DefaultResumeMax); more is refused with a
 	// resume_too_old error frame and close code CloseResumeTooOld.
 	ResumeMax int
+	// PerUser bounds one user's connections on this process (default
+	// DefaultPerUser): the next closes with 1008 "too many sockets". Max
+	// bounds all connections of this process (default DefaultMax): the
+	// next closes with 1013 "too many sockets on this server".
+	PerUser, Max int
 }
 
 // Hub fans room events out to the connections of this process.
@@ -108,6 +113,7 @@ type Hub struct {
 	mu    sync.Mutex
 	rooms map[int64]map[*Session]struct{}
 	all   map[*Session]struct{}
+	users map[int64]int // connections per user
 
 	lagMu      sync.Mutex
 	advancedAt time.Time
@@ -134,7 +140,13 @@ func New(cfg Config) *Hub {
 	if cfg.ResumeMax <= 0 {
 		cfg.ResumeMax = DefaultResumeMax
 	}
-	return &Hub{cfg: cfg, log: cfg.Logger, rooms: map[int64]map[*Session]struct{}{}, all: map[*Session]struct{}{},
+	if cfg.PerUser <= 0 {
+		cfg.PerUser = DefaultPerUser
+	}
+	if cfg.Max <= 0 {
+		cfg.Max = DefaultMax
+	}
+	return &Hub{cfg: cfg, log: cfg.Logger, rooms: map[int64]map[*Session]struct{}{}, all: map[*Session]struct{}{}, users: map[int64]int{},
 		advancedAt: time.Now(), listening: make(chan struct{})}
 }
 
@@ -148,24 +160,38 @@ func (h *Hub) Open() int {
 	return len(h.all)
 }
 
-func (h *Hub) add(so *Session) {
+// add registers a session, unless its user or this process has as many
+// connections as allowed: then it returns the close to refuse it with.
+func (h *Hub) add(so *Session) *closeMsg {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	switch {
+	case h.users[so.user] >= h.cfg.PerUser:
+		return tooManyForUserClose
+	case len(h.all) >= h.cfg.Max:
+		return tooManyClose
+	}
+	h.users[so.user]++
 	if h.rooms[so.room] == nil {
 		h.rooms[so.room] = map[*Session]struct{}{}
 	}
 	h.rooms[so.room][so] = struct{}{}
 	h.all[so] = struct{}{}
+	return nil
 }
 
 // Remove takes a session out of its room: its connection has ended.
 func (h *Hub) Remove(so *Session) {
+	so.stop() // a resume reading the log stops reading
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if _, ok := h.all[so]; !ok {
 		return
 	}
 	delete(h.all, so)
+	if h.users[so.user]--; h.users[so.user] <= 0 {
+		delete(h.users, so.user)
+	}
 	if r := h.rooms[so.room]; r != nil {
 		delete(r, so)
 		if len(r) == 0 {
@@ -173,7 +199,6 @@ func (h *Hub) Remove(so *Session) {
 		}
 	}
 	so.signalDrained() // a resume waiting for room stops waiting
-	so.stop()          // and one reading the log stops reading
 }
 
 // roomSessions returns the sessions of a room now.

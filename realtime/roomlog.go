@@ -10,10 +10,6 @@ import (
 	"github.com/evchat/evchat/eventstore"
 )
 
-// DefaultResumeMax is the number of a room's events a resume may be behind
-// before it is refused as too old (Config.ResumeMax).
-const DefaultResumeMax = 1000
-
 // errResumeTooOld: more than the resume bound of the room's events lie
 // after the position a socket resumes from.
 var errResumeTooOld = errors.New("resume too old")

@@ -51,6 +51,10 @@ var (
 	unavailableClose = &closeMsg{CloseTryAgainLater, "Service temporarily unavailable."}
 	tooSlowClose     = &closeMsg{ClosePolicyViolation, "too slow"}
 	loggedOutClose   = &closeMsg{ClosePolicyViolation, "logged out"}
+	// tooManyForUserClose refuses a user's connection past Config.PerUser.
+	tooManyForUserClose = &closeMsg{ClosePolicyViolation, "too many sockets"}
+	// tooManyClose refuses a connection past Config.Max.
+	tooManyClose = &closeMsg{CloseTryAgainLater, "too many sockets on this server"}
 	// resumeTooOldClose follows the resume_too_old error frame.
 	resumeTooOldClose = &closeMsg{CloseResumeTooOld, "resume too old"}
 )
@@ -159,7 +163,11 @@ func (h *Hub) Start(ctx context.Context, so *Session, since eventstore.Position,
 	so.mu.Lock()
 	so.cancel = cancel
 	so.mu.Unlock()
-	h.add(so)
+	if refused := h.add(so); refused != nil {
+		h.log.Info("websocket refused", "user", so.user, "reason", refused.reason)
+		h.closeNow(so, refused)
+		return
+	}
 	if registered != nil {
 		registered()
 	}

@@ -11,7 +11,9 @@ import (
 // socketEnvironment is the -h listing of the WebSocket limits.
 func socketEnvironment(d chatd.Config) string {
 	return fmt.Sprintf(`  CHAT_RESUME_MAX        room events a WebSocket may resume (?since=) behind (default %d)
-`, d.ResumeMax)
+  CHAT_WS_PER_USER       WebSockets of one user on one process (default %d)
+  CHAT_WS_MAX            WebSockets of one process (default %d)
+`, d.ResumeMax, d.SocketsPerUser, d.SocketsMax)
 }
 
 // socketFlags defines the WebSocket limits' flags, their defaults from the
@@ -23,6 +25,8 @@ func socketFlags(fs *flag.FlagSet, cfg *chatd.Config) error {
 		usage     string
 	}{
 		{&cfg.ResumeMax, "CHAT_RESUME_MAX", "resume-max", "room events a WebSocket may resume (?since=) behind"},
+		{&cfg.SocketsPerUser, "CHAT_WS_PER_USER", "ws-per-user", "WebSockets of one user on one process"},
+		{&cfg.SocketsMax, "CHAT_WS_MAX", "ws-max", "WebSockets of one process"},
 	}
 	for _, f := range ints {
 		n, err := strconv.Atoi(env(f.env, strconv.Itoa(*f.v)))

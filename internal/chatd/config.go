@@ -55,6 +55,9 @@ type Config struct {
 	// WebSocket limits. ResumeMax (CHAT_RESUME_MAX) is how many of its
 	// room's events a socket may resume (?since=) behind.
 	ResumeMax int
+	// SocketsPerUser (CHAT_WS_PER_USER) and SocketsMax (CHAT_WS_MAX) bound
+	// the WebSockets of one user and of one process.
+	SocketsPerUser, SocketsMax int
 	// Hooks are for tests; a production server leaves them zero.
 	Hooks TestHooks
 }
@@ -97,6 +100,8 @@ func DefaultConfig() Config {
 		SnapshotEvery:  1000,
 		LeaderRetry:    time.Second,
 		ResumeMax:      realtime.DefaultResumeMax,
+		SocketsPerUser: realtime.DefaultPerUser,
+		SocketsMax:     realtime.DefaultMax,
 
 		LoginWindow:         15 * time.Minute,
 		LoginPerUserAddress: 5,
@@ -125,7 +130,7 @@ func (c Config) withDefaults() Config {
 	for _, f := range []struct{ v, def *int }{
 		{&c.MaxGroup, &d.MaxGroup}, {&c.BcryptCost, &d.BcryptCost}, {&c.SnapshotEvery, &d.SnapshotEvery},
 		{&c.LoginPerUserAddress, &d.LoginPerUserAddress}, {&c.LoginPerAddress, &d.LoginPerAddress}, {&c.LoginPerUser, &d.LoginPerUser},
-		{&c.ResumeMax, &d.ResumeMax},
+		{&c.ResumeMax, &d.ResumeMax}, {&c.SocketsPerUser, &d.SocketsPerUser}, {&c.SocketsMax, &d.SocketsMax},
 	} {
 		if *f.v <= 0 {
 			*f.v = *f.def
