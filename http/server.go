@@ -87,6 +87,10 @@ type Config struct {
 	// SocketsPerUser and SocketsMax bound the sockets of one user and of
 	// this process; the next is closed after the upgrade (1008, 1013).
 	SocketsPerUser, SocketsMax int
+	// TypingInterval is how often one user's typing notices reach a room.
+	TypingInterval time.Duration
+	// Clock tells sockets the time (token expiry, typing); zero: the system's.
+	Clock realtime.Clock
 }
 
 // Server is the HTTP API. It is an http.Handler.

@@ -69,6 +69,7 @@ func newHub(srv *Server) *hub {
 	h := &hub{m: m, rt: realtime.New(realtime.Config{
 		Log: srv.store, Watermark: srv.wm, Bus: srv.cfg.Bus, Logger: srv.log, WriteWait: m.Config.WriteWait,
 		ResumeMax: srv.cfg.ResumeMax, PerUser: srv.cfg.SocketsPerUser, Max: srv.cfg.SocketsMax,
+		TypingInterval: srv.cfg.TypingInterval, Clock: srv.cfg.Clock,
 		Members: func(ctx context.Context, room int64) ([]int64, error) {
 			c, err := srv.rm.Chatroom(ctx, room)
 			return c.Members, err

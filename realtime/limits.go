@@ -1,5 +1,7 @@
 package realtime
 
+import "time"
+
 // Defaults of the hub's limits; the composition root's configuration
 // (chatd.DefaultConfig) starts from them.
 const (
@@ -10,4 +12,7 @@ const (
 	// of one process (Config.PerUser, Config.Max).
 	DefaultPerUser = 16
 	DefaultMax     = 10_000
+	// DefaultTypingInterval is how often one user's typing notices reach a
+	// room (Config.TypingInterval).
+	DefaultTypingInterval = 2 * time.Second
 )

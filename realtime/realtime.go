@@ -98,6 +98,11 @@ type Config struct {
 	// may be behind (default DefaultResumeMax); more is refused with a
 	// resume_too_old error frame and close code CloseResumeTooOld.
 	ResumeMax int
+	// TypingInterval is how often a user's typing notices reach a room
+	// (default DefaultTypingInterval); Clock tells the time (default the
+	// system's).
+	TypingInterval time.Duration
+	Clock          Clock
 	// PerUser bounds one user's connections on this process (default
 	// DefaultPerUser): the next closes with 1008 "too many sockets". Max
 	// bounds all connections of this process (default DefaultMax): the
@@ -121,6 +126,10 @@ type Hub struct {
 	listening     chan struct{}
 	listeningOnce sync.Once
 
+	// typingOut gates the notices this process publishes, typingIn those
+	// it hears (from every process).
+	typingOut, typingIn *typingGate
+
 	// resumeEnded, set by tests before any session starts, hears each
 	// resume end.
 	resumeEnded func(*Session)
@@ -140,6 +149,12 @@ func New(cfg Config) *Hub {
 	if cfg.ResumeMax <= 0 {
 		cfg.ResumeMax = DefaultResumeMax
 	}
+	if cfg.TypingInterval <= 0 {
+		cfg.TypingInterval = DefaultTypingInterval
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = systemClock{}
+	}
 	if cfg.PerUser <= 0 {
 		cfg.PerUser = DefaultPerUser
 	}
@@ -147,7 +162,8 @@ func New(cfg Config) *Hub {
 		cfg.Max = DefaultMax
 	}
 	return &Hub{cfg: cfg, log: cfg.Logger, rooms: map[int64]map[*Session]struct{}{}, all: map[*Session]struct{}{}, users: map[int64]int{},
-		advancedAt: time.Now(), listening: make(chan struct{})}
+		advancedAt: time.Now(), listening: make(chan struct{}),
+		typingOut: newTypingGate(cfg.Clock, cfg.TypingInterval), typingIn: newTypingGate(cfg.Clock, cfg.TypingInterval)}
 }
 
 // Listening is closed once the bus is listened to.

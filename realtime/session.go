@@ -80,9 +80,8 @@ type Session struct {
 	// cancel ends the session's context: its resume stops reading.
 	cancel context.CancelFunc
 
-	tokens  float64 // inbound rate limit
-	refill  time.Time
-	typedAt time.Time
+	tokens float64 // inbound rate limit
+	refill time.Time
 }
 
 // positioned is a frame from the log.
@@ -209,6 +208,20 @@ func (h *Hub) write(so *Session, frame []byte) {
 	so.pending++
 	so.mu.Unlock()
 	_ = so.conn.Write(frame) // a full queue comes back through Overflowed
+}
+
+// writeDroppable queues a frame that may be dropped (a typing notice): a
+// session whose backlog is half full does not get it, and is not dropped
+// for it, so that another user's typing never makes a session too slow.
+func (h *Hub) writeDroppable(so *Session, frame []byte) {
+	so.mu.Lock()
+	if so.state == Closing || so.pending >= socketBacklog/2 {
+		so.mu.Unlock()
+		return
+	}
+	so.pending++
+	so.mu.Unlock()
+	_ = so.conn.Write(frame)
 }
 
 // writePaced queues a frame of a resume. The resume alone feeds the session

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/evchat/evchat/internal/chatd"
 )
@@ -13,7 +14,8 @@ func socketEnvironment(d chatd.Config) string {
 	return fmt.Sprintf(`  CHAT_RESUME_MAX        room events a WebSocket may resume (?since=) behind (default %d)
   CHAT_WS_PER_USER       WebSockets of one user on one process (default %d)
   CHAT_WS_MAX            WebSockets of one process (default %d)
-`, d.ResumeMax, d.SocketsPerUser, d.SocketsMax)
+  CHAT_TYPING_INTERVAL   how often one user's typing notices reach a room (default %s)
+`, d.ResumeMax, d.SocketsPerUser, d.SocketsMax, d.TypingInterval)
 }
 
 // socketFlags defines the WebSocket limits' flags, their defaults from the
@@ -34,6 +36,20 @@ func socketFlags(fs *flag.FlagSet, cfg *chatd.Config) error {
 			return fmt.Errorf("%s: want a positive integer", f.env)
 		}
 		fs.IntVar(f.v, f.flag, n, f.usage)
+	}
+	durations := []struct {
+		v         *time.Duration
+		env, flag string
+		usage     string
+	}{
+		{&cfg.TypingInterval, "CHAT_TYPING_INTERVAL", "typing-interval", "how often one user's typing notices reach a room"},
+	}
+	for _, f := range durations {
+		d, err := time.ParseDuration(env(f.env, f.v.String()))
+		if err != nil || d <= 0 {
+			return fmt.Errorf("%s: want a positive duration such as 2s", f.env)
+		}
+		fs.DurationVar(f.v, f.flag, d, f.usage)
 	}
 	return nil
 }

@@ -141,6 +141,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error)
 		MaxPicture: cfg.MaxPicture, MaxVideo: cfg.MaxVideo, SocketHook: cfg.Hooks.SocketHook,
 		Unreachable: pgerr.Unreachable, Bus: notifierBus{m.notifier},
 		ResumeMax: cfg.ResumeMax, SocketsPerUser: cfg.SocketsPerUser, SocketsMax: cfg.SocketsMax,
+		TypingInterval: cfg.TypingInterval, Clock: cfg.Hooks.Clock,
 	})
 	m.tokens.Listen(notifierBus{m.notifier})
 	if m.ln, err = net.Listen("tcp", cfg.Addr); err != nil {

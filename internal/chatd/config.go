@@ -58,6 +58,9 @@ type Config struct {
 	// SocketsPerUser (CHAT_WS_PER_USER) and SocketsMax (CHAT_WS_MAX) bound
 	// the WebSockets of one user and of one process.
 	SocketsPerUser, SocketsMax int
+	// TypingInterval (CHAT_TYPING_INTERVAL) is how often one user's typing
+	// notices reach a room.
+	TypingInterval time.Duration
 	// Hooks are for tests; a production server leaves them zero.
 	Hooks TestHooks
 }
@@ -73,6 +76,8 @@ type TestHooks struct {
 	// APILog, when set, wraps the log the API and its WebSockets read
 	// (tests count the reads of a resume with it).
 	APILog func(chathttp.Log) chathttp.Log
+	// Clock, when set, is the clock of WebSockets (token expiry, typing).
+	Clock realtime.Clock
 	// FastEmbedded turns off fsync in the embedded PostgreSQL.
 	FastEmbedded bool
 	// EventStorePrefix isolates tests that share one EventStoreDB server:
@@ -102,6 +107,7 @@ func DefaultConfig() Config {
 		ResumeMax:      realtime.DefaultResumeMax,
 		SocketsPerUser: realtime.DefaultPerUser,
 		SocketsMax:     realtime.DefaultMax,
+		TypingInterval: realtime.DefaultTypingInterval,
 
 		LoginWindow:         15 * time.Minute,
 		LoginPerUserAddress: 5,
@@ -122,6 +128,7 @@ func (c Config) withDefaults() Config {
 		{&c.AccessTTL, &d.AccessTTL}, {&c.RefreshTTL, &d.RefreshTTL}, {&c.ReadyLag, &d.ReadyLag},
 		{&c.ProjectionWait, &d.ProjectionWait}, {&c.IDsWait, &d.IDsWait}, {&c.LeaderRetry, &d.LeaderRetry},
 		{&c.LoginWindow, &d.LoginWindow}, {&c.LoginMaxDelay, &d.LoginMaxDelay},
+		{&c.TypingInterval, &d.TypingInterval},
 	} {
 		if *f.v <= 0 {
 			*f.v = *f.def
