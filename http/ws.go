@@ -199,6 +199,7 @@ func (s *Server) serveWS(c echo.Context) error {
 				_, member, err := s.rm.Membership(ctx, room, cl.UserID)
 				return member, err
 			})
+		h.rt.ExpireAt(so, cl.Expires) // unless an in-band token extends it
 	}
 	// melody serves the socket inside the call that upgrades it. Run that
 	// call in a goroutine of its own and return from the HTTP handler once
@@ -301,6 +302,7 @@ type inbound struct {
 	IsTyping     *bool           `json:"is_typing"`
 	MessageIDs   json.RawMessage `json:"message_ids"`
 	ClientID     string          `json:"client_id"`
+	Token        *string         `json:"token"`
 }
 
 func (s *Server) onFrame(ms *melody.Session, msg []byte) {
@@ -362,6 +364,9 @@ func (s *Server) onFrame(ms *melody.Session, msg []byte) {
 	case "typing":
 		typing := in.IsTyping == nil || *in.IsTyping
 		err = h.rt.Typing(ctx, so, typing)
+	case "auth":
+		s.reauthenticate(ctx, so, in.Token)
+		return
 	default:
 		err = domain.Errorf(domain.KindInvalid, "Unknown frame type %q.", in.Type)
 	}

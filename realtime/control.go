@@ -40,14 +40,15 @@ func (h *Hub) publish(ctx context.Context, c control) error {
 // ended (a logout: package auth tells every process).
 func (h *Hub) CloseSession(session uuid.UUID) {
 	h.mu.Lock()
-	var victims []*Session
+	all := make([]*Session, 0, len(h.all))
 	for so := range h.all {
-		if so.session == session {
-			victims = append(victims, so)
-		}
+		all = append(all, so)
 	}
 	h.mu.Unlock()
-	for _, so := range victims {
+	for _, so := range all {
+		if so.loginSession() != session {
+			continue
+		}
 		_ = so.conn.Close(loggedOutClose.code, loggedOutClose.reason)
 	}
 }

@@ -79,6 +79,10 @@ type Session struct {
 
 	// cancel ends the session's context: its resume stops reading.
 	cancel context.CancelFunc
+	// stopExpiry cancels the close at its token's expiry (ExpireAt).
+	stopExpiry func() bool
+	// removed: the session has left the hub; nothing more starts for it.
+	removed bool
 
 	tokens float64 // inbound rate limit
 	refill time.Time
@@ -121,13 +125,19 @@ func (so *Session) Sent() {
 	so.signalDrained()
 }
 
-// stop cancels the session's context, once it has one.
+// stop marks the session removed, cancels its context, once it has one,
+// and its close at token expiry.
 func (so *Session) stop() {
 	so.mu.Lock()
-	cancel := so.cancel
+	so.removed = true
+	cancel, stopExpiry := so.cancel, so.stopExpiry
+	so.stopExpiry = nil
 	so.mu.Unlock()
 	if cancel != nil {
 		cancel()
+	}
+	if stopExpiry != nil {
+		stopExpiry()
 	}
 }
 

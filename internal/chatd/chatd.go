@@ -117,8 +117,12 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error)
 	})
 	// A logout closes the session's sockets on every process: the bus
 	// tells each, and each closes its own (m.api is set before Listen).
+	var now func() time.Time // the system's, unless a test gives a clock
+	if cfg.Hooks.Clock != nil {
+		now = cfg.Hooks.Clock.Now
+	}
 	m.tokens = auth.New(auth.Config{
-		Sessions: postgres.NewSessions(m.pool), SigningKey: key, Logger: log,
+		Sessions: postgres.NewSessions(m.pool), SigningKey: key, Logger: log, Now: now,
 		AccessTTL: cfg.AccessTTL, RefreshTTL: cfg.RefreshTTL,
 		OnRevoke: func(session uuid.UUID) { m.api.CloseSession(session) },
 	})

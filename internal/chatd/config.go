@@ -76,7 +76,8 @@ type TestHooks struct {
 	// APILog, when set, wraps the log the API and its WebSockets read
 	// (tests count the reads of a resume with it).
 	APILog func(chathttp.Log) chathttp.Log
-	// Clock, when set, is the clock of WebSockets (token expiry, typing).
+	// Clock, when set, is the clock of WebSockets (token expiry, typing)
+	// and of the tokens they are opened with.
 	Clock realtime.Clock
 	// FastEmbedded turns off fsync in the embedded PostgreSQL.
 	FastEmbedded bool

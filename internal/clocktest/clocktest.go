@@ -15,6 +15,7 @@ type Clock struct {
 	cond   *sync.Cond
 	now    time.Time
 	timers []*timer
+	armed  int // timers ever armed
 }
 
 type timer struct {
@@ -43,6 +44,7 @@ func (c *Clock) AfterFunc(d time.Duration, f func()) (stop func() bool) {
 	defer c.mu.Unlock()
 	t := &timer{at: c.now.Add(d), f: f}
 	c.timers = append(c.timers, t)
+	c.armed++
 	c.cond.Broadcast()
 	return func() bool {
 		c.mu.Lock()
@@ -78,13 +80,21 @@ func (c *Clock) Advance(d time.Duration) {
 	}
 }
 
-// WaitTimers blocks until at least n timers are pending.
-func (c *Clock) WaitTimers(n int) {
+// WaitArmed blocks until at least n timers have been armed since the
+// clock was made (whether they are pending still or not).
+func (c *Clock) WaitArmed(n int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for len(c.timers) < n {
+	for c.armed < n {
 		c.cond.Wait()
 	}
+}
+
+// Armed is the number of timers armed since the clock was made.
+func (c *Clock) Armed() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.armed
 }
 
 // Timers is the number of timers pending now.
