@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/gorilla/websocket"
@@ -86,6 +87,11 @@ func newHub(srv *Server) *hub {
 		}
 	})
 	m.HandleMessage(srv.onFrame)
+	m.HandleMessageBinary(func(ms *melody.Session, _ []byte) {
+		if so := sessionOf(ms); so != nil && h.rt.Has(so) {
+			h.rt.Write(so, realtime.ErrorFrame("Binary frames are not accepted; send JSON in text frames."))
+		}
+	})
 	m.HandleSentMessage(func(s *melody.Session, _ []byte) {
 		if so := sessionOf(s); so != nil {
 			so.Sent()
@@ -146,7 +152,7 @@ func (s *Server) serveWS(c echo.Context) error {
 	if raw == "" && r.Header.Get("Authorization") == "" {
 		raw = c.QueryParam("token")
 	}
-	if ck, err := c.Cookie(accessCookie); raw == "" && r.Header.Get("Authorization") == "" && err == nil && s.originAllowed(r) {
+	if ck, err := c.Cookie(accessCookie); raw == "" && r.Header.Get("Authorization") == "" && err == nil && s.originAllowed(c) {
 		raw = ck.Value
 	}
 	if raw == "" {
@@ -242,16 +248,26 @@ func (h *hijackSignal) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	return http.NewResponseController(h.ResponseWriter).Hijack()
 }
 
-func (s *Server) originAllowed(r *http.Request) bool {
+// originAllowed reports whether a request's Origin is this server's own
+// (the same scheme and host as the request, or as the public URL) or one
+// of the allowed origins. The scheme counts: a page served over plain HTTP
+// on the same host (one a network attacker can write) is another origin
+// than the HTTPS site.
+func (s *Server) originAllowed(c echo.Context) bool {
+	r := c.Request()
 	origin := r.Header.Get("Origin")
 	if origin == "" {
 		return false
 	}
 	u, err := url.Parse(origin)
-	if err != nil {
+	if err != nil || u.Host == "" {
 		return false
 	}
-	if strings.EqualFold(u.Host, r.Host) {
+	if strings.EqualFold(u.Scheme, c.Scheme()) && strings.EqualFold(u.Host, r.Host) {
+		return true
+	}
+	if pub, err := url.Parse(s.cfg.PublicURL); s.cfg.PublicURL != "" && err == nil &&
+		strings.EqualFold(u.Scheme, pub.Scheme) && strings.EqualFold(u.Host, pub.Host) {
 		return true
 	}
 	return slices.ContainsFunc(s.cfg.AllowedOrigins, func(o string) bool { return strings.EqualFold(o, origin) })
@@ -309,6 +325,10 @@ func (s *Server) onFrame(ms *melody.Session, msg []byte) {
 	h := s.hub
 	so := sessionOf(ms)
 	if so == nil || !h.rt.Has(so) {
+		return
+	}
+	if !utf8.Valid(msg) { // RFC 6455 section 8.1: fail the connection
+		h.rt.InvalidPayload(so)
 		return
 	}
 	if !so.Allow() {
