@@ -79,6 +79,18 @@ type Config struct {
 	SocketHook func(point SocketPoint, user, room int64)
 	// Bus carries typing notices between processes; zero: this process only.
 	Bus realtime.Bus
+
+	// WebSocket limits (zero: the realtime package's defaults).
+	// ResumeMax is how many of its room's events a socket may resume
+	// (?since=) behind before it is refused with resume_too_old.
+	ResumeMax int
+	// SocketsPerUser and SocketsMax bound the sockets of one user and of
+	// this process; the next is closed after the upgrade (1008, 1013).
+	SocketsPerUser, SocketsMax int
+	// TypingInterval is how often one user's typing notices reach a room.
+	TypingInterval time.Duration
+	// Clock tells sockets the time (token expiry, typing); zero: the system's.
+	Clock realtime.Clock
 }
 
 // Server is the HTTP API. It is an http.Handler.

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/gorilla/websocket"
@@ -68,6 +69,12 @@ func newHub(srv *Server) *hub {
 	}
 	h := &hub{m: m, rt: realtime.New(realtime.Config{
 		Log: srv.store, Watermark: srv.wm, Bus: srv.cfg.Bus, Logger: srv.log, WriteWait: m.Config.WriteWait,
+		ResumeMax: srv.cfg.ResumeMax, PerUser: srv.cfg.SocketsPerUser, Max: srv.cfg.SocketsMax,
+		TypingInterval: srv.cfg.TypingInterval, Clock: srv.cfg.Clock,
+		Members: func(ctx context.Context, room int64) ([]int64, error) {
+			c, err := srv.rm.Chatroom(ctx, room)
+			return c.Members, err
+		},
 		Render: func(e eventstore.RecordedEvent, base string) ([]byte, int64, bool) {
 			return frameOf(srv.cmd.Registry(), e, base)
 		},
@@ -80,6 +87,11 @@ func newHub(srv *Server) *hub {
 		}
 	})
 	m.HandleMessage(srv.onFrame)
+	m.HandleMessageBinary(func(ms *melody.Session, _ []byte) {
+		if so := sessionOf(ms); so != nil && h.rt.Has(so) {
+			h.rt.Write(so, realtime.ErrorFrame("Binary frames are not accepted; send JSON in text frames."))
+		}
+	})
 	m.HandleSentMessage(func(s *melody.Session, _ []byte) {
 		if so := sessionOf(s); so != nil {
 			so.Sent()
@@ -88,6 +100,7 @@ func newHub(srv *Server) *hub {
 	m.HandleDisconnect(func(s *melody.Session) {
 		if so := sessionOf(s); so != nil {
 			h.rt.Remove(so)
+			srv.socketHook(SocketEnded, so.User(), so.Room())
 		}
 	})
 	m.HandleError(func(s *melody.Session, err error) {
@@ -118,6 +131,9 @@ const (
 	// SocketRegistered: the socket hears the room's live frames; its
 	// membership is checked once more next, then it catches up.
 	SocketRegistered SocketPoint = "registered"
+	// SocketEnded: the socket's connection has ended and its slot (see
+	// Config.SocketsPerUser) is free.
+	SocketEnded SocketPoint = "ended"
 )
 
 func (s *Server) socketHook(p SocketPoint, user, room int64) {
@@ -136,7 +152,7 @@ func (s *Server) serveWS(c echo.Context) error {
 	if raw == "" && r.Header.Get("Authorization") == "" {
 		raw = c.QueryParam("token")
 	}
-	if ck, err := c.Cookie(accessCookie); raw == "" && r.Header.Get("Authorization") == "" && err == nil && s.originAllowed(r) {
+	if ck, err := c.Cookie(accessCookie); raw == "" && r.Header.Get("Authorization") == "" && err == nil && s.originAllowed(c) {
 		raw = ck.Value
 	}
 	if raw == "" {
@@ -189,6 +205,7 @@ func (s *Server) serveWS(c echo.Context) error {
 				_, member, err := s.rm.Membership(ctx, room, cl.UserID)
 				return member, err
 			})
+		h.rt.ExpireAt(so, cl.Expires) // unless an in-band token extends it
 	}
 	// melody serves the socket inside the call that upgrades it. Run that
 	// call in a goroutine of its own and return from the HTTP handler once
@@ -231,16 +248,26 @@ func (h *hijackSignal) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	return http.NewResponseController(h.ResponseWriter).Hijack()
 }
 
-func (s *Server) originAllowed(r *http.Request) bool {
+// originAllowed reports whether a request's Origin is this server's own
+// (the same scheme and host as the request, or as the public URL) or one
+// of the allowed origins. The scheme counts: a page served over plain HTTP
+// on the same host (one a network attacker can write) is another origin
+// than the HTTPS site.
+func (s *Server) originAllowed(c echo.Context) bool {
+	r := c.Request()
 	origin := r.Header.Get("Origin")
 	if origin == "" {
 		return false
 	}
 	u, err := url.Parse(origin)
-	if err != nil {
+	if err != nil || u.Host == "" {
 		return false
 	}
-	if strings.EqualFold(u.Host, r.Host) {
+	if strings.EqualFold(u.Scheme, c.Scheme()) && strings.EqualFold(u.Host, r.Host) {
+		return true
+	}
+	if pub, err := url.Parse(s.cfg.PublicURL); s.cfg.PublicURL != "" && err == nil &&
+		strings.EqualFold(u.Scheme, pub.Scheme) && strings.EqualFold(u.Host, pub.Host) {
 		return true
 	}
 	return slices.ContainsFunc(s.cfg.AllowedOrigins, func(o string) bool { return strings.EqualFold(o, origin) })
@@ -291,12 +318,17 @@ type inbound struct {
 	IsTyping     *bool           `json:"is_typing"`
 	MessageIDs   json.RawMessage `json:"message_ids"`
 	ClientID     string          `json:"client_id"`
+	Token        *string         `json:"token"`
 }
 
 func (s *Server) onFrame(ms *melody.Session, msg []byte) {
 	h := s.hub
 	so := sessionOf(ms)
 	if so == nil || !h.rt.Has(so) {
+		return
+	}
+	if !utf8.Valid(msg) { // RFC 6455 section 8.1: fail the connection
+		h.rt.InvalidPayload(so)
 		return
 	}
 	if !so.Allow() {
@@ -352,6 +384,9 @@ func (s *Server) onFrame(ms *melody.Session, msg []byte) {
 	case "typing":
 		typing := in.IsTyping == nil || *in.IsTyping
 		err = h.rt.Typing(ctx, so, typing)
+	case "auth":
+		s.reauthenticate(ctx, so, in.Token)
+		return
 	default:
 		err = domain.Errorf(domain.KindInvalid, "Unknown frame type %q.", in.Type)
 	}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"sync"
-	"time"
 
 	"github.com/google/uuid"
 )
@@ -19,16 +18,13 @@ type control struct {
 }
 
 // Typing tells the room's sessions on every process, over the bus. Typing
-// notices are ephemeral: they never enter the log. At most one "typing"
-// per session every 300 ms goes out.
+// notices are ephemeral: they never enter the log. Per user and room, not
+// per session, at most one "typing" per Config.TypingInterval goes out
+// (and one "stopped" after it); the rest are dropped without an error.
 func (h *Hub) Typing(ctx context.Context, so *Session, isTyping bool) error {
-	so.mu.Lock()
-	if isTyping && time.Since(so.typedAt) < 300*time.Millisecond {
-		so.mu.Unlock()
+	if !h.typingOut.pass(so.room, so.user, isTyping) {
 		return nil
 	}
-	so.typedAt = time.Now()
-	so.mu.Unlock()
 	return h.publish(ctx, control{Kind: "typing", Room: so.room, User: so.user, IsTyping: isTyping})
 }
 
@@ -44,14 +40,15 @@ func (h *Hub) publish(ctx context.Context, c control) error {
 // ended (a logout: package auth tells every process).
 func (h *Hub) CloseSession(session uuid.UUID) {
 	h.mu.Lock()
-	var victims []*Session
+	all := make([]*Session, 0, len(h.all))
 	for so := range h.all {
-		if so.session == session {
-			victims = append(victims, so)
-		}
+		all = append(all, so)
 	}
 	h.mu.Unlock()
-	for _, so := range victims {
+	for _, so := range all {
+		if so.loginSession() != session {
+			continue
+		}
 		_ = so.conn.Close(loggedOutClose.code, loggedOutClose.reason)
 	}
 }
@@ -68,12 +65,17 @@ func (h *Hub) onControl(payload string) {
 	}
 	switch c.Kind {
 	case "typing":
+		// Every process gates what it hears too: a user typing from
+		// sockets on many processes still reaches a room at the rate of one.
+		if !h.typingIn.pass(c.Room, c.User, c.IsTyping) {
+			return
+		}
 		frame, _ := json.Marshal(map[string]any{"type": "typing", "conversation": c.Room, "sender": c.User, "is_typing": c.IsTyping})
 		// Typing is ephemeral and has no place in the log's order, so a
 		// session that is still catching up gets it at once too.
 		for _, so := range h.roomSessions(c.Room) {
 			if so.user != c.User {
-				h.write(so, frame)
+				h.writeDroppable(so, frame)
 			}
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -99,12 +100,18 @@ type fakeLog struct {
 	// reading, when set, hears every ReadAll, which then waits for gate.
 	reading chan struct{}
 	gate    chan struct{}
+	read    int      // events returned by ReadStream
+	readAll int      // events returned by ReadAll
+	streams []string // streams read, in order
 }
 
 func (l *fakeLog) ReadAll(ctx context.Context, from eventstore.Position, count int) ([]eventstore.RecordedEvent, error) {
 	if l.reading != nil {
 		l.reading <- struct{}{}
 		<-l.gate
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -114,7 +121,57 @@ func (l *fakeLog) ReadAll(ctx context.Context, from eventstore.Position, count i
 			out = append(out, e)
 		}
 	}
+	l.readAll += len(out)
 	return out, nil
+}
+
+// ReadStream reads the events of stream (their revisions are their order
+// in it) and counts what it returns in read.
+func (l *fakeLog) ReadStream(ctx context.Context, stream string, dir eventstore.Direction, from uint64, count int) ([]eventstore.RecordedEvent, error) {
+	if l.reading != nil {
+		l.reading <- struct{}{}
+		<-l.gate
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var all []eventstore.RecordedEvent
+	for _, e := range l.events {
+		if e.Stream == stream {
+			e.Revision = uint64(len(all))
+			all = append(all, e)
+		}
+	}
+	if len(all) == 0 {
+		return nil, eventstore.ErrStreamNotFound
+	}
+	var out []eventstore.RecordedEvent
+	if dir == eventstore.Backwards {
+		for i := len(all) - 1; i >= 0 && len(out) < count; i-- {
+			if all[i].Revision <= from {
+				out = append(out, all[i])
+			}
+		}
+	} else {
+		for _, e := range all {
+			if e.Revision >= from && len(out) < count {
+				out = append(out, e)
+			}
+		}
+	}
+	l.read += len(out)
+	l.streams = append(l.streams, stream)
+	return out, nil
+}
+
+// reads returns how many events ReadStream and ReadAll returned, and the
+// streams read.
+func (l *fakeLog) reads() (stream, all int, streams []string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.read, l.readAll, slices.Clone(l.streams)
 }
 
 func (l *fakeLog) SubscribeAll(ctx context.Context, from eventstore.Position, handle func(context.Context, eventstore.Delivery) error) error {

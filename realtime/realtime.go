@@ -26,6 +26,9 @@ const (
 	CloseGoingAway       = 1001
 	ClosePolicyViolation = 1008
 	CloseTryAgainLater   = 1013
+	// CloseResumeTooOld: the position a connection resumed from is more
+	// than Config.ResumeMax of its room's events behind.
+	CloseResumeTooOld = 4002
 )
 
 // Conn is one connection as the hub needs it. Write queues a frame and
@@ -48,7 +51,11 @@ type Bus interface {
 
 // Log is the part of the event store the hub reads.
 type Log interface {
+	// ReadAll reads a short gap of the log when a connection resumes;
+	// ReadStream reads a room's streams past that (the global log is never
+	// scanned for one room).
 	ReadAll(ctx context.Context, from eventstore.Position, count int) ([]eventstore.RecordedEvent, error)
+	ReadStream(ctx context.Context, stream string, dir eventstore.Direction, from uint64, count int) ([]eventstore.RecordedEvent, error)
 	SubscribeAll(ctx context.Context, from eventstore.Position, handle func(context.Context, eventstore.Delivery) error) error
 }
 
@@ -68,10 +75,9 @@ type Render func(e eventstore.RecordedEvent, base string) (frame []byte, room in
 const ControlChannel = "evchat_ws"
 
 const (
-	socketBacklog   = 128     // frames queued to one connection before it is dropped as too slow
-	resumeScanLimit = 200_000 // log events a resume may scan before giving up
-	resumeBuffer    = 4096    // live frames a resuming connection may hold back before it is dropped
-	framesPerSecond = 20      // inbound frames per connection, with a burst of twice that
+	socketBacklog   = 128  // frames queued to one connection before it is dropped as too slow
+	resumeBuffer    = 4096 // live frames a resuming connection may hold back before it is dropped
+	framesPerSecond = 20   // inbound frames per connection, with a burst of twice that
 )
 
 // Config is what a Hub is given.
@@ -85,6 +91,23 @@ type Config struct {
 	// WriteWait is how long a catching-up connection may take no frame
 	// before it is dropped (default 5s).
 	WriteWait time.Duration
+	// Members returns the members of a room now (a resume reads their
+	// receipt streams); nil: only readers seen joining or leaving.
+	Members func(ctx context.Context, room int64) ([]int64, error)
+	// ResumeMax is how many of its room's events a resuming connection
+	// may be behind (default DefaultResumeMax); more is refused with a
+	// resume_too_old error frame and close code CloseResumeTooOld.
+	ResumeMax int
+	// TypingInterval is how often a user's typing notices reach a room
+	// (default DefaultTypingInterval); Clock tells the time (default the
+	// system's).
+	TypingInterval time.Duration
+	Clock          Clock
+	// PerUser bounds one user's connections on this process (default
+	// DefaultPerUser): the next closes with 1008 "too many sockets". Max
+	// bounds all connections of this process (default DefaultMax): the
+	// next closes with 1013 "too many sockets on this server".
+	PerUser, Max int
 }
 
 // Hub fans room events out to the connections of this process.
@@ -95,12 +118,21 @@ type Hub struct {
 	mu    sync.Mutex
 	rooms map[int64]map[*Session]struct{}
 	all   map[*Session]struct{}
+	users map[int64]int // connections per user
 
 	lagMu      sync.Mutex
 	advancedAt time.Time
 
 	listening     chan struct{}
 	listeningOnce sync.Once
+
+	// typingOut gates the notices this process publishes, typingIn those
+	// it hears (from every process).
+	typingOut, typingIn *typingGate
+
+	// resumeEnded, set by tests before any session starts, hears each
+	// resume end.
+	resumeEnded func(*Session)
 }
 
 // New returns a hub; Run starts its fan-out and its bus listener.
@@ -114,8 +146,24 @@ func New(cfg Config) *Hub {
 	if cfg.Bus == nil {
 		cfg.Bus = &localBus{}
 	}
-	return &Hub{cfg: cfg, log: cfg.Logger, rooms: map[int64]map[*Session]struct{}{}, all: map[*Session]struct{}{},
-		advancedAt: time.Now(), listening: make(chan struct{})}
+	if cfg.ResumeMax <= 0 {
+		cfg.ResumeMax = DefaultResumeMax
+	}
+	if cfg.TypingInterval <= 0 {
+		cfg.TypingInterval = DefaultTypingInterval
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = systemClock{}
+	}
+	if cfg.PerUser <= 0 {
+		cfg.PerUser = DefaultPerUser
+	}
+	if cfg.Max <= 0 {
+		cfg.Max = DefaultMax
+	}
+	return &Hub{cfg: cfg, log: cfg.Logger, rooms: map[int64]map[*Session]struct{}{}, all: map[*Session]struct{}{}, users: map[int64]int{},
+		advancedAt: time.Now(), listening: make(chan struct{}),
+		typingOut: newTypingGate(cfg.Clock, cfg.TypingInterval), typingIn: newTypingGate(cfg.Clock, cfg.TypingInterval)}
 }
 
 // Listening is closed once the bus is listened to.
@@ -128,24 +176,38 @@ func (h *Hub) Open() int {
 	return len(h.all)
 }
 
-func (h *Hub) add(so *Session) {
+// add registers a session, unless its user or this process has as many
+// connections as allowed: then it returns the close to refuse it with.
+func (h *Hub) add(so *Session) *closeMsg {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	switch {
+	case h.users[so.user] >= h.cfg.PerUser:
+		return tooManyForUserClose
+	case len(h.all) >= h.cfg.Max:
+		return tooManyClose
+	}
+	h.users[so.user]++
 	if h.rooms[so.room] == nil {
 		h.rooms[so.room] = map[*Session]struct{}{}
 	}
 	h.rooms[so.room][so] = struct{}{}
 	h.all[so] = struct{}{}
+	return nil
 }
 
 // Remove takes a session out of its room: its connection has ended.
 func (h *Hub) Remove(so *Session) {
+	so.stop() // a resume reading the log stops reading
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if _, ok := h.all[so]; !ok {
 		return
 	}
 	delete(h.all, so)
+	if h.users[so.user]--; h.users[so.user] <= 0 {
+		delete(h.users, so.user)
+	}
 	if r := h.rooms[so.room]; r != nil {
 		delete(r, so)
 		if len(r) == 0 {

@@ -3,6 +3,7 @@ package realtime
 import (
 	"context"
 	"encoding/json"
+	"errors"
 
 	"github.com/evchat/evchat/domain"
 	"github.com/evchat/evchat/eventstore"
@@ -21,50 +22,46 @@ func (h *Hub) resume(ctx context.Context, so *Session, since eventstore.Position
 			so.state = Closing
 		}
 		so.mu.Unlock()
+		if h.resumeEnded != nil {
+			h.resumeEnded(so)
+		}
 	}()
 	upTo := h.cfg.Watermark.Position()
-	cursor, scanned := since, 0
 	so.mu.Lock()
 	so.last = since
 	so.mu.Unlock()
-	var failure string
 	var absence absence
-	for cursor.Less(upTo) && failure == "" {
-		events, err := h.cfg.Log.ReadAll(ctx, cursor, 512)
-		if err != nil {
-			failure = "Could not resume; reload the conversation."
-			h.log.Error("websocket resume", "err", err)
-			break
-		}
-		if len(events) == 0 {
-			break
-		}
-		for _, e := range events {
-			if upTo.Less(e.Position) {
-				cursor = upTo // done, even if upTo is no event's position
-				break
-			}
-			if f, room, ok := h.cfg.Render(e, so.base); ok && room == so.room {
-				so.mu.Lock()
-				so.last = e.Position
-				so.mu.Unlock()
-				leaver, joiner := membershipChange(e)
-				if !absence.pass(positioned{leaver: leaver, joiner: joiner}, so.user) {
-					cursor = e.Position
-					continue
-				}
-				if !h.writePaced(so, f) {
-					return
-				}
-			}
-			cursor = e.Position
-		}
-		if scanned += len(events); scanned > resumeScanLimit {
-			failure = "Too much was missed to resume; reload the conversation."
-		}
-	}
-	if failure != "" && !h.writePaced(so, ErrorFrame(failure)) {
+	events, err := h.roomEvents(ctx, so.room, since, upTo, h.cfg.ResumeMax)
+	switch {
+	case errors.Is(err, errResumeTooOld):
+		// The client reloads over REST: catching up this far over the
+		// socket would cost the server more than the page reads do.
+		h.writePaced(so, resumeTooOldFrame)
+		h.closeNow(so, resumeTooOldClose)
 		return
+	case ctx.Err() != nil:
+		return // the socket went: nothing more to read or write
+	case err != nil:
+		h.log.Error("websocket resume", "room", so.room, "err", err)
+		h.writePaced(so, ErrorFrame("Could not resume; reload the conversation."))
+		h.closeNow(so, unavailableClose)
+		return
+	}
+	for _, e := range events {
+		f, room, ok := h.cfg.Render(e, so.base)
+		if !ok || room != so.room {
+			continue
+		}
+		so.mu.Lock()
+		so.last = e.Position
+		so.mu.Unlock()
+		leaver, joiner := membershipChange(e)
+		if !absence.pass(positioned{leaver: leaver, joiner: joiner}, so.user) {
+			continue
+		}
+		if !h.writePaced(so, f) {
+			return
+		}
 	}
 	for {
 		so.mu.Lock()

@@ -51,6 +51,12 @@ var (
 	unavailableClose = &closeMsg{CloseTryAgainLater, "Service temporarily unavailable."}
 	tooSlowClose     = &closeMsg{ClosePolicyViolation, "too slow"}
 	loggedOutClose   = &closeMsg{ClosePolicyViolation, "logged out"}
+	// tooManyForUserClose refuses a user's connection past Config.PerUser.
+	tooManyForUserClose = &closeMsg{ClosePolicyViolation, "too many sockets"}
+	// tooManyClose refuses a connection past Config.Max.
+	tooManyClose = &closeMsg{CloseTryAgainLater, "too many sockets on this server"}
+	// resumeTooOldClose follows the resume_too_old error frame.
+	resumeTooOldClose = &closeMsg{CloseResumeTooOld, "resume too old"}
 )
 
 // Session is one connection of one user in one room.
@@ -71,9 +77,15 @@ type Session struct {
 	pending   int           // frames queued, not yet written
 	drained   chan struct{} // signalled when a queued frame is written or the session ends
 
-	tokens  float64 // inbound rate limit
-	refill  time.Time
-	typedAt time.Time
+	// cancel ends the session's context: its resume stops reading.
+	cancel context.CancelFunc
+	// stopExpiry cancels the close at its token's expiry (ExpireAt).
+	stopExpiry func() bool
+	// removed: the session has left the hub; nothing more starts for it.
+	removed bool
+
+	tokens float64 // inbound rate limit
+	refill time.Time
 }
 
 // positioned is a frame from the log.
@@ -113,6 +125,22 @@ func (so *Session) Sent() {
 	so.signalDrained()
 }
 
+// stop marks the session removed, cancels its context, once it has one,
+// and its close at token expiry.
+func (so *Session) stop() {
+	so.mu.Lock()
+	so.removed = true
+	cancel, stopExpiry := so.cancel, so.stopExpiry
+	so.stopExpiry = nil
+	so.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	if stopExpiry != nil {
+		stopExpiry()
+	}
+}
+
 func (so *Session) signalDrained() {
 	select {
 	case so.drained <- struct{}{}:
@@ -140,7 +168,15 @@ func (so *Session) Allow() bool {
 // user is no member closes at once: it hears nothing of the room.
 func (h *Hub) Start(ctx context.Context, so *Session, since eventstore.Position, registered func(),
 	member func(context.Context) (bool, error)) {
-	h.add(so)
+	ctx, cancel := context.WithCancel(ctx)
+	so.mu.Lock()
+	so.cancel = cancel
+	so.mu.Unlock()
+	if refused := h.add(so); refused != nil {
+		h.log.Info("websocket refused", "user", so.user, "reason", refused.reason)
+		h.closeNow(so, refused)
+		return
+	}
 	if registered != nil {
 		registered()
 	}
@@ -182,6 +218,20 @@ func (h *Hub) write(so *Session, frame []byte) {
 	so.pending++
 	so.mu.Unlock()
 	_ = so.conn.Write(frame) // a full queue comes back through Overflowed
+}
+
+// writeDroppable queues a frame that may be dropped (a typing notice): a
+// session whose backlog is half full does not get it, and is not dropped
+// for it, so that another user's typing never makes a session too slow.
+func (h *Hub) writeDroppable(so *Session, frame []byte) {
+	so.mu.Lock()
+	if so.state == Closing || so.pending >= socketBacklog/2 {
+		so.mu.Unlock()
+		return
+	}
+	so.pending++
+	so.mu.Unlock()
+	_ = so.conn.Write(frame)
 }
 
 // writePaced queues a frame of a resume. The resume alone feeds the session

@@ -53,7 +53,10 @@ func startChatd(ctx context.Context, bin, databaseURL, dataDir, logPath string, 
 	}
 	defer logf.Close() // the child holds its own descriptor
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	args := append([]string{"-addr", addr, "-database-url", databaseURL, "-data-dir", dataDir, "-log-level", "warn"}, extra...)
+	args := append([]string{"-addr", addr, "-database-url", databaseURL, "-data-dir", dataDir, "-log-level", "warn",
+		// The scenarios open more sockets per user and per process than
+		// chatd allows by default: they measure fan-out, not the caps.
+		"-ws-per-user", "1000000", "-ws-max", "1000000"}, extra...)
 	cmd := exec.Command(bin, args...)
 	cmd.Env = childEnv()
 	cmd.Stdout, cmd.Stderr = logf, logf

@@ -83,7 +83,7 @@ Environment (flags override it):
   CHAT_LOGIN_PER_USER    failed logins at one username from anywhere before it is slowed (default %d)
   CHAT_LOGIN_MAX_DELAY   longest delay between attempts at a slowed username (default %s)
 `, d.Addr, d.DataDir, d.MaxGroup, d.AccessTTL, d.RefreshTTL, d.ReadyLag,
-		d.RefreshReuseGrace, d.LoginWindow, d.LoginPerUserAddress, d.LoginPerAddress, d.LoginPerUser, d.LoginMaxDelay)
+		d.RefreshReuseGrace, d.LoginWindow, d.LoginPerUserAddress, d.LoginPerAddress, d.LoginPerUser, d.LoginMaxDelay) + socketEnvironment(d)
 }
 
 // envDuration and envInt read a setting's environment variable, or give
@@ -147,6 +147,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&debugAddr, "debug-addr", env("CHAT_DEBUG_ADDR", ""), "profiling listener (net/http/pprof), e.g. 127.0.0.1:6060")
 	fs.StringVar(&level, "log-level", env("CHAT_LOG_LEVEL", "info"), "log level: debug, info, warn or error")
 	fs.StringVar(&format, "log-format", env("CHAT_LOG_FORMAT", "auto"), "log format: text, json or auto")
+	if err := socketFlags(fs, &cfg); err != nil {
+		return err
+	}
 	version := fs.Bool("version", false, "print the build and exit")
 	healthcheck := fs.Bool("healthcheck", false, "ask the server at -addr for /healthz; exit 0 when it answers 200")
 	fs.Usage = func() {

@@ -117,8 +117,12 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error)
 	})
 	// A logout closes the session's sockets on every process: the bus
 	// tells each, and each closes its own (m.api is set before Listen).
+	var now func() time.Time // the system's, unless a test gives a clock
+	if cfg.Hooks.Clock != nil {
+		now = cfg.Hooks.Clock.Now
+	}
 	m.tokens = auth.New(auth.Config{
-		Sessions: postgres.NewSessions(m.pool), SigningKey: key, Logger: log,
+		Sessions: postgres.NewSessions(m.pool), SigningKey: key, Logger: log, Now: now,
 		AccessTTL: cfg.AccessTTL, RefreshTTL: cfg.RefreshTTL, ReuseGrace: cfg.RefreshReuseGrace,
 		OnRevoke: func(session uuid.UUID) { m.api.CloseSession(session) },
 	})
@@ -127,8 +131,12 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error)
 		PerUserAddress: cfg.LoginPerUserAddress, PerAddress: cfg.LoginPerAddress,
 		PerUser: cfg.LoginPerUser, MaxDelay: cfg.LoginMaxDelay,
 	})
+	var apiLog chathttp.Log = m.store
+	if cfg.Hooks.APILog != nil {
+		apiLog = cfg.Hooks.APILog(apiLog)
+	}
 	m.api = chathttp.New(chathttp.Config{
-		Database: m.pool, Log: m.store, Commands: cmds, ReadModel: rm, Watermark: m.wm,
+		Database: m.pool, Log: apiLog, Commands: cmds, ReadModel: rm, Watermark: m.wm,
 		Media:  &chathttp.FileStorage{Dir: filepath.Join(cfg.DataDir, "media")},
 		Tokens: m.tokens, Throttle: throttle, Passwords: auth.NewBcrypt(cfg.BcryptCost),
 		Logger: log, PublicURL: cfg.PublicURL, JSONBodyLimit: cfg.JSONBodyLimit,
@@ -136,6 +144,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error)
 		ReadyLag: cfg.ReadyLag, ProjectionWait: cfg.ProjectionWait,
 		MaxPicture: cfg.MaxPicture, MaxVideo: cfg.MaxVideo, SocketHook: cfg.Hooks.SocketHook,
 		Unreachable: pgerr.Unreachable, Bus: notifierBus{m.notifier},
+		ResumeMax: cfg.ResumeMax, SocketsPerUser: cfg.SocketsPerUser, SocketsMax: cfg.SocketsMax,
+		TypingInterval: cfg.TypingInterval, Clock: cfg.Hooks.Clock,
 	})
 	m.tokens.Listen(notifierBus{m.notifier})
 	if m.ln, err = net.Listen("tcp", cfg.Addr); err != nil {

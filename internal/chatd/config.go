@@ -8,6 +8,7 @@ import (
 
 	"github.com/evchat/evchat/domain"
 	chathttp "github.com/evchat/evchat/http"
+	"github.com/evchat/evchat/realtime"
 )
 
 // Config is everything the server is told. DefaultConfig holds every
@@ -55,6 +56,15 @@ type Config struct {
 	// LeaderRetry is how often a process that does not hold the projector's
 	// lease tries to take it.
 	LeaderRetry time.Duration
+	// WebSocket limits. ResumeMax (CHAT_RESUME_MAX) is how many of its
+	// room's events a socket may resume (?since=) behind.
+	ResumeMax int
+	// SocketsPerUser (CHAT_WS_PER_USER) and SocketsMax (CHAT_WS_MAX) bound
+	// the WebSockets of one user and of one process.
+	SocketsPerUser, SocketsMax int
+	// TypingInterval (CHAT_TYPING_INTERVAL) is how often one user's typing
+	// notices reach a room.
+	TypingInterval time.Duration
 	// Hooks are for tests; a production server leaves them zero.
 	Hooks TestHooks
 }
@@ -67,6 +77,12 @@ type TestHooks struct {
 	ProjectorBeforeCommit func(ctx context.Context) error
 	// SocketHook runs at the named points of a WebSocket's life.
 	SocketHook func(point chathttp.SocketPoint, user, room int64)
+	// APILog, when set, wraps the log the API and its WebSockets read
+	// (tests count the reads of a resume with it).
+	APILog func(chathttp.Log) chathttp.Log
+	// Clock, when set, is the clock of WebSockets (token expiry, typing)
+	// and of the tokens they are opened with.
+	Clock realtime.Clock
 	// FastEmbedded turns off fsync in the embedded PostgreSQL.
 	FastEmbedded bool
 	// EventStorePrefix isolates tests that share one EventStoreDB server:
@@ -94,6 +110,10 @@ func DefaultConfig() Config {
 		JSONBodyLimit:     1 << 20,
 		SnapshotEvery:     1000,
 		LeaderRetry:       time.Second,
+		ResumeMax:         realtime.DefaultResumeMax,
+		SocketsPerUser:    realtime.DefaultPerUser,
+		SocketsMax:        realtime.DefaultMax,
+		TypingInterval:    realtime.DefaultTypingInterval,
 
 		LoginWindow:         15 * time.Minute,
 		LoginPerUserAddress: 5,
@@ -114,6 +134,7 @@ func (c Config) withDefaults() Config {
 		{&c.AccessTTL, &d.AccessTTL}, {&c.RefreshTTL, &d.RefreshTTL}, {&c.RefreshReuseGrace, &d.RefreshReuseGrace}, {&c.ReadyLag, &d.ReadyLag},
 		{&c.ProjectionWait, &d.ProjectionWait}, {&c.IDsWait, &d.IDsWait}, {&c.LeaderRetry, &d.LeaderRetry},
 		{&c.LoginWindow, &d.LoginWindow}, {&c.LoginMaxDelay, &d.LoginMaxDelay},
+		{&c.TypingInterval, &d.TypingInterval},
 	} {
 		if *f.v <= 0 {
 			*f.v = *f.def
@@ -122,6 +143,7 @@ func (c Config) withDefaults() Config {
 	for _, f := range []struct{ v, def *int }{
 		{&c.MaxGroup, &d.MaxGroup}, {&c.BcryptCost, &d.BcryptCost}, {&c.SnapshotEvery, &d.SnapshotEvery},
 		{&c.LoginPerUserAddress, &d.LoginPerUserAddress}, {&c.LoginPerAddress, &d.LoginPerAddress}, {&c.LoginPerUser, &d.LoginPerUser},
+		{&c.ResumeMax, &d.ResumeMax}, {&c.SocketsPerUser, &d.SocketsPerUser}, {&c.SocketsMax, &d.SocketsMax},
 	} {
 		if *f.v <= 0 {
 			*f.v = *f.def

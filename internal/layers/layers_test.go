@@ -52,6 +52,7 @@ var rules = []rule{
 	{layer: "web", mayImport: []string{}},
 	{layer: "migrations", mayImport: []string{}},
 	{layer: "internal/wait", mayImport: []string{}, stdlibOnly: true},
+	{layer: "internal/clocktest", mayImport: []string{}, stdlibOnly: true},
 }
 
 // pending are the imports the redesign has not removed yet. Each entry
