@@ -79,6 +79,12 @@ type Config struct {
 	SocketHook func(point SocketPoint, user, room int64)
 	// Bus carries typing notices between processes; zero: this process only.
 	Bus realtime.Bus
+
+	// MaxFormParts bounds the parts of a multipart send-message form and
+	// MaxFormField the bytes of each of its fields other than text and
+	// the attachments.
+	MaxFormParts int
+	MaxFormField int64
 }
 
 // Server is the HTTP API. It is an http.Handler.

@@ -18,6 +18,9 @@
 //	CHAT_LOG_FORMAT        text, json or auto: text on a terminal, JSON otherwise (default auto)
 //	CHAT_DEBUG_ADDR        address of a profiling listener (net/http/pprof); unset: none
 //
+// Request bounds and rate limits (CHAT_MAX_FORM_PARTS and the others that
+// chatd -h lists) are in limits.go.
+//
 // chatd -version prints the build; chatd -healthcheck asks the server at
 // CHAT_ADDR for /healthz and exits 0 when it answers 200 (for container
 // health checks, where no curl exists).
@@ -75,7 +78,7 @@ Environment (flags override it):
   CHAT_LOG_FORMAT        text, json or auto: text on a terminal, JSON otherwise (default auto)
   CHAT_READY_LAG         how long the read model may lag before /readyz fails (default %s)
   CHAT_DEBUG_ADDR        address of a profiling listener (net/http/pprof); unset: none
-`, d.Addr, d.DataDir, d.MaxGroup, d.AccessTTL, d.RefreshTTL, d.ReadyLag)
+`, d.Addr, d.DataDir, d.MaxGroup, d.AccessTTL, d.RefreshTTL, d.ReadyLag) + limitsEnvironment()
 }
 
 func env(name, def string) string {
@@ -120,6 +123,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&format, "log-format", env("CHAT_LOG_FORMAT", "auto"), "log format: text, json or auto")
 	version := fs.Bool("version", false, "print the build and exit")
 	healthcheck := fs.Bool("healthcheck", false, "ask the server at -addr for /healthz; exit 0 when it answers 200")
+	if err := bindLimits(fs, &cfg); err != nil {
+		return err
+	}
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "chatd is the chat server.\n\nUsage:\n  chatd [flags]\n\nFlags:\n")
 		fs.PrintDefaults()

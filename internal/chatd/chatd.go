@@ -136,6 +136,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error)
 		ReadyLag: cfg.ReadyLag, ProjectionWait: cfg.ProjectionWait,
 		MaxPicture: cfg.MaxPicture, MaxVideo: cfg.MaxVideo, SocketHook: cfg.Hooks.SocketHook,
 		Unreachable: pgerr.Unreachable, Bus: notifierBus{m.notifier},
+		MaxFormParts: cfg.MaxFormParts, MaxFormField: cfg.MaxFormField,
 	})
 	m.tokens.Listen(notifierBus{m.notifier})
 	if m.ln, err = net.Listen("tcp", cfg.Addr); err != nil {

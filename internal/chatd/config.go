@@ -51,6 +51,12 @@ type Config struct {
 	// LeaderRetry is how often a process that does not hold the projector's
 	// lease tries to take it.
 	LeaderRetry time.Duration
+
+	// MaxFormParts (CHAT_MAX_FORM_PARTS) bounds the parts of a multipart
+	// send-message form; MaxFormField (CHAT_MAX_FORM_FIELD) the bytes of
+	// each of its fields other than text and the attachments.
+	MaxFormParts int
+	MaxFormField int64
 	// Hooks are for tests; a production server leaves them zero.
 	Hooks TestHooks
 }
@@ -95,6 +101,9 @@ func DefaultConfig() Config {
 		LoginPerAddress:     50,
 		LoginPerUser:        10,
 		LoginMaxDelay:       30 * time.Second,
+
+		MaxFormParts: 16,
+		MaxFormField: 4 << 10,
 	}
 }
 
@@ -117,12 +126,14 @@ func (c Config) withDefaults() Config {
 	for _, f := range []struct{ v, def *int }{
 		{&c.MaxGroup, &d.MaxGroup}, {&c.BcryptCost, &d.BcryptCost}, {&c.SnapshotEvery, &d.SnapshotEvery},
 		{&c.LoginPerUserAddress, &d.LoginPerUserAddress}, {&c.LoginPerAddress, &d.LoginPerAddress}, {&c.LoginPerUser, &d.LoginPerUser},
+		{&c.MaxFormParts, &d.MaxFormParts},
 	} {
 		if *f.v <= 0 {
 			*f.v = *f.def
 		}
 	}
-	for _, f := range []struct{ v, def *int64 }{{&c.MaxPicture, &d.MaxPicture}, {&c.MaxVideo, &d.MaxVideo}, {&c.JSONBodyLimit, &d.JSONBodyLimit}} {
+	for _, f := range []struct{ v, def *int64 }{{&c.MaxPicture, &d.MaxPicture}, {&c.MaxVideo, &d.MaxVideo}, {&c.JSONBodyLimit, &d.JSONBodyLimit},
+		{&c.MaxFormField, &d.MaxFormField}} {
 		if *f.v <= 0 {
 			*f.v = *f.def
 		}

@@ -1,0 +1,76 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+
+	"github.com/evchat/evchat/internal/chatd"
+)
+
+// limitSetting is a request bound or rate limit: its variable, flag and
+// help, with the default of chatd.DefaultConfig.
+type limitSetting struct {
+	env, flag, help string
+	bind            func(fs *flag.FlagSet, env, name, help string) error
+}
+
+// limitSettings binds every request bound and rate limit of cfg to its
+// flag, each defaulting to its environment variable, else to cfg's value.
+func limitSettings(cfg *chatd.Config) []limitSetting {
+	return []limitSetting{
+		{"CHAT_MAX_FORM_PARTS", "max-form-parts", "parts of a multipart send-message form", intSetting(&cfg.MaxFormParts)},
+		{"CHAT_MAX_FORM_FIELD", "max-form-field", "bytes of a multipart form field other than text and attachments", int64Setting(&cfg.MaxFormField)},
+	}
+}
+
+func intSetting(v *int) func(fs *flag.FlagSet, env, name, help string) error {
+	return func(fs *flag.FlagSet, env, name, help string) error {
+		if s, ok := os.LookupEnv(env); ok && s != "" {
+			n, err := strconv.Atoi(s)
+			if err != nil {
+				return fmt.Errorf("%s: %w", env, err)
+			}
+			*v = n
+		}
+		fs.IntVar(v, name, *v, help)
+		return nil
+	}
+}
+
+func int64Setting(v *int64) func(fs *flag.FlagSet, env, name, help string) error {
+	return func(fs *flag.FlagSet, env, name, help string) error {
+		if s, ok := os.LookupEnv(env); ok && s != "" {
+			n, err := strconv.ParseInt(s, 10, 64)
+			if err != nil {
+				return fmt.Errorf("%s: %w", env, err)
+			}
+			*v = n
+		}
+		fs.Int64Var(v, name, *v, help)
+		return nil
+	}
+}
+
+// bindLimits registers the flags of limitSettings.
+func bindLimits(fs *flag.FlagSet, cfg *chatd.Config) error {
+	for _, s := range limitSettings(cfg) {
+		if err := s.bind(fs, s.env, s.flag, s.help); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// limitsEnvironment is the -h listing of limitSettings' variables.
+func limitsEnvironment() string {
+	d := chatd.DefaultConfig()
+	fs := flag.NewFlagSet("defaults", flag.ContinueOnError)
+	out := ""
+	for _, s := range limitSettings(&d) {
+		_ = s.bind(fs, "", s.flag, s.help) // no variable: the default
+		out += fmt.Sprintf("  %-22s %s (default %s)\n", s.env, s.help, fs.Lookup(s.flag).DefValue)
+	}
+	return out
+}
