@@ -35,6 +35,9 @@ func (r *sendRequest) discard() {
 }
 
 func (s *Server) sendMessage(c echo.Context) error {
+	if err := allow(s.lim.send, caller(c).UserID); err != nil {
+		return err // before the body is read: a refused send costs nothing
+	}
 	req := &sendRequest{key: c.Request().Header.Get("Idempotency-Key")}
 	defer req.discard() // after a commit the staged file is gone; discarding is harmless
 	mt, _, _ := mime.ParseMediaType(c.Request().Header.Get(echo.HeaderContentType))
@@ -227,6 +230,9 @@ func (s *Server) readMessage(c echo.Context) error {
 	}
 	if !present {
 		return domain.FieldError("message_ids", "This field is required.")
+	}
+	if err := allow(s.lim.read, caller(c).UserID); err != nil {
+		return err
 	}
 	r, err := s.cmd.MarkRead(c.Request().Context(), actor(c), commands.MarkRead{ConversationID: conv, MessageIDs: ids})
 	if err != nil {

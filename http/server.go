@@ -17,6 +17,7 @@ import (
 	"github.com/evchat/evchat/commands"
 	"github.com/evchat/evchat/domain"
 	"github.com/evchat/evchat/eventstore"
+	"github.com/evchat/evchat/internal/ratelimit"
 	"github.com/evchat/evchat/readmodel"
 	"github.com/evchat/evchat/realtime"
 	"github.com/evchat/evchat/web"
@@ -85,6 +86,14 @@ type Config struct {
 	// the attachments.
 	MaxFormParts int
 	MaxFormField int64
+	// RegisterLimit (per client address), SendLimit and ReadLimit (per
+	// user, REST and WebSocket together) bound those requests; zero: none.
+	RegisterLimit, SendLimit, ReadLimit ratelimit.Limit
+	// Now is the rate limits' clock; zero: time.Now.
+	Now func() time.Time
+	// AuditPage is the number of events the audit endpoint reads from the
+	// log at a time; zero: 500.
+	AuditPage int
 }
 
 // Server is the HTTP API. It is an http.Handler.
@@ -101,6 +110,7 @@ type Server struct {
 	media     Storage
 	wm        realtime.Watermark
 	hub       *hub
+	lim       limiters
 }
 
 // New returns a Server with every route of the API.
@@ -111,7 +121,7 @@ func New(cfg Config) *Server {
 	s := &Server{
 		cfg: cfg, log: cfg.Logger, cmd: cfg.Commands, rm: cfg.ReadModel, store: cfg.Log,
 		tokens: cfg.Tokens, throttle: cfg.Throttle, passwords: cfg.Passwords,
-		media: cfg.Media, wm: cfg.Watermark,
+		media: cfg.Media, wm: cfg.Watermark, lim: newLimiters(cfg),
 	}
 	s.hub = newHub(s)
 	s.echo = s.routes()

@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"github.com/evchat/evchat/internal/chatd"
+	"github.com/evchat/evchat/internal/ratelimit"
 )
 
 // limitSetting is a request bound or rate limit: its variable, flag and
@@ -22,6 +23,9 @@ func limitSettings(cfg *chatd.Config) []limitSetting {
 	return []limitSetting{
 		{"CHAT_MAX_FORM_PARTS", "max-form-parts", "parts of a multipart send-message form", intSetting(&cfg.MaxFormParts)},
 		{"CHAT_MAX_FORM_FIELD", "max-form-field", "bytes of a multipart form field other than text and attachments", int64Setting(&cfg.MaxFormField)},
+		{"CHAT_RATE_REGISTER", "rate-register", "registrations per client address: <n>/<s|m|h>,<burst> or off", rateSetting(&cfg.RegisterRate)},
+		{"CHAT_RATE_SEND", "rate-send", "sends per user (REST and WebSocket)", rateSetting(&cfg.SendRate)},
+		{"CHAT_RATE_READ", "rate-read", "read receipts per user (REST and WebSocket)", rateSetting(&cfg.ReadRate)},
 	}
 }
 
@@ -49,6 +53,20 @@ func int64Setting(v *int64) func(fs *flag.FlagSet, env, name, help string) error
 			*v = n
 		}
 		fs.Int64Var(v, name, *v, help)
+		return nil
+	}
+}
+
+func rateSetting(v *ratelimit.Limit) func(fs *flag.FlagSet, env, name, help string) error {
+	return func(fs *flag.FlagSet, env, name, help string) error {
+		if s, ok := os.LookupEnv(env); ok && s != "" {
+			l, err := ratelimit.Parse(s)
+			if err != nil {
+				return fmt.Errorf("%s: %w", env, err)
+			}
+			*v = l
+		}
+		fs.TextVar(v, name, *v, help)
 		return nil
 	}
 }

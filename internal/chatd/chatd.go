@@ -137,6 +137,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error)
 		MaxPicture: cfg.MaxPicture, MaxVideo: cfg.MaxVideo, SocketHook: cfg.Hooks.SocketHook,
 		Unreachable: pgerr.Unreachable, Bus: notifierBus{m.notifier},
 		MaxFormParts: cfg.MaxFormParts, MaxFormField: cfg.MaxFormField,
+		RegisterLimit: cfg.RegisterRate, SendLimit: cfg.SendRate, ReadLimit: cfg.ReadRate, Now: cfg.Hooks.Now,
+		AuditPage: cfg.Hooks.AuditPage,
 	})
 	m.tokens.Listen(notifierBus{m.notifier})
 	if m.ln, err = net.Listen("tcp", cfg.Addr); err != nil {

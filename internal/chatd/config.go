@@ -8,6 +8,7 @@ import (
 
 	"github.com/evchat/evchat/domain"
 	chathttp "github.com/evchat/evchat/http"
+	"github.com/evchat/evchat/internal/ratelimit"
 )
 
 // Config is everything the server is told. DefaultConfig holds every
@@ -57,6 +58,12 @@ type Config struct {
 	// each of its fields other than text and the attachments.
 	MaxFormParts int
 	MaxFormField int64
+	// RegisterRate (CHAT_RATE_REGISTER) bounds registrations per client
+	// address (an IPv6 /64); SendRate (CHAT_RATE_SEND) and ReadRate
+	// (CHAT_RATE_READ) bound sends and read receipts per user, REST and
+	// WebSocket together. ratelimit.Off turns one off. Each process
+	// counts on its own.
+	RegisterRate, SendRate, ReadRate ratelimit.Limit
 	// Hooks are for tests; a production server leaves them zero.
 	Hooks TestHooks
 }
@@ -71,6 +78,11 @@ type TestHooks struct {
 	SocketHook func(point chathttp.SocketPoint, user, room int64)
 	// FastEmbedded turns off fsync in the embedded PostgreSQL.
 	FastEmbedded bool
+	// Now is the clock of the request rate limits; zero: time.Now.
+	Now func() time.Time
+	// AuditPage is the number of events the audit endpoint reads from
+	// the log at a time; zero: its default.
+	AuditPage int
 	// EventStorePrefix isolates tests that share one EventStoreDB server:
 	// every stream name is prefixed with it.
 	EventStorePrefix string
@@ -104,6 +116,14 @@ func DefaultConfig() Config {
 
 		MaxFormParts: 16,
 		MaxFormField: 4 << 10,
+		// A classroom behind one NAT address can sign up at once; a
+		// script gets 20 accounts an hour per address.
+		RegisterRate: ratelimit.Limit{Rate: 20.0 / 3600, Burst: 20},
+		// Nobody types 10 messages a second; a client flushing an
+		// offline outbox sends its 50 at once.
+		SendRate: ratelimit.Limit{Rate: 10, Burst: 50},
+		// Read receipts follow scrolling; each may carry many ids.
+		ReadRate: ratelimit.Limit{Rate: 10, Burst: 50},
 	}
 }
 
@@ -135,6 +155,11 @@ func (c Config) withDefaults() Config {
 	for _, f := range []struct{ v, def *int64 }{{&c.MaxPicture, &d.MaxPicture}, {&c.MaxVideo, &d.MaxVideo}, {&c.JSONBodyLimit, &d.JSONBodyLimit},
 		{&c.MaxFormField, &d.MaxFormField}} {
 		if *f.v <= 0 {
+			*f.v = *f.def
+		}
+	}
+	for _, f := range []struct{ v, def *ratelimit.Limit }{{&c.RegisterRate, &d.RegisterRate}, {&c.SendRate, &d.SendRate}, {&c.ReadRate, &d.ReadRate}} {
+		if f.v.IsZero() {
 			*f.v = *f.def
 		}
 	}
