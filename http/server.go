@@ -92,8 +92,11 @@ type Config struct {
 	// Now is the rate limits' clock; zero: time.Now.
 	Now func() time.Time
 	// AuditPage is the number of events the audit endpoint reads from the
-	// log at a time; zero: 500.
+	// log at a time; zero: 100.
 	AuditPage int
+	// CORSOrigins may call the API from a browser page of another origin
+	// (CORS, bearer tokens only); zero: none.
+	CORSOrigins []string
 }
 
 // Server is the HTTP API. It is an http.Handler.
@@ -151,6 +154,9 @@ func (s *Server) routes() *echo.Echo {
 	// same, without a redirect (a redirect would turn a POST into a GET).
 	e.Pre(middleware.AddTrailingSlash())
 	e.Pre(dropMalformedRequestID)
+	if cors := s.cors(); cors != nil {
+		e.Pre(cors) // before routing: a preflight OPTIONS has no route
+	}
 	e.Use(middleware.RequestID())
 	e.Use(nosniff)
 	e.Use(s.recoverer)

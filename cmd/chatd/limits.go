@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 
 	"github.com/evchat/evchat/internal/chatd"
 	"github.com/evchat/evchat/internal/ratelimit"
@@ -26,6 +27,7 @@ func limitSettings(cfg *chatd.Config) []limitSetting {
 		{"CHAT_RATE_REGISTER", "rate-register", "registrations per client address: <n>/<s|m|h>,<burst> or off", rateSetting(&cfg.RegisterRate)},
 		{"CHAT_RATE_SEND", "rate-send", "sends per user (REST and WebSocket)", rateSetting(&cfg.SendRate)},
 		{"CHAT_RATE_READ", "rate-read", "read receipts per user (REST and WebSocket)", rateSetting(&cfg.ReadRate)},
+		{"CHAT_CORS_ORIGINS", "cors-origins", "comma-separated origins whose pages may call the API (CORS); none: off", listSetting(&cfg.CORSOrigins)},
 	}
 }
 
@@ -71,6 +73,32 @@ func rateSetting(v *ratelimit.Limit) func(fs *flag.FlagSet, env, name, help stri
 	}
 }
 
+// commaList is a comma-separated list flag.
+type commaList []string
+
+func (l *commaList) String() string { return strings.Join(*l, ",") }
+
+func (l *commaList) Set(s string) error {
+	*l = nil
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			*l = append(*l, v)
+		}
+	}
+	return nil
+}
+
+func listSetting(v *[]string) func(fs *flag.FlagSet, env, name, help string) error {
+	return func(fs *flag.FlagSet, env, name, help string) error {
+		l := (*commaList)(v)
+		if s, ok := os.LookupEnv(env); ok && s != "" {
+			_ = l.Set(s)
+		}
+		fs.Var(l, name, help)
+		return nil
+	}
+}
+
 // bindLimits registers the flags of limitSettings.
 func bindLimits(fs *flag.FlagSet, cfg *chatd.Config) error {
 	for _, s := range limitSettings(cfg) {
@@ -88,7 +116,11 @@ func limitsEnvironment() string {
 	out := ""
 	for _, s := range limitSettings(&d) {
 		_ = s.bind(fs, "", s.flag, s.help) // no variable: the default
-		out += fmt.Sprintf("  %-22s %s (default %s)\n", s.env, s.help, fs.Lookup(s.flag).DefValue)
+		def := fs.Lookup(s.flag).DefValue
+		if def == "" {
+			def = "none"
+		}
+		out += fmt.Sprintf("  %-22s %s (default %s)\n", s.env, s.help, def)
 	}
 	return out
 }

@@ -138,7 +138,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error)
 		Unreachable: pgerr.Unreachable, Bus: notifierBus{m.notifier},
 		MaxFormParts: cfg.MaxFormParts, MaxFormField: cfg.MaxFormField,
 		RegisterLimit: cfg.RegisterRate, SendLimit: cfg.SendRate, ReadLimit: cfg.ReadRate, Now: cfg.Hooks.Now,
-		AuditPage: cfg.Hooks.AuditPage,
+		AuditPage: cfg.Hooks.AuditPage, CORSOrigins: cfg.CORSOrigins,
 	})
 	m.tokens.Listen(notifierBus{m.notifier})
 	if m.ln, err = net.Listen("tcp", cfg.Addr); err != nil {

@@ -64,6 +64,9 @@ type Config struct {
 	// WebSocket together. ratelimit.Off turns one off. Each process
 	// counts on its own.
 	RegisterRate, SendRate, ReadRate ratelimit.Limit
+	// CORSOrigins (CHAT_CORS_ORIGINS) may call the API from browser pages
+	// of another origin, with bearer tokens; none by default.
+	CORSOrigins []string
 	// Hooks are for tests; a production server leaves them zero.
 	Hooks TestHooks
 }
