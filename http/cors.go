@@ -21,9 +21,9 @@ func (s *Server) cors() echo.MiddlewareFunc {
 		return nil
 	}
 	return middleware.CORSWithConfig(middleware.CORSConfig{
-		AllowOrigins: s.cfg.CORSOrigins,
-		AllowMethods: []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete},
-		AllowHeaders: []string{echo.HeaderAuthorization, echo.HeaderContentType, "Idempotency-Key", echo.HeaderXRequestID},
+		AllowOrigins:  s.cfg.CORSOrigins,
+		AllowMethods:  []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete},
+		AllowHeaders:  []string{echo.HeaderAuthorization, echo.HeaderContentType, "Idempotency-Key", echo.HeaderXRequestID},
 		ExposeHeaders: []string{"Link", "Retry-After", echo.HeaderXRequestID},
 		MaxAge:        corsMaxAge,
 	})
