@@ -114,10 +114,11 @@ func formConversation(fields map[string]string) (int64, error) {
 func formError(err error) error {
 	var mbe *http.MaxBytesError
 	var de *domain.Error
+	var he *echo.HTTPError
 	switch {
 	case errors.As(err, &mbe):
 		return errTooLarge
-	case errors.As(err, &de):
+	case errors.As(err, &de), errors.As(err, &he):
 		return err
 	}
 	return domain.Errorf(domain.KindInvalid, "Multipart form parse error - %s", err.Error())

@@ -32,6 +32,9 @@ func readJSON(c echo.Context) (body, error) {
 		if errors.As(err, &he) && he.Code == http.StatusRequestEntityTooLarge || errors.As(err, &mbe) {
 			return nil, errTooLarge
 		}
+		if errors.As(err, &he) && he.Code == http.StatusRequestTimeout {
+			return nil, he
+		}
 		return nil, domain.Errorf(domain.KindInvalid, "Could not read the request body.")
 	}
 	if len(bytes.TrimSpace(raw)) == 0 {

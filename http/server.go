@@ -97,6 +97,11 @@ type Config struct {
 	// CORSOrigins may call the API from a browser page of another origin
 	// (CORS, bearer tokens only); zero: none.
 	CORSOrigins []string
+	// A request body must start within BodyTimeout and then arrive at
+	// BodyMinRate bytes a second on average, or it is answered 408 and its
+	// connection closed; zero (either): no bound.
+	BodyTimeout time.Duration
+	BodyMinRate int64
 }
 
 // Server is the HTTP API. It is an http.Handler.
@@ -161,6 +166,7 @@ func (s *Server) routes() *echo.Echo {
 	e.Use(nosniff)
 	e.Use(s.recoverer)
 	e.Use(s.accessLog)
+	e.Use(s.slowBodies)
 
 	json := middleware.BodyLimit(limitString(s.cfg.JSONBodyLimit))
 	auth := s.requireAuth

@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/evchat/evchat/internal/chatd"
 	"github.com/evchat/evchat/internal/ratelimit"
@@ -27,6 +28,10 @@ func limitSettings(cfg *chatd.Config) []limitSetting {
 		{"CHAT_RATE_REGISTER", "rate-register", "registrations per client address: <n>/<s|m|h>,<burst> or off", rateSetting(&cfg.RegisterRate)},
 		{"CHAT_RATE_SEND", "rate-send", "sends per user (REST and WebSocket)", rateSetting(&cfg.SendRate)},
 		{"CHAT_RATE_READ", "rate-read", "read receipts per user (REST and WebSocket)", rateSetting(&cfg.ReadRate)},
+		{"CHAT_BODY_TIMEOUT", "body-timeout", "time for a request body's first bytes", durationSetting(&cfg.BodyTimeout)},
+		{"CHAT_BODY_MIN_RATE", "body-min-rate", "bytes a second a request body must average after that (slower: 408)", int64Setting(&cfg.BodyMinRate)},
+		{"CHAT_READ_HEADER_TIMEOUT", "read-header-timeout", "time for a request's headers", durationSetting(&cfg.ReadHeaderTimeout)},
+		{"CHAT_IDLE_TIMEOUT", "idle-timeout", "how long a kept-alive connection waits for its next request", durationSetting(&cfg.IdleTimeout)},
 		{"CHAT_CORS_ORIGINS", "cors-origins", "comma-separated origins whose pages may call the API (CORS); none: off", listSetting(&cfg.CORSOrigins)},
 	}
 }
@@ -55,6 +60,20 @@ func int64Setting(v *int64) func(fs *flag.FlagSet, env, name, help string) error
 			*v = n
 		}
 		fs.Int64Var(v, name, *v, help)
+		return nil
+	}
+}
+
+func durationSetting(v *time.Duration) func(fs *flag.FlagSet, env, name, help string) error {
+	return func(fs *flag.FlagSet, env, name, help string) error {
+		if s, ok := os.LookupEnv(env); ok && s != "" {
+			d, err := time.ParseDuration(s)
+			if err != nil {
+				return fmt.Errorf("%s: %w", env, err)
+			}
+			*v = d
+		}
+		fs.DurationVar(v, name, *v, help)
 		return nil
 	}
 }

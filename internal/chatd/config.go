@@ -67,6 +67,14 @@ type Config struct {
 	// CORSOrigins (CHAT_CORS_ORIGINS) may call the API from browser pages
 	// of another origin, with bearer tokens; none by default.
 	CORSOrigins []string
+	// A request body must start within BodyTimeout (CHAT_BODY_TIMEOUT) and
+	// then arrive at BodyMinRate (CHAT_BODY_MIN_RATE) bytes a second on
+	// average, or it is answered 408. ReadHeaderTimeout
+	// (CHAT_READ_HEADER_TIMEOUT) bounds a request's headers, IdleTimeout
+	// (CHAT_IDLE_TIMEOUT) a kept-alive connection's wait for the next.
+	BodyTimeout                    time.Duration
+	BodyMinRate                    int64
+	ReadHeaderTimeout, IdleTimeout time.Duration
 	// Hooks are for tests; a production server leaves them zero.
 	Hooks TestHooks
 }
@@ -127,6 +135,12 @@ func DefaultConfig() Config {
 		SendRate: ratelimit.Limit{Rate: 10, Burst: 50},
 		// Read receipts follow scrolling; each may carry many ids.
 		ReadRate: ratelimit.Limit{Rate: 10, Burst: 50},
+		// 4 KiB/s is 32 kbit/s: a 100 MiB video may take over seven hours
+		// and still not be cut; a trickling client must pay in bandwidth.
+		BodyTimeout:       15 * time.Second,
+		BodyMinRate:       4 << 10,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
 	}
 }
 
@@ -141,6 +155,7 @@ func (c Config) withDefaults() Config {
 		{&c.AccessTTL, &d.AccessTTL}, {&c.RefreshTTL, &d.RefreshTTL}, {&c.ReadyLag, &d.ReadyLag},
 		{&c.ProjectionWait, &d.ProjectionWait}, {&c.IDsWait, &d.IDsWait}, {&c.LeaderRetry, &d.LeaderRetry},
 		{&c.LoginWindow, &d.LoginWindow}, {&c.LoginMaxDelay, &d.LoginMaxDelay},
+		{&c.BodyTimeout, &d.BodyTimeout}, {&c.ReadHeaderTimeout, &d.ReadHeaderTimeout}, {&c.IdleTimeout, &d.IdleTimeout},
 	} {
 		if *f.v <= 0 {
 			*f.v = *f.def
@@ -156,7 +171,7 @@ func (c Config) withDefaults() Config {
 		}
 	}
 	for _, f := range []struct{ v, def *int64 }{{&c.MaxPicture, &d.MaxPicture}, {&c.MaxVideo, &d.MaxVideo}, {&c.JSONBodyLimit, &d.JSONBodyLimit},
-		{&c.MaxFormField, &d.MaxFormField}} {
+		{&c.MaxFormField, &d.MaxFormField}, {&c.BodyMinRate, &d.BodyMinRate}} {
 		if *f.v <= 0 {
 			*f.v = *f.def
 		}
