@@ -175,7 +175,7 @@ func (s *Server) readMultipartSend(c echo.Context, req *sendRequest) error {
 		return err
 	}
 	if req.conversation, err = formConversation(fields); err != nil {
-		if err == errFileBeforeConversation {
+		if errors.Is(err, errFileBeforeConversation) {
 			return domain.FieldError("conversation_id", "This field is required.")
 		}
 		return err
