@@ -5,7 +5,7 @@ GO          ?= go
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 PKGS        := ./...
 
-.PHONY: run test test-esdb lint fmt vet bench bench-store bench-rebuild bench-api bench-resume postgres chromium build clean
+.PHONY: run test test-esdb lint fmt vet fuzz bench bench-store bench-rebuild bench-api bench-resume postgres chromium build clean
 
 # The binary runs in the foreground: Ctrl-C shuts it down cleanly (exit 0).
 run: postgres build
@@ -42,7 +42,7 @@ chromium:
 		echo "Chromium not found: the browser test will skip (Debian/Ubuntu: sudo apt-get install chromium)"; \
 	fi
 
-test: postgres chromium lint
+test: postgres chromium lint fuzz
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 	@echo "end-to-end API and WebSocket tests again, with the log in EventStoreDB (protocol test server)"
 	CHAT_TEST_EVENTSTORE=esdb $(GO) test -race -count=1 -timeout 20m ./internal/chatd/
@@ -58,6 +58,19 @@ test-esdb: postgres
 		$(GO) test -race -count=1 -timeout 20m -run 'RealServer' ./eventstore/esdb/ && \
 		$(GO) test -race -count=1 -timeout 20m ./internal/chatd/; \
 	fi
+
+# Each fuzz target for FUZZTIME (their seeds also run in every go test).
+# go test fuzzes one target of one package at a time.
+FUZZTIME ?= 3s
+FUZZ_TARGETS := ./http:FuzzJSONBodies ./http:FuzzSendForm ./http:FuzzPage \
+	./eventstore:FuzzParsePosition ./internal/ratelimit:FuzzParse
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz $$name ($$pkg) for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg >/dev/null || \
+			{ $(GO) test -run "^$$name\$$" $$pkg; exit 1; }; \
+	done
 
 lint: vet
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

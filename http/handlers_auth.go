@@ -28,6 +28,9 @@ func (s *Server) register(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := allow(s.lim.register, addressKey(c)); err != nil {
+		return err
+	}
 	a := commands.Actor{RequestID: c.Response().Header().Get(echo.HeaderXRequestID)}
 	r, err := s.cmd.Register(c.Request().Context(), a, commands.Register{Username: f[0], Password: f[1]}, s.passwords)
 	if err != nil {

@@ -3,7 +3,6 @@ package http
 import (
 	"context"
 	"errors"
-	"io"
 	"mime"
 	"net/http"
 	"strings"
@@ -36,6 +35,9 @@ func (r *sendRequest) discard() {
 }
 
 func (s *Server) sendMessage(c echo.Context) error {
+	if err := allow(s.lim.send, caller(c).UserID); err != nil {
+		return err // before the body is read: a refused send costs nothing
+	}
 	req := &sendRequest{key: c.Request().Header.Get("Idempotency-Key")}
 	defer req.discard() // after a commit the staged file is gone; discarding is harmless
 	mt, _, _ := mime.ParseMediaType(c.Request().Header.Get(echo.HeaderContentType))
@@ -137,84 +139,6 @@ func (s *Server) readJSONSend(c echo.Context, req *sendRequest) error {
 	return nil
 }
 
-func (s *Server) readMultipartSend(c echo.Context, req *sendRequest) error {
-	limit := s.cfg.MaxPicture + s.cfg.MaxVideo + int64(s.cmd.Limits().MaxTextBytes) + 1<<20
-	c.Request().Body = http.MaxBytesReader(c.Response(), c.Request().Body, limit)
-	mr, err := c.Request().MultipartReader()
-	if err != nil {
-		return domain.Errorf(domain.KindInvalid, "Multipart form parse error - %s", err.Error())
-	}
-	ctx := c.Request().Context()
-	fields := map[string]string{}
-	for {
-		part, err := mr.NextPart()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			var mbe *http.MaxBytesError
-			if errors.As(err, &mbe) {
-				return errTooLarge
-			}
-			return domain.Errorf(domain.KindInvalid, "Multipart form parse error - %s", err.Error())
-		}
-		name := part.FormName()
-		switch name {
-		case "attachment_picture", "attachment_video":
-			if part.FileName() == "" {
-				continue // an empty form field, as browsers send for no file
-			}
-			max, sniff, kinds := s.cfg.MaxPicture, sniffPicture, "a JPEG, PNG, GIF or WebP picture"
-			if name == "attachment_video" {
-				max, sniff, kinds = s.cfg.MaxVideo, sniffVideo, "an MP4, WebM or QuickTime video"
-			}
-			st, err := s.media.Stage(ctx, part, max)
-			if err != nil {
-				return err
-			}
-			ct := sniff(st.Head)
-			if ct == "" || st.Size == 0 {
-				_ = st.Discard()
-				return errUnsupportedAttachment(name, kinds)
-			}
-			if name == "attachment_picture" {
-				if req.picture != nil {
-					_ = req.picture.Discard()
-				}
-				req.picture, req.pictureType = st, ct
-			} else {
-				if req.video != nil {
-					_ = req.video.Discard()
-				}
-				req.video, req.videoType = st, ct
-			}
-		default:
-			v, err := io.ReadAll(io.LimitReader(part, int64(s.cmd.Limits().MaxTextBytes)+1))
-			if err != nil {
-				var mbe *http.MaxBytesError
-				if errors.As(err, &mbe) {
-					return errTooLarge
-				}
-				return domain.Errorf(domain.KindInvalid, "Multipart form parse error - %s", err.Error())
-			}
-			fields[name] = string(v)
-		}
-	}
-	b := body{}
-	for k, v := range fields {
-		b[k] = []byte(quoteJSON(v))
-	}
-	var err2 error
-	if req.conversation, err2 = b.id(b.first("conversation_id", "conversation")); err2 != nil {
-		return err2
-	}
-	req.text = fields["text"]
-	if req.key == "" {
-		req.key = fields["client_id"]
-	}
-	return nil
-}
-
 func quoteJSON(s string) string {
 	var sb strings.Builder
 	sb.WriteByte('"')
@@ -306,6 +230,9 @@ func (s *Server) readMessage(c echo.Context) error {
 	}
 	if !present {
 		return domain.FieldError("message_ids", "This field is required.")
+	}
+	if err := allow(s.lim.read, caller(c).UserID); err != nil {
+		return err
 	}
 	r, err := s.cmd.MarkRead(c.Request().Context(), actor(c), commands.MarkRead{ConversationID: conv, MessageIDs: ids})
 	if err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -43,45 +42,6 @@ func AuditEvent(e eventstore.RecordedEvent) auditEvent {
 		ID: e.ID.String(), Stream: e.Stream, Revision: e.Revision, Position: e.Position.String(),
 		Type: e.Type, Data: data, Metadata: md, Time: formatTime(e.Created),
 	}
-}
-
-// auditConversation lists a room's event stream in log order, to members.
-// ?from=<revision> and ?limit= (default 1000, at most 10000) page through it.
-func (s *Server) auditConversation(c echo.Context) error {
-	id, err := pathID(c, domain.ErrConversationNotFound)
-	if err != nil {
-		return err
-	}
-	if err := s.checkMember(c, id); err != nil {
-		return err
-	}
-	from, limit := uint64(0), 1000
-	if v := c.QueryParam("from"); v != "" {
-		if from, err = strconv.ParseUint(v, 10, 64); err != nil {
-			return domain.FieldError("from", "A valid revision is required.")
-		}
-	}
-	if v := c.QueryParam("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n <= 0 {
-			return domain.FieldError("limit", "A valid positive integer is required.")
-		}
-		limit = min(n, 10000)
-	}
-	events, err := s.store.ReadStream(c.Request().Context(), domain.ConversationStream(id), eventstore.Forwards, from, limit)
-	if err != nil {
-		return err
-	}
-	out := make([]auditEvent, len(events))
-	for i, e := range events {
-		out[i] = AuditEvent(e)
-	}
-	if len(events) == limit {
-		next := events[len(events)-1].Revision + 1
-		c.Response().Header().Set("Link", "<"+s.baseURL(c)+c.Request().URL.Path+
-			"?from="+strconv.FormatUint(next, 10)+"&limit="+strconv.Itoa(limit)+`>; rel="next"`)
-	}
-	return c.JSON(http.StatusOK, out)
 }
 
 func (s *Server) healthz(c echo.Context) error {

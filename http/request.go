@@ -32,6 +32,9 @@ func readJSON(c echo.Context) (body, error) {
 		if errors.As(err, &he) && he.Code == http.StatusRequestEntityTooLarge || errors.As(err, &mbe) {
 			return nil, errTooLarge
 		}
+		if errors.As(err, &he) && he.Code == http.StatusRequestTimeout {
+			return nil, he
+		}
 		return nil, domain.Errorf(domain.KindInvalid, "Could not read the request body.")
 	}
 	if len(bytes.TrimSpace(raw)) == 0 {
@@ -171,6 +174,10 @@ func pathID(c echo.Context, notFound error) (int64, error) {
 	return id, nil
 }
 
+// maxPageLimit is the largest page a list returns; a larger limit is
+// clamped to it.
+const maxPageLimit = 200
+
 // page reads the keyset pagination parameters. after=0 pages forward from
 // the start.
 func page(c echo.Context) (p readmodel.Page, err error) {
@@ -205,8 +212,11 @@ func page(c echo.Context) (p readmodel.Page, err error) {
 	if err != nil {
 		return
 	}
+	if q.Get("limit") != "" && l == 0 {
+		return readmodel.Page{}, domain.FieldError("limit", "Ensure this value is greater than or equal to 1.")
+	}
 	if l > 0 {
-		limit = int(min(l, 200))
+		limit = int(min(l, maxPageLimit))
 	}
 	p.Limit = limit
 	return p, nil

@@ -17,6 +17,7 @@ import (
 	"github.com/evchat/evchat/commands"
 	"github.com/evchat/evchat/domain"
 	"github.com/evchat/evchat/eventstore"
+	"github.com/evchat/evchat/internal/ratelimit"
 	"github.com/evchat/evchat/readmodel"
 	"github.com/evchat/evchat/realtime"
 	"github.com/evchat/evchat/web"
@@ -91,6 +92,27 @@ type Config struct {
 	TypingInterval time.Duration
 	// Clock tells sockets the time (token expiry, typing); zero: the system's.
 	Clock realtime.Clock
+	// MaxFormParts bounds the parts of a multipart send-message form and
+	// MaxFormField the bytes of each of its fields other than text and
+	// the attachments.
+	MaxFormParts int
+	MaxFormField int64
+	// RegisterLimit (per client address), SendLimit and ReadLimit (per
+	// user, REST and WebSocket together) bound those requests; zero: none.
+	RegisterLimit, SendLimit, ReadLimit ratelimit.Limit
+	// Now is the rate limits' clock; zero: time.Now.
+	Now func() time.Time
+	// AuditPage is the number of events the audit endpoint reads from the
+	// log at a time; zero: 100.
+	AuditPage int
+	// CORSOrigins may call the API from a browser page of another origin
+	// (CORS, bearer tokens only); zero: none.
+	CORSOrigins []string
+	// A request body must start within BodyTimeout and then arrive at
+	// BodyMinRate bytes a second on average, or it is answered 408 and its
+	// connection closed; zero (either): no bound.
+	BodyTimeout time.Duration
+	BodyMinRate int64
 }
 
 // Server is the HTTP API. It is an http.Handler.
@@ -107,6 +129,7 @@ type Server struct {
 	media     Storage
 	wm        realtime.Watermark
 	hub       *hub
+	lim       limiters
 }
 
 // New returns a Server with every route of the API.
@@ -117,7 +140,7 @@ func New(cfg Config) *Server {
 	s := &Server{
 		cfg: cfg, log: cfg.Logger, cmd: cfg.Commands, rm: cfg.ReadModel, store: cfg.Log,
 		tokens: cfg.Tokens, throttle: cfg.Throttle, passwords: cfg.Passwords,
-		media: cfg.Media, wm: cfg.Watermark,
+		media: cfg.Media, wm: cfg.Watermark, lim: newLimiters(cfg),
 	}
 	s.hub = newHub(s)
 	s.echo = s.routes()
@@ -147,10 +170,14 @@ func (s *Server) routes() *echo.Echo {
 	// same, without a redirect (a redirect would turn a POST into a GET).
 	e.Pre(middleware.AddTrailingSlash())
 	e.Pre(dropMalformedRequestID)
+	if cors := s.cors(); cors != nil {
+		e.Pre(cors) // before routing: a preflight OPTIONS has no route
+	}
 	e.Use(middleware.RequestID())
 	e.Use(nosniff)
 	e.Use(s.recoverer)
 	e.Use(s.accessLog)
+	e.Use(s.slowBodies)
 
 	json := middleware.BodyLimit(limitString(s.cfg.JSONBodyLimit))
 	auth := s.requireAuth

@@ -364,6 +364,9 @@ func (s *Server) onFrame(ms *melody.Session, msg []byte) {
 		if err = checkSendKey("client_id", in.ClientID); err != nil {
 			break
 		}
+		if err = allow(s.lim.send, so.User()); err != nil {
+			break
+		}
 		_, err = s.cmd.SendMessage(ctx, a, commands.SendMessage{
 			ConversationID: so.Room(), Content: domain.MessageContent{Text: text}, IdempotencyKey: in.ClientID,
 		})
@@ -377,6 +380,9 @@ func (s *Server) onFrame(ms *melody.Session, msg []byte) {
 		ids, present, err = b.ids("message_ids")
 		if err == nil && !present {
 			err = domain.FieldError("message_ids", "This field is required.")
+		}
+		if err == nil {
+			err = allow(s.lim.read, so.User())
 		}
 		if err == nil {
 			_, err = s.cmd.MarkRead(ctx, a, commands.MarkRead{ConversationID: so.Room(), MessageIDs: ids})

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -301,10 +302,12 @@ func (s *Store) pageQuery(ctx context.Context, base string, k keyset, p Page, ar
 	switch {
 	case hasPrev && len(msgs) > 0:
 		res.Prev = &Page{Before: msgs[0].ID, Limit: p.Limit}
-	case hasPrev && k.byID:
+	case hasPrev && k.byID && cursor < math.MaxInt64:
 		res.Prev = &Page{Before: cursor + 1, Limit: p.Limit}
 	case hasPrev:
-		res.Prev = &Page{Limit: p.Limit} // nothing past the cursor: all lies before it
+		// Nothing past the cursor (or no id past it at all): all lies
+		// before it, which is the newest page.
+		res.Prev = &Page{Limit: p.Limit}
 	}
 	switch {
 	case hasNext && len(msgs) > 0:

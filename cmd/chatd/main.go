@@ -18,6 +18,9 @@
 //	CHAT_LOG_FORMAT        text, json or auto: text on a terminal, JSON otherwise (default auto)
 //	CHAT_DEBUG_ADDR        address of a profiling listener (net/http/pprof); unset: none
 //
+// Request bounds and rate limits (CHAT_MAX_FORM_PARTS and the others that
+// chatd -h lists) are in limits.go.
+//
 // chatd -version prints the build; chatd -healthcheck asks the server at
 // CHAT_ADDR for /healthz and exits 0 when it answers 200 (for container
 // health checks, where no curl exists).
@@ -83,7 +86,7 @@ Environment (flags override it):
   CHAT_LOGIN_PER_USER    failed logins at one username from anywhere before it is slowed (default %d)
   CHAT_LOGIN_MAX_DELAY   longest delay between attempts at a slowed username (default %s)
 `, d.Addr, d.DataDir, d.MaxGroup, d.AccessTTL, d.RefreshTTL, d.ReadyLag,
-		d.RefreshReuseGrace, d.LoginWindow, d.LoginPerUserAddress, d.LoginPerAddress, d.LoginPerUser, d.LoginMaxDelay) + socketEnvironment(d)
+		d.RefreshReuseGrace, d.LoginWindow, d.LoginPerUserAddress, d.LoginPerAddress, d.LoginPerUser, d.LoginMaxDelay) + socketEnvironment(d) + limitsEnvironment()
 }
 
 // envDuration and envInt read a setting's environment variable, or give
@@ -152,6 +155,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	version := fs.Bool("version", false, "print the build and exit")
 	healthcheck := fs.Bool("healthcheck", false, "ask the server at -addr for /healthz; exit 0 when it answers 200")
+	if err := bindLimits(fs, &cfg); err != nil {
+		return err
+	}
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "chatd is the chat server.\n\nUsage:\n  chatd [flags]\n\nFlags:\n")
 		fs.PrintDefaults()

@@ -16,7 +16,7 @@ func TestHelpListsTheEnvironment(t *testing.T) {
 	if !errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("chatd -h = %v; want flag.ErrHelp (exit 0)", err)
 	}
-	for _, want := range []string{"-addr", "-version", "-healthcheck", "DATABASE_URL", "CHAT_LOG_FORMAT", "EVENTSTORE_URL"} {
+	for _, want := range []string{"-addr", "-version", "-healthcheck", "DATABASE_URL", "CHAT_LOG_FORMAT", "EVENTSTORE_URL", "CHAT_RATE_SEND", "CHAT_MAX_FORM_PARTS"} {
 		if !strings.Contains(errOut.String(), want) {
 			t.Errorf("chatd -h does not mention %s:\n%s", want, errOut.String())
 		}
@@ -31,7 +31,7 @@ func TestVersion(t *testing.T) {
 }
 
 func TestBadFlagsAreErrors(t *testing.T) {
-	for _, args := range [][]string{{"-log-format", "xml"}, {"-log-level", "loud"}, {"stray"}} {
+	for _, args := range [][]string{{"-log-format", "xml"}, {"-log-level", "loud"}, {"stray"}, {"-rate-send", "fast"}} {
 		var out, errOut bytes.Buffer
 		if err := run(args, &out, &errOut); err == nil {
 			t.Errorf("chatd %v = nil; want an error", args)

@@ -146,12 +146,16 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error)
 		Unreachable: pgerr.Unreachable, Bus: notifierBus{m.notifier},
 		ResumeMax: cfg.ResumeMax, SocketsPerUser: cfg.SocketsPerUser, SocketsMax: cfg.SocketsMax,
 		TypingInterval: cfg.TypingInterval, Clock: cfg.Hooks.Clock,
+		MaxFormParts: cfg.MaxFormParts, MaxFormField: cfg.MaxFormField,
+		RegisterLimit: cfg.RegisterRate, SendLimit: cfg.SendRate, ReadLimit: cfg.ReadRate, Now: cfg.Hooks.Now,
+		AuditPage: cfg.Hooks.AuditPage, CORSOrigins: cfg.CORSOrigins,
+		BodyTimeout: cfg.BodyTimeout, BodyMinRate: cfg.BodyMinRate,
 	})
 	m.tokens.Listen(notifierBus{m.notifier})
 	if m.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
-	m.srv = &stdhttp.Server{Handler: m.api, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	m.srv = &stdhttp.Server{Handler: m.api, ReadHeaderTimeout: cfg.ReadHeaderTimeout, IdleTimeout: cfg.IdleTimeout}
 	return m, nil
 }
 

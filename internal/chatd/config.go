@@ -8,6 +8,7 @@ import (
 
 	"github.com/evchat/evchat/domain"
 	chathttp "github.com/evchat/evchat/http"
+	"github.com/evchat/evchat/internal/ratelimit"
 	"github.com/evchat/evchat/realtime"
 )
 
@@ -65,6 +66,29 @@ type Config struct {
 	// TypingInterval (CHAT_TYPING_INTERVAL) is how often one user's typing
 	// notices reach a room.
 	TypingInterval time.Duration
+
+	// MaxFormParts (CHAT_MAX_FORM_PARTS) bounds the parts of a multipart
+	// send-message form; MaxFormField (CHAT_MAX_FORM_FIELD) the bytes of
+	// each of its fields other than text and the attachments.
+	MaxFormParts int
+	MaxFormField int64
+	// RegisterRate (CHAT_RATE_REGISTER) bounds registrations per client
+	// address (an IPv6 /64); SendRate (CHAT_RATE_SEND) and ReadRate
+	// (CHAT_RATE_READ) bound sends and read receipts per user, REST and
+	// WebSocket together. ratelimit.Off turns one off. Each process
+	// counts on its own.
+	RegisterRate, SendRate, ReadRate ratelimit.Limit
+	// CORSOrigins (CHAT_CORS_ORIGINS) may call the API from browser pages
+	// of another origin, with bearer tokens; none by default.
+	CORSOrigins []string
+	// A request body must start within BodyTimeout (CHAT_BODY_TIMEOUT) and
+	// then arrive at BodyMinRate (CHAT_BODY_MIN_RATE) bytes a second on
+	// average, or it is answered 408. ReadHeaderTimeout
+	// (CHAT_READ_HEADER_TIMEOUT) bounds a request's headers, IdleTimeout
+	// (CHAT_IDLE_TIMEOUT) a kept-alive connection's wait for the next.
+	BodyTimeout                    time.Duration
+	BodyMinRate                    int64
+	ReadHeaderTimeout, IdleTimeout time.Duration
 	// Hooks are for tests; a production server leaves them zero.
 	Hooks TestHooks
 }
@@ -85,6 +109,11 @@ type TestHooks struct {
 	Clock realtime.Clock
 	// FastEmbedded turns off fsync in the embedded PostgreSQL.
 	FastEmbedded bool
+	// Now is the clock of the request rate limits; zero: time.Now.
+	Now func() time.Time
+	// AuditPage is the number of events the audit endpoint reads from
+	// the log at a time; zero: its default.
+	AuditPage int
 	// EventStorePrefix isolates tests that share one EventStoreDB server:
 	// every stream name is prefixed with it.
 	EventStorePrefix string
@@ -120,6 +149,23 @@ func DefaultConfig() Config {
 		LoginPerAddress:     50,
 		LoginPerUser:        10,
 		LoginMaxDelay:       30 * time.Second,
+
+		MaxFormParts: 16,
+		MaxFormField: 4 << 10,
+		// A classroom behind one NAT address can sign up at once; a
+		// script gets 20 accounts an hour per address.
+		RegisterRate: ratelimit.Limit{Rate: 20.0 / 3600, Burst: 20},
+		// Nobody types 10 messages a second; a client flushing an
+		// offline outbox sends its 50 at once.
+		SendRate: ratelimit.Limit{Rate: 10, Burst: 50},
+		// Read receipts follow scrolling; each may carry many ids.
+		ReadRate: ratelimit.Limit{Rate: 10, Burst: 50},
+		// 4 KiB/s is 32 kbit/s: a 100 MiB video may take over seven hours
+		// and still not be cut; a trickling client must pay in bandwidth.
+		BodyTimeout:       15 * time.Second,
+		BodyMinRate:       4 << 10,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
 	}
 }
 
@@ -135,6 +181,7 @@ func (c Config) withDefaults() Config {
 		{&c.ProjectionWait, &d.ProjectionWait}, {&c.IDsWait, &d.IDsWait}, {&c.LeaderRetry, &d.LeaderRetry},
 		{&c.LoginWindow, &d.LoginWindow}, {&c.LoginMaxDelay, &d.LoginMaxDelay},
 		{&c.TypingInterval, &d.TypingInterval},
+		{&c.BodyTimeout, &d.BodyTimeout}, {&c.ReadHeaderTimeout, &d.ReadHeaderTimeout}, {&c.IdleTimeout, &d.IdleTimeout},
 	} {
 		if *f.v <= 0 {
 			*f.v = *f.def
@@ -144,13 +191,20 @@ func (c Config) withDefaults() Config {
 		{&c.MaxGroup, &d.MaxGroup}, {&c.BcryptCost, &d.BcryptCost}, {&c.SnapshotEvery, &d.SnapshotEvery},
 		{&c.LoginPerUserAddress, &d.LoginPerUserAddress}, {&c.LoginPerAddress, &d.LoginPerAddress}, {&c.LoginPerUser, &d.LoginPerUser},
 		{&c.ResumeMax, &d.ResumeMax}, {&c.SocketsPerUser, &d.SocketsPerUser}, {&c.SocketsMax, &d.SocketsMax},
+		{&c.MaxFormParts, &d.MaxFormParts},
 	} {
 		if *f.v <= 0 {
 			*f.v = *f.def
 		}
 	}
-	for _, f := range []struct{ v, def *int64 }{{&c.MaxPicture, &d.MaxPicture}, {&c.MaxVideo, &d.MaxVideo}, {&c.JSONBodyLimit, &d.JSONBodyLimit}} {
+	for _, f := range []struct{ v, def *int64 }{{&c.MaxPicture, &d.MaxPicture}, {&c.MaxVideo, &d.MaxVideo}, {&c.JSONBodyLimit, &d.JSONBodyLimit},
+		{&c.MaxFormField, &d.MaxFormField}, {&c.BodyMinRate, &d.BodyMinRate}} {
 		if *f.v <= 0 {
+			*f.v = *f.def
+		}
+	}
+	for _, f := range []struct{ v, def *ratelimit.Limit }{{&c.RegisterRate, &d.RegisterRate}, {&c.SendRate, &d.SendRate}, {&c.ReadRate, &d.ReadRate}} {
+		if f.v.IsZero() {
 			*f.v = *f.def
 		}
 	}

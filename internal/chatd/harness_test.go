@@ -14,6 +14,7 @@ import (
 	"github.com/evchat/evchat/eventstore/esdbtest"
 	"github.com/evchat/evchat/internal/chatd"
 	"github.com/evchat/evchat/internal/pgtest"
+	"github.com/evchat/evchat/internal/ratelimit"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -67,6 +68,13 @@ func useEventStore(t testing.TB, cfg *chatd.Config) {
 // database, say).
 func startWith(t testing.TB, cfg chatd.Config) *testServer {
 	t.Helper()
+	// The suite sends and registers far faster than a person: a rate
+	// limit left unset is off, and the rate limits' own tests set them.
+	for _, l := range []*ratelimit.Limit{&cfg.RegisterRate, &cfg.SendRate, &cfg.ReadRate} {
+		if l.IsZero() {
+			*l = ratelimit.Off
+		}
+	}
 	level := slog.LevelWarn
 	if os.Getenv("CHAT_TEST_LOG") != "" {
 		level = slog.LevelDebug

@@ -6,6 +6,7 @@ package chatd_test
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"path/filepath"
 	"reflect"
@@ -373,7 +374,6 @@ func TestPagination(t *testing.T) {
 		{"default is the newest 50", "", all[180:], prev(all[180], 50), ""},
 		{"limit", "?limit=10", all[220:], prev(all[220], 10), ""},
 		{"limit capped at 200", "?limit=500", all[30:], prev(all[30], 200), ""},
-		{"limit 0 is the default", "?limit=0", all[180:], prev(all[180], 50), ""},
 		{"before", fmt.Sprintf("?before=%d&limit=10", all[100]), all[90:100], prev(all[90], 10), next(all[99], 10)},
 		{"before near the start", fmt.Sprintf("?before=%d&limit=10", all[5]), all[:5], "", next(all[4], 10)},
 		{"before past the end", fmt.Sprintf("?before=%d&limit=10", last+1000), all[220:], prev(all[220], 10), ""},
@@ -384,6 +384,10 @@ func TestPagination(t *testing.T) {
 		{"after an id below the room", fmt.Sprintf("?after=%d&limit=10", early), all[:10], "", next(all[9], 10)},
 		{"after the last: empty, linking back", fmt.Sprintf("?after=%d", last), []int64{}, prev(last+1, 50), ""},
 		{"after far past the last", fmt.Sprintf("?after=%d&limit=5", last+1000), []int64{}, prev(last+1001, 5), ""},
+		// No id lies past the largest: the link back is the newest page,
+		// never an overflowed cursor.
+		{"after the largest id", fmt.Sprintf("?after=%d&limit=5", int64(math.MaxInt64)), []int64{}, base + "?limit=5", ""},
+		{"before the largest id", fmt.Sprintf("?before=%d&limit=10", int64(math.MaxInt64)), all[220:], prev(all[220], 10), ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -403,7 +407,7 @@ func TestPagination(t *testing.T) {
 			query string
 			field string // "": a detail
 		}{
-			{"?limit=abc", "limit"}, {"?limit=-1", "limit"}, {"?before=x", "before"}, {"?before=-5", "before"}, {"?before=0", "before"},
+			{"?limit=abc", "limit"}, {"?limit=-1", "limit"}, {"?limit=0", "limit"}, {"?limit=99999999999999999999", "limit"}, {"?before=x", "before"}, {"?before=-5", "before"}, {"?before=0", "before"},
 			{"?after=1.5", "after"}, {fmt.Sprintf("?before=%d&after=%d", all[9], all[1]), ""},
 		} {
 			r := s.callJSON(t, "GET", base+tt.query, a.Access, nil)

@@ -47,12 +47,13 @@ var rules = []rule{
 	{layer: "realtime", mayImport: []string{"domain", "eventstore!", "readmodel", "internal/wait"},
 		never: []string{"github.com/labstack/echo", "github.com/olahol/melody", pgx}},
 	{layer: "auth", mayImport: []string{"domain"}, never: []string{pgx, "github.com/labstack", "github.com/olahol"}},
-	{layer: "http", mayImport: []string{"commands", "readmodel", "realtime", "auth", "domain", "eventstore!", "web"},
+	{layer: "http", mayImport: []string{"commands", "readmodel", "realtime", "auth", "domain", "eventstore!", "web", "internal/ratelimit"},
 		never: []string{pgx}},
 	{layer: "web", mayImport: []string{}},
 	{layer: "migrations", mayImport: []string{}},
 	{layer: "internal/wait", mayImport: []string{}, stdlibOnly: true},
 	{layer: "internal/clocktest", mayImport: []string{}, stdlibOnly: true},
+	{layer: "internal/ratelimit", mayImport: []string{}, stdlibOnly: true},
 }
 
 // pending are the imports the redesign has not removed yet. Each entry
