@@ -16,7 +16,7 @@ func TestJoinByAMemberAnswersTheMembershipsPosition(t *testing.T) {
 	mem := newMemStore()
 	seq := &ids{}
 	newProc := func() *commands.Service {
-		return commands.New(commands.Config{Store: mem, IDs: seq, Lookups: noLookups{}, Registry: domain.NewRegistry()})
+		return commands.New(commands.Config{Store: mem, IDs: seq, Lookups: noLookups{}, Registry: domain.NewRegistry(), Credentials: discardCredentials{}})
 	}
 	a, b := newProc(), newProc()
 	room := newGroup(t, a)
@@ -50,7 +50,7 @@ func TestJoinByAMemberFromASnapshot(t *testing.T) {
 	snaps := &memSnapshots{}
 	room, last := snapshotRoom(t, mem, snaps, 150) // user 3 joined at revision 3; a snapshot at 99
 	cold := commands.New(commands.Config{Store: mem, IDs: &ids{next: map[commands.IDKind]int64{commands.MessageIDs: last}},
-		Lookups: noLookups{}, Registry: domain.NewRegistry(), Snapshots: snaps, SnapshotEvery: 100})
+		Lookups: noLookups{}, Registry: domain.NewRegistry(), Credentials: discardCredentials{}, Snapshots: snaps, SnapshotEvery: 100})
 	j, err := cold.JoinChatroom(ctx, commands.Actor{UserID: 3}, room)
 	events := mem.streams[domain.ConversationStream(room)]
 	if want := events[99].Position; err != nil || j.New || j.Position != want {

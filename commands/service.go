@@ -104,10 +104,12 @@ type Config struct {
 	IDs      IDs
 	Lookups  ProjectedLookups
 	SendKeys SendKeys
-	Registry *domain.Registry
-	Limits   domain.Limits
-	Logger   *slog.Logger
-	Now      func() time.Time
+	// Credentials stores password hashes (required by Register).
+	Credentials Credentials
+	Registry    *domain.Registry
+	Limits      domain.Limits
+	Logger      *slog.Logger
+	Now         func() time.Time
 	// CacheSize bounds the aggregate-state cache (streams). Default 10,000.
 	CacheSize int
 	// MaxRetries bounds conflict retries. Default 8.
@@ -133,6 +135,7 @@ type Service struct {
 	ids      IDs
 	lookups  ProjectedLookups
 	keys     SendKeys
+	creds    Credentials
 	registry *domain.Registry
 	limits   domain.Limits
 	log      *slog.Logger
@@ -177,7 +180,7 @@ func New(c Config) *Service {
 		c.IDs = &gatedIDs{IDs: c.IDs, after: c.IDsAfter, projected: c.Projected, wait: c.IDsWait, log: c.Logger}
 	}
 	return &Service{
-		store: c.Store, ids: c.IDs, lookups: c.Lookups, keys: c.SendKeys, registry: c.Registry,
+		store: c.Store, ids: c.IDs, lookups: c.Lookups, keys: c.SendKeys, creds: c.Credentials, registry: c.Registry,
 		limits: c.Limits, log: c.Logger, now: c.Now, retries: c.MaxRetries,
 		convs: newStateCache[*convState](c.CacheSize), locks: newStreamLocks(), sendQueues: newSendQueues(),
 		messageIDs: &idBlocks{ids: c.IDs, kind: MessageIDs}, keyLocks: newStreamLocks(),

@@ -107,7 +107,7 @@ func (noLookups) ReceiptTargets(context.Context, int64, int64, []int64) ([]int64
 }
 
 func newService(store *memStore) *commands.Service {
-	return commands.New(commands.Config{Store: store, IDs: &ids{}, Lookups: noLookups{}, Registry: domain.NewRegistry()})
+	return commands.New(commands.Config{Store: store, IDs: &ids{}, Lookups: noLookups{}, Registry: domain.NewRegistry(), Credentials: discardCredentials{}})
 }
 
 // Two processes share a log; each has its own state cache. Decisions made
@@ -197,7 +197,7 @@ func (c *countingStore) Append(ctx context.Context, stream string, exp eventstor
 func TestConcurrentSendsIntoOneRoomAreCombined(t *testing.T) {
 	ctx := context.Background()
 	store := &countingStore{memStore: newMemStore()}
-	s := commands.New(commands.Config{Store: store, IDs: &ids{}, Lookups: noLookups{}, Registry: domain.NewRegistry()})
+	s := commands.New(commands.Config{Store: store, IDs: &ids{}, Lookups: noLookups{}, Registry: domain.NewRegistry(), Credentials: discardCredentials{}})
 	members := []int64{2, 3, 4, 5}
 	created, err := s.CreateChatroom(ctx, commands.Actor{UserID: 1}, commands.CreateChatroom{Type: domain.Group})
 	if err != nil {
@@ -274,7 +274,7 @@ func TestMessageIDsRiseAcrossProcesses(t *testing.T) {
 	store := newMemStore()
 	seq := &ids{} // one sequence, as in one database
 	newProc := func() *commands.Service {
-		return commands.New(commands.Config{Store: store, IDs: seq, Lookups: noLookups{}, Registry: domain.NewRegistry()})
+		return commands.New(commands.Config{Store: store, IDs: seq, Lookups: noLookups{}, Registry: domain.NewRegistry(), Credentials: discardCredentials{}})
 	}
 	a, b := newProc(), newProc()
 	created, err := a.CreateChatroom(ctx, commands.Actor{UserID: 1}, commands.CreateChatroom{Type: domain.Group})

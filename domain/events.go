@@ -46,12 +46,18 @@ type RegistrationAbandoned struct {
 	Username string `json:"username"`
 }
 
-// UserRegistered creates a user. PasswordHash is a slow salted hash; audit
-// output redacts it.
+// UserRegistered creates a user. Since version 2 it only records that a
+// password was set: the hash lives in the write side's credentials table,
+// never in the log, which cannot forget it.
+//
+// LegacyPasswordHash is never written: it carries the hash of a version 1
+// event (which held it as "password_hash") out of the upcaster, so that a
+// projection of an old log can move it into the credentials table.
 type UserRegistered struct {
-	UserID       int64  `json:"user_id"`
-	Username     string `json:"username"`
-	PasswordHash string `json:"password_hash"`
+	UserID             int64  `json:"user_id"`
+	Username           string `json:"username"`
+	PasswordSet        bool   `json:"password_set"`
+	LegacyPasswordHash string `json:"legacy_password_hash,omitempty"`
 }
 
 // Membership pairs a member with the id of their membership.
@@ -175,7 +181,9 @@ func register[E Event](r *Registry, current int, upcasters map[int]Upcaster) {
 func NewRegistry() *Registry {
 	r := &Registry{types: map[string]registration{}}
 	register[UsernameReserved](r, 1, nil)
-	register[UserRegistered](r, 1, nil)
+	// Version 1 of chat.user_registered carried the password hash; version
+	// 2 only says that a password was set.
+	register[UserRegistered](r, 2, map[int]Upcaster{1: upcastUserRegisteredV1})
 	register[ConversationCreated](r, 1, nil)
 	register[MemberJoined](r, 1, nil)
 	register[MemberLeft](r, 1, nil)
@@ -288,4 +296,22 @@ func upcastMessageSentV1(data []byte) ([]byte, error) {
 		}
 	}
 	return json.Marshal(m)
+}
+
+// userRegisteredV1 is the first shape of chat.user_registered.
+type userRegisteredV1 struct {
+	UserID       int64  `json:"user_id"`
+	Username     string `json:"username"`
+	PasswordHash string `json:"password_hash"`
+}
+
+func upcastUserRegisteredV1(data []byte) ([]byte, error) {
+	var old userRegisteredV1
+	if err := json.Unmarshal(data, &old); err != nil {
+		return nil, err
+	}
+	return json.Marshal(UserRegistered{
+		UserID: old.UserID, Username: old.Username,
+		PasswordSet: old.PasswordHash != "", LegacyPasswordHash: old.PasswordHash,
+	})
 }

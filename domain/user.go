@@ -8,9 +8,8 @@ import (
 
 // User is the state of a user-<id> stream.
 type User struct {
-	ID           int64
-	Username     string
-	PasswordHash string
+	ID       int64
+	Username string
 }
 
 // Exists reports whether the user has registered.
@@ -19,7 +18,7 @@ func (u *User) Exists() bool { return u.ID != 0 }
 // Apply evolves the user by one event.
 func (u *User) Apply(e Event) {
 	if r, ok := e.(UserRegistered); ok {
-		u.ID, u.Username, u.PasswordHash = r.UserID, r.Username, r.PasswordHash
+		u.ID, u.Username = r.UserID, r.Username
 	}
 }
 
@@ -57,7 +56,7 @@ func ValidateCredentials(username, password string) error {
 func NormalizeUsername(username string) string { return strings.ToLower(username) }
 
 // Register decides the events that register a user whose username
-// reservation has succeeded.
-func Register(id int64, username, passwordHash string) []Event {
-	return []Event{UserRegistered{UserID: id, Username: username, PasswordHash: passwordHash}}
+// reservation has succeeded and whose credential is stored.
+func Register(id int64, username string) []Event {
+	return []Event{UserRegistered{UserID: id, Username: username, PasswordSet: true}}
 }

@@ -62,12 +62,24 @@ func (s *Server) login(c echo.Context) error {
 	if err := s.throttle.Begin(ctx, username, addr); err != nil {
 		return err
 	}
+	// A user logs in with both their projected user and their credential
+	// (see commands.Register); without either, the comparison does the
+	// same work and fails.
+	var hash []byte
 	u, err := s.rm.UserByUsername(ctx, username)
-	hash := []byte(u.PasswordHash)
-	if errors.Is(err, readmodel.ErrNotFound) {
-		hash = nil // the same work whether or not the user exists
-	} else if err != nil {
+	if err != nil && !errors.Is(err, readmodel.ErrNotFound) {
 		return err
+	}
+	if err == nil {
+		h, found, err := s.credentials.PasswordHash(ctx, u.ID)
+		if err != nil {
+			return err
+		}
+		if found {
+			hash = []byte(h)
+		} else {
+			u.ID = 0
+		}
 	}
 	if s.passwords.Compare(hash, password) != nil || u.ID == 0 {
 		return errBadCredentials

@@ -50,6 +50,8 @@ type Config struct {
 	Throttle  LoginThrottle
 	Passwords Passwords
 	Logger    *slog.Logger
+	// Credentials holds the password hashes login checks.
+	Credentials Credentials
 
 	// PublicURL, when set, is the base of attachment URLs; zero: the
 	// request's scheme and host are used.
@@ -83,18 +85,19 @@ type Config struct {
 
 // Server is the HTTP API. It is an http.Handler.
 type Server struct {
-	cfg       Config
-	echo      *echo.Echo
-	log       *slog.Logger
-	cmd       *commands.Service
-	rm        *readmodel.Store
-	store     Log
-	tokens    Tokens
-	throttle  LoginThrottle
-	passwords Passwords
-	media     Storage
-	wm        realtime.Watermark
-	hub       *hub
+	cfg         Config
+	echo        *echo.Echo
+	log         *slog.Logger
+	cmd         *commands.Service
+	rm          *readmodel.Store
+	store       Log
+	tokens      Tokens
+	throttle    LoginThrottle
+	passwords   Passwords
+	credentials Credentials
+	media       Storage
+	wm          realtime.Watermark
+	hub         *hub
 }
 
 // New returns a Server with every route of the API.
@@ -104,7 +107,7 @@ func New(cfg Config) *Server {
 	}
 	s := &Server{
 		cfg: cfg, log: cfg.Logger, cmd: cfg.Commands, rm: cfg.ReadModel, store: cfg.Log,
-		tokens: cfg.Tokens, throttle: cfg.Throttle, passwords: cfg.Passwords,
+		tokens: cfg.Tokens, throttle: cfg.Throttle, passwords: cfg.Passwords, credentials: cfg.Credentials,
 		media: cfg.Media, wm: cfg.Watermark,
 	}
 	s.hub = newHub(s)

@@ -40,10 +40,11 @@ type Store struct {
 func New(db DB) *Store { return &Store{db: db} }
 
 // User is a registered user.
+// Its password hash is write-side state, not projected (see
+// postgres.Credentials).
 type User struct {
-	ID           int64
-	Username     string
-	PasswordHash string
+	ID       int64
+	Username string
 }
 
 // ErrNotFound is returned by single-row look-ups that find nothing.
@@ -52,8 +53,8 @@ var ErrNotFound = errors.New("not found")
 // UserByUsername finds a user by name, ignoring case. ErrNotFound when none.
 func (s *Store) UserByUsername(ctx context.Context, username string) (User, error) {
 	var u User
-	err := s.db.QueryRow(ctx, `SELECT id, username, password_hash FROM users WHERE username_lower = $1`,
-		domain.NormalizeUsername(username)).Scan(&u.ID, &u.Username, &u.PasswordHash)
+	err := s.db.QueryRow(ctx, `SELECT id, username FROM users WHERE username_lower = $1`,
+		domain.NormalizeUsername(username)).Scan(&u.ID, &u.Username)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return User{}, ErrNotFound
 	}
@@ -66,7 +67,7 @@ func (s *Store) UserByUsername(ctx context.Context, username string) (User, erro
 // UserByID finds a user by id. ErrNotFound when none.
 func (s *Store) UserByID(ctx context.Context, id int64) (User, error) {
 	var u User
-	err := s.db.QueryRow(ctx, `SELECT id, username, password_hash FROM users WHERE id = $1`, id).Scan(&u.ID, &u.Username, &u.PasswordHash)
+	err := s.db.QueryRow(ctx, `SELECT id, username FROM users WHERE id = $1`, id).Scan(&u.ID, &u.Username)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return User{}, ErrNotFound
 	}

@@ -111,7 +111,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error)
 	m.wm = projections.NewWatermark()
 	cmds := commands.New(commands.Config{
 		Store: m.store, IDs: postgres.NewIDs(m.pool), Lookups: postgres.NewLookups(m.pool),
-		SendKeys: postgres.NewSendKeys(m.pool), Snapshots: postgres.NewSnapshots(m.pool), Registry: domain.NewRegistry(),
+		SendKeys: postgres.NewSendKeys(m.pool), Credentials: postgres.NewCredentials(m.pool), Snapshots: postgres.NewSnapshots(m.pool), Registry: domain.NewRegistry(),
 		Limits: limits, Logger: log, SnapshotEvery: cfg.SnapshotEvery,
 		Projected: m.wm, IDsAfter: head, IDsWait: cfg.IDsWait,
 	})
@@ -131,7 +131,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error)
 		Database: m.pool, Log: m.store, Commands: cmds, ReadModel: rm, Watermark: m.wm,
 		Media:  &chathttp.FileStorage{Dir: filepath.Join(cfg.DataDir, "media")},
 		Tokens: m.tokens, Throttle: throttle, Passwords: auth.NewBcrypt(cfg.BcryptCost),
-		Logger: log, PublicURL: cfg.PublicURL, JSONBodyLimit: cfg.JSONBodyLimit,
+		Credentials: postgres.NewCredentials(m.pool),
+		Logger:      log, PublicURL: cfg.PublicURL, JSONBodyLimit: cfg.JSONBodyLimit,
 		AllowedOrigins: cfg.Origins, TrustedProxies: cfg.TrustedProxies,
 		ReadyLag: cfg.ReadyLag, ProjectionWait: cfg.ProjectionWait,
 		MaxPicture: cfg.MaxPicture, MaxVideo: cfg.MaxVideo, SocketHook: cfg.Hooks.SocketHook,
