@@ -60,6 +60,9 @@ var ErrRegistrationAbandoned = domain.Errorf(domain.KindConflict, "The registrat
 // in; one that fails to store the credential appends no user, and its name
 // is reclaimed like that of any registration that died after reserving it.
 func (s *Service) Register(ctx context.Context, a Actor, cmd Register, h PasswordHasher) (Registered, error) {
+	// The name is registered and shown in its NFKC form, and unique in its
+	// case-folded key (see domain.NormalizeUsername).
+	cmd.Username = domain.CleanUsername(cmd.Username)
 	if err := domain.ValidateCredentials(cmd.Username, cmd.Password); err != nil {
 		return Registered{}, err
 	}

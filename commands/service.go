@@ -49,7 +49,8 @@ type IDs interface {
 type ProjectedLookups interface {
 	// MissingUsers returns the ids among ids that belong to no user.
 	MissingUsers(ctx context.Context, ids []int64) ([]int64, error)
-	// UsernameTaken reports whether a user has the lower-cased name.
+	// UsernameTaken reports whether a user has a name of the key
+	// (domain.NormalizeUsername).
 	UsernameTaken(ctx context.Context, lower string) (bool, error)
 	// ReceiptTargets returns, of ids, those that are messages of the
 	// conversation, and those of them the reader received and has not read.

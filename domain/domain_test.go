@@ -192,3 +192,21 @@ func TestRegistrationAbandonedWireForm(t *testing.T) {
 		t.Error("an abandoned registration makes a user")
 	}
 }
+
+func TestNormalizeUsername(t *testing.T) {
+	for _, tt := range []struct{ in, clean, key string }{
+		{"Alice", "Alice", "alice"},
+		{"ａｌｉｃｅ", "alice", "alice"},
+		{"ＡＬＩＣＥ", "ALICE", "alice"},
+		{"Straße", "Straße", "strasse"},
+		{"ﬁle", "file", "file"},
+		{"Zoë", "Zoë", "zoë"},
+	} {
+		if got := domain.CleanUsername(tt.in); got != tt.clean {
+			t.Errorf("CleanUsername(%q) = %q; want %q", tt.in, got, tt.clean)
+		}
+		if got := domain.NormalizeUsername(tt.in); got != tt.key {
+			t.Errorf("NormalizeUsername(%q) = %q; want %q", tt.in, got, tt.key)
+		}
+	}
+}

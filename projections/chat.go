@@ -60,9 +60,9 @@ func (c *Chat) apply(b *pgx.Batch, events []eventstore.RecordedEvent, messagesCo
 			bump(0, e.UserID)
 		case domain.UserRegistered:
 			bump(0, e.UserID)
-			b.Queue(`INSERT INTO users (id, username, username_lower, created_at)
-				VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
-				e.UserID, e.Username, domain.NormalizeUsername(e.Username), at)
+			b.Queue(`INSERT INTO users (id, username, username_key, key_version, created_at)
+				VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`,
+				e.UserID, e.Username, domain.NormalizeUsername(e.Username), UsernameKeyVersion, at)
 			if e.LegacyPasswordHash != "" {
 				// A version 1 event of an old log: its hash moves to the
 				// write side's credentials table (public schema, found

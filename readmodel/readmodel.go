@@ -50,11 +50,15 @@ type User struct {
 // ErrNotFound is returned by single-row look-ups that find nothing.
 var ErrNotFound = errors.New("not found")
 
-// UserByUsername finds a user by name, ignoring case. ErrNotFound when none.
+// UserByUsername finds a user by any equivalent form of their name (its
+// key, domain.NormalizeUsername: case, width and compatibility forms
+// ignored). Should a log from before that rule hold two users of one key,
+// the one of exactly that name wins, then the oldest. ErrNotFound when none.
 func (s *Store) UserByUsername(ctx context.Context, username string) (User, error) {
 	var u User
-	err := s.db.QueryRow(ctx, `SELECT id, username FROM users WHERE username_lower = $1`,
-		domain.NormalizeUsername(username)).Scan(&u.ID, &u.Username)
+	err := s.db.QueryRow(ctx, `SELECT id, username FROM users WHERE username_key = $1
+		ORDER BY username = $2 DESC, id LIMIT 1`,
+		domain.NormalizeUsername(username), domain.CleanUsername(username)).Scan(&u.ID, &u.Username)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return User{}, ErrNotFound
 	}

@@ -82,6 +82,13 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error)
 	} else if len(applied) > 0 {
 		log.Info("migrations applied", "files", applied)
 	}
+	// Users projected before usernames were keyed by NFKC and case
+	// folding get their key (migrations/readmodel/0005).
+	if n, err := projections.RekeyUsernames(ctx, m.pool); err != nil {
+		return nil, err
+	} else if n > 0 {
+		log.Info("usernames re-keyed", "users", n)
+	}
 	// The process's one LISTEN connection, for every channel; it runs
 	// until Close.
 	m.notifier = notifier.New(notifier.Pool(m.pool), log)
