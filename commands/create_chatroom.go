@@ -22,6 +22,9 @@ type CreateChatroom struct {
 type Created struct {
 	Written
 	Conversation *domain.Conversation
+	// Existing is true when a direct chat between the two existed already:
+	// Conversation is that one, nothing new was created.
+	Existing bool
 }
 
 // CreateChatroom opens a conversation with the actor as its first member.
@@ -46,10 +49,19 @@ func (s *Service) CreateChatroom(ctx context.Context, a Actor, cmd CreateChatroo
 			return Created{}, domain.FieldError("members", fmt.Sprintf("Invalid pk \"%s\" - object does not exist.", strings.Join(ids, ", ")))
 		}
 	}
+	if n.Type == domain.Direct && len(members) == 2 {
+		return s.createDirect(ctx, a, n, members)
+	}
 	id, err := s.ids.Next(ctx, ConversationIDs)
 	if err != nil {
 		return Created{}, fmt.Errorf("create chatroom: %w", err)
 	}
+	return s.createConversation(ctx, a, id, n, members)
+}
+
+// createConversation appends the creation of conversation id, with "no
+// stream" expected.
+func (s *Service) createConversation(ctx context.Context, a Actor, id int64, n domain.NewConversation, members []int64) (Created, error) {
 	mids, err := s.ids.NextN(ctx, MembershipIDs, len(members))
 	if err != nil {
 		return Created{}, fmt.Errorf("create chatroom: %w", err)

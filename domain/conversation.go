@@ -52,6 +52,9 @@ type Conversation struct {
 	// room's log order, so a new message needs a greater one.
 	LastMessageID int64
 	members       map[int64]int64 // user id → membership id
+	// parties are the two people of a direct chat: its first two members,
+	// whether they are members now or have left. Nobody else may join it.
+	parties []int64
 }
 
 // Exists reports whether the conversation has been created.
@@ -76,6 +79,7 @@ func (c *Conversation) Members() []int64 {
 // Clone returns a deep copy, so a cached state can be evolved safely.
 func (c *Conversation) Clone() *Conversation {
 	d := *c
+	d.parties = slices.Clone(c.parties)
 	d.members = make(map[int64]int64, len(c.members))
 	for k, v := range c.members {
 		d.members[k] = v
@@ -93,15 +97,31 @@ func (c *Conversation) Apply(e Event) {
 		c.ID, c.Type, c.Name, c.Description, c.CreatedBy = e.ConversationID, e.Type, e.Name, e.Description, e.CreatedBy
 		for _, m := range e.Members {
 			c.members[m.UserID] = m.MembershipID
+			c.addParty(m.UserID)
 		}
 	case MemberJoined:
 		c.members[e.UserID] = e.MembershipID
+		c.addParty(e.UserID)
 	case MemberLeft:
 		delete(c.members, e.UserID)
 	case MessageSent:
 		c.LastMessageID = max(c.LastMessageID, e.MessageID)
 	}
 }
+
+// addParty records user as a party of a direct chat while it has fewer
+// than two: a direct chat created alone gets its second party at the first
+// join.
+func (c *Conversation) addParty(user int64) {
+	if c.Type == Direct && len(c.parties) < 2 && !slices.Contains(c.parties, user) {
+		c.parties = append(c.parties, user)
+		slices.Sort(c.parties)
+	}
+}
+
+// Parties returns the two people of a direct chat (fewer while it has not
+// had two members), ascending.
+func (c *Conversation) Parties() []int64 { return slices.Clone(c.parties) }
 
 // NewConversation is what a client asks for when creating a chatroom.
 type NewConversation struct {
@@ -164,14 +184,19 @@ func Create(id int64, n NewConversation, members, membershipIDs []int64) []Event
 }
 
 // CheckJoin tells whether user may join: it returns their existing
-// membership id (already a member), or an error when the room does not exist
-// or is full. A zero id and nil error mean a new membership is needed.
+// membership id (already a member), or an error when the room does not exist,
+// is a direct chat of two others (ErrNotParty) or is full. A zero id and nil error mean a new membership is needed.
 func (c *Conversation) CheckJoin(user int64, l Limits) (int64, error) {
 	if !c.Exists() {
 		return 0, ErrConversationNotFound
 	}
 	if id, ok := c.members[user]; ok {
 		return id, nil
+	}
+	// A direct chat is the history of two people: after one leaves, only
+	// they may come back, never a stranger.
+	if c.Type == Direct && len(c.parties) >= 2 && !slices.Contains(c.parties, user) {
+		return 0, ErrNotParty
 	}
 	if len(c.members) >= l.capacity(c.Type) {
 		return 0, ErrRoomFull

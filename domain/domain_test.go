@@ -76,8 +76,20 @@ func TestJoinLeaveRules(t *testing.T) {
 	for _, e := range c.Join(2, 101) {
 		c.Apply(e)
 	}
-	if _, err := c.CheckJoin(3, l); !errors.Is(err, domain.ErrRoomFull) {
-		t.Errorf("third member of a direct chat: %v; want ErrRoomFull", err)
+	if _, err := c.CheckJoin(3, l); !errors.Is(err, domain.ErrNotParty) {
+		t.Errorf("third member of a direct chat: %v; want ErrNotParty", err)
+	}
+	for _, e := range mustLeave(t, c, 2) {
+		c.Apply(e)
+	}
+	if _, err := c.CheckJoin(3, l); !errors.Is(err, domain.ErrNotParty) {
+		t.Errorf("a stranger joining a direct chat one party left: %v; want ErrNotParty", err)
+	}
+	if id, err := c.CheckJoin(2, l); err != nil || id != 0 {
+		t.Errorf("a party rejoining = %d, %v; want a new membership", id, err)
+	}
+	for _, e := range c.Join(2, 101) {
+		c.Apply(e)
 	}
 	if _, err := (&domain.Conversation{}).CheckJoin(3, l); !errors.Is(err, domain.ErrConversationNotFound) {
 		t.Errorf("join missing room: %v", err)
@@ -209,4 +221,13 @@ func TestNormalizeUsername(t *testing.T) {
 			t.Errorf("NormalizeUsername(%q) = %q; want %q", tt.in, got, tt.key)
 		}
 	}
+}
+
+func mustLeave(t *testing.T, c *domain.Conversation, user int64) []domain.Event {
+	t.Helper()
+	evs, err := c.Leave(user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return evs
 }

@@ -17,6 +17,7 @@ const (
 	TypeMessageSent           = "chat.message_sent"
 	TypeMessagesRead          = "chat.messages_read"
 	TypeRegistrationAbandoned = "chat.registration_abandoned"
+	TypeDirectChatClaimed     = "chat.direct_chat_claimed"
 )
 
 // Event is a fact that happened. EventType is its stable wire name.
@@ -58,6 +59,18 @@ type UserRegistered struct {
 	Username           string `json:"username"`
 	PasswordSet        bool   `json:"password_set"`
 	LegacyPasswordHash string `json:"legacy_password_hash,omitempty"`
+}
+
+// DirectChatClaimed claims the one direct chat of two people, in the stream
+// direct-<lower id>-<higher id>, appended with "no stream" expected: of two
+// concurrent creations of a direct chat between them, one claims the pair
+// and both answer with its conversation. The conversation is created after
+// the claim; whoever finds a claim without its conversation (its creator
+// died in between) creates it, with "no stream" expected as well.
+type DirectChatClaimed struct {
+	UserA          int64 `json:"user_a"`
+	UserB          int64 `json:"user_b"`
+	ConversationID int64 `json:"conversation_id"`
 }
 
 // Membership pairs a member with the id of their membership.
@@ -126,6 +139,7 @@ func (MemberLeft) EventType() string            { return TypeMemberLeft }
 func (MessageSent) EventType() string           { return TypeMessageSent }
 func (MessagesRead) EventType() string          { return TypeMessagesRead }
 func (RegistrationAbandoned) EventType() string { return TypeRegistrationAbandoned }
+func (DirectChatClaimed) EventType() string     { return TypeDirectChatClaimed }
 
 // Metadata says who caused an event, when, and in answer to what. It is what
 // makes the log an audit trail.
@@ -144,6 +158,10 @@ func UserStream(id int64) string              { return fmt.Sprintf("user-%d", id
 func UsernameStream(lower string) string      { return "username-" + lower }
 func ConversationStream(id int64) string      { return fmt.Sprintf("conversation-%d", id) }
 func ReceiptStream(conv, reader int64) string { return fmt.Sprintf("receipts-%d-%d", conv, reader) }
+
+// DirectStream is the claim stream of the direct chat of two users, in
+// either order.
+func DirectStream(a, b int64) string { return fmt.Sprintf("direct-%d-%d", min(a, b), max(a, b)) }
 
 // Upcaster turns the payload of an old version of an event into the next
 // version's payload.
@@ -192,6 +210,7 @@ func NewRegistry() *Registry {
 	register[MessageSent](r, 2, map[int]Upcaster{1: upcastMessageSentV1})
 	register[MessagesRead](r, 1, nil)
 	register[RegistrationAbandoned](r, 1, nil)
+	register[DirectChatClaimed](r, 1, nil)
 	return r
 }
 

@@ -39,6 +39,15 @@ func (s *Server) createChatroom(c echo.Context) error {
 	if err := s.waitProjected(c, created.Position); err != nil {
 		return err
 	}
+	if created.Existing {
+		// The direct chat the two have already: 200 with it, as the read
+		// model shows it (its times and members), not a second room.
+		room, err := s.rm.Chatroom(c.Request().Context(), created.Conversation.ID)
+		if err != nil {
+			return err
+		}
+		return c.JSON(http.StatusOK, newChatroomView(room, s.mediaURLs(c), false))
+	}
 	// From the command's result, not the read model: the wait is bounded,
 	// and a lagging read model must not turn a created room into an error.
 	return c.JSON(http.StatusCreated, createdChatroomView(created.Conversation, created.At))
