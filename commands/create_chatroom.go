@@ -16,6 +16,8 @@ type CreateChatroom struct {
 	Name        *string
 	Description *string
 	Members     []int64
+	// InviteOnly groups are joined with an invite (CreateInvite).
+	InviteOnly bool
 }
 
 // Created is the new conversation.
@@ -30,7 +32,7 @@ type Created struct {
 // CreateChatroom opens a conversation with the actor as its first member.
 // Unknown member ids and too many members are field errors.
 func (s *Service) CreateChatroom(ctx context.Context, a Actor, cmd CreateChatroom) (Created, error) {
-	n := domain.NewConversation{Type: cmd.Type, Name: cmd.Name, Description: cmd.Description, Creator: a.UserID, Members: cmd.Members}
+	n := domain.NewConversation{Type: cmd.Type, Name: cmd.Name, Description: cmd.Description, Creator: a.UserID, Members: cmd.Members, InviteOnly: cmd.InviteOnly}
 	members, err := n.Check(s.limits)
 	if err != nil {
 		return Created{}, err

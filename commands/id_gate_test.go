@@ -109,7 +109,7 @@ func TestNoIDsBeforeTheReadModelHasCaughtUpWithTheLog(t *testing.T) {
 			_, err := svc.CreateChatroom(ctx, u1, commands.CreateChatroom{Type: domain.Group})
 			return err
 		},
-		"join": func() error { _, err := svc.JoinChatroom(ctx, commands.Actor{UserID: 2}, rooms[1]); return err },
+		"join": func() error { _, err := svc.JoinChatroom(ctx, commands.Actor{UserID: 2}, rooms[1], ""); return err },
 		"register": func() error {
 			_, err := svc.Register(ctx, commands.Actor{}, commands.Register{Username: "early", Password: "a-long-password-1"}, plainHasher{})
 			return err

@@ -128,6 +128,9 @@ type Config struct {
 	Projected Projected
 	IDsAfter  eventstore.Position
 	IDsWait   time.Duration
+	// InviteTTL is how long an invite to an invite-only group admits
+	// (default 7 days).
+	InviteTTL time.Duration
 }
 
 // Service runs the commands. It is safe for concurrent use.
@@ -152,6 +155,7 @@ type Service struct {
 	// snaps and snapshotEvery: see snapshots.go.
 	snaps         Snapshots
 	snapshotEvery int64
+	inviteTTL     time.Duration
 }
 
 // New returns a Service.
@@ -174,6 +178,9 @@ func New(c Config) *Service {
 	if c.Limits == (domain.Limits{}) {
 		c.Limits = domain.DefaultLimits()
 	}
+	if c.InviteTTL <= 0 {
+		c.InviteTTL = 7 * 24 * time.Hour
+	}
 	if c.IDsWait <= 0 {
 		c.IDsWait = 2 * time.Second
 	}
@@ -185,7 +192,7 @@ func New(c Config) *Service {
 		limits: c.Limits, log: c.Logger, now: c.Now, retries: c.MaxRetries,
 		convs: newStateCache[*convState](c.CacheSize), locks: newStreamLocks(), sendQueues: newSendQueues(),
 		messageIDs: &idBlocks{ids: c.IDs, kind: MessageIDs}, keyLocks: newStreamLocks(),
-		snaps: c.Snapshots, snapshotEvery: int64(c.SnapshotEvery),
+		snaps: c.Snapshots, snapshotEvery: int64(c.SnapshotEvery), inviteTTL: c.InviteTTL,
 	}
 }
 

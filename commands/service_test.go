@@ -126,7 +126,7 @@ func TestStaleCacheAcrossProcesses(t *testing.T) {
 		t.Fatal(err)
 	}
 	// User 2 joins through a; b's cache does not know.
-	if _, err := a.JoinChatroom(ctx, commands.Actor{UserID: 2}, room); err != nil {
+	if _, err := a.JoinChatroom(ctx, commands.Actor{UserID: 2}, room, ""); err != nil {
 		t.Fatal(err)
 	}
 	// b must let user 2 send (a refusal from stale state would be wrong)...
@@ -153,13 +153,13 @@ func TestStaleCacheAcrossProcesses(t *testing.T) {
 	}
 	// Joining again through b while b's cache says "not a member" works, and
 	// b's "already a member" answer after a's join is not stale either.
-	if j, err := b.JoinChatroom(ctx, commands.Actor{UserID: 2}, room); err != nil || !j.New {
+	if j, err := b.JoinChatroom(ctx, commands.Actor{UserID: 2}, room, ""); err != nil || !j.New {
 		t.Fatalf("rejoin through b = %+v, %v; want a new membership", j, err)
 	}
 	if _, err := a.LeaveChatroom(ctx, commands.Actor{UserID: 2}, room); err != nil {
 		t.Fatal(err)
 	}
-	if j, err := b.JoinChatroom(ctx, commands.Actor{UserID: 2}, room); err != nil || !j.New {
+	if j, err := b.JoinChatroom(ctx, commands.Actor{UserID: 2}, room, ""); err != nil || !j.New {
 		t.Fatalf("join through b after leaving through a = %+v, %v; want a new membership, not the stale one", j, err)
 	}
 	// Message ids rise in the room's log order.
@@ -205,7 +205,7 @@ func TestConcurrentSendsIntoOneRoomAreCombined(t *testing.T) {
 	}
 	room := created.Conversation.ID
 	for _, m := range members {
-		if _, err := s.JoinChatroom(ctx, commands.Actor{UserID: m}, room); err != nil {
+		if _, err := s.JoinChatroom(ctx, commands.Actor{UserID: m}, room, ""); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -83,9 +83,9 @@ func snapshotRoom(t *testing.T, store commands.EventStore, snaps *memSnapshots, 
 	}
 	room := created.Conversation.ID
 	for _, step := range []func() error{
-		func() error { _, err := svc.JoinChatroom(ctx, commands.Actor{UserID: 2}, room); return err },
+		func() error { _, err := svc.JoinChatroom(ctx, commands.Actor{UserID: 2}, room, ""); return err },
 		func() error { _, err := svc.LeaveChatroom(ctx, commands.Actor{UserID: 2}, room); return err },
-		func() error { _, err := svc.JoinChatroom(ctx, commands.Actor{UserID: 3}, room); return err },
+		func() error { _, err := svc.JoinChatroom(ctx, commands.Actor{UserID: 3}, room, ""); return err },
 	} {
 		if err := step(); err != nil {
 			t.Fatal(err)

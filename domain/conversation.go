@@ -2,8 +2,10 @@ package domain
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -55,6 +57,10 @@ type Conversation struct {
 	// parties are the two people of a direct chat: its first two members,
 	// whether they are members now or have left. Nobody else may join it.
 	parties []int64
+	// inviteOnly groups admit new members with an invite: invites maps
+	// each invite's token hash to its expiry.
+	inviteOnly bool
+	invites    map[string]time.Time
 }
 
 // Exists reports whether the conversation has been created.
@@ -80,6 +86,7 @@ func (c *Conversation) Members() []int64 {
 func (c *Conversation) Clone() *Conversation {
 	d := *c
 	d.parties = slices.Clone(c.parties)
+	d.invites = maps.Clone(c.invites)
 	d.members = make(map[int64]int64, len(c.members))
 	for k, v := range c.members {
 		d.members[k] = v
@@ -95,6 +102,7 @@ func (c *Conversation) Apply(e Event) {
 	switch e := e.(type) {
 	case ConversationCreated:
 		c.ID, c.Type, c.Name, c.Description, c.CreatedBy = e.ConversationID, e.Type, e.Name, e.Description, e.CreatedBy
+		c.inviteOnly = e.InviteOnly
 		for _, m := range e.Members {
 			c.members[m.UserID] = m.MembershipID
 			c.addParty(m.UserID)
@@ -104,6 +112,11 @@ func (c *Conversation) Apply(e Event) {
 		c.addParty(e.UserID)
 	case MemberLeft:
 		delete(c.members, e.UserID)
+	case InviteCreated:
+		if c.invites == nil {
+			c.invites = map[string]time.Time{}
+		}
+		c.invites[e.TokenHash] = e.ExpiresAt
 	case MessageSent:
 		c.LastMessageID = max(c.LastMessageID, e.MessageID)
 	}
@@ -130,6 +143,7 @@ type NewConversation struct {
 	Description *string
 	Creator     int64
 	Members     []int64 // other members; duplicates and the creator are ignored
+	InviteOnly  bool    // groups only
 }
 
 // Check validates the request on its own (the caller checks that members exist).
@@ -161,6 +175,9 @@ func (n NewConversation) Check(l Limits) ([]int64, error) {
 			members = append(members, m)
 		}
 	}
+	if n.InviteOnly && n.Type != Group {
+		fields["invite_only"] = ErrInviteNotGroup.Fields["invite_only"]
+	}
 	if _, bad := fields["type"]; !bad && len(members) > l.capacity(n.Type) {
 		fields["members"] = append(fields["members"], fmt.Sprintf("A %s can have at most %d members.", n.Type, l.capacity(n.Type)))
 	}
@@ -179,7 +196,7 @@ func Create(id int64, n NewConversation, members, membershipIDs []int64) []Event
 	}
 	return []Event{ConversationCreated{
 		ConversationID: id, Type: n.Type, Name: n.Name, Description: n.Description,
-		CreatedBy: n.Creator, Members: ms,
+		CreatedBy: n.Creator, Members: ms, InviteOnly: n.InviteOnly,
 	}}
 }
 

@@ -18,6 +18,7 @@ const (
 	TypeMessagesRead          = "chat.messages_read"
 	TypeRegistrationAbandoned = "chat.registration_abandoned"
 	TypeDirectChatClaimed     = "chat.direct_chat_claimed"
+	TypeInviteCreated         = "chat.invite_created"
 )
 
 // Event is a fact that happened. EventType is its stable wire name.
@@ -87,6 +88,8 @@ type ConversationCreated struct {
 	Description    *string          `json:"description"`
 	CreatedBy      int64            `json:"created_by"`
 	Members        []Membership     `json:"members"`
+	// InviteOnly groups are joined with an invite (absent: open).
+	InviteOnly bool `json:"invite_only,omitempty"`
 }
 
 // MemberJoined adds a member.
@@ -211,6 +214,7 @@ func NewRegistry() *Registry {
 	register[MessagesRead](r, 1, nil)
 	register[RegistrationAbandoned](r, 1, nil)
 	register[DirectChatClaimed](r, 1, nil)
+	register[InviteCreated](r, 1, nil)
 	return r
 }
 

@@ -32,6 +32,9 @@ func (s *Server) createChatroom(c echo.Context) error {
 	if cmd.Members, _, err = b.ids("members"); err != nil {
 		return err
 	}
+	if cmd.InviteOnly, err = b.flag("invite_only"); err != nil {
+		return err
+	}
 	created, err := s.cmd.CreateChatroom(c.Request().Context(), actor(c), cmd)
 	if err != nil {
 		return err
@@ -65,7 +68,15 @@ func (s *Server) joinChatroom(c echo.Context) error {
 	if id <= 0 {
 		return domain.ErrConversationNotFound
 	}
-	j, err := s.cmd.JoinChatroom(c.Request().Context(), actor(c), id)
+	invite, err := b.str("invite")
+	if err != nil {
+		return err
+	}
+	token := ""
+	if invite != nil {
+		token = *invite
+	}
+	j, err := s.cmd.JoinChatroom(c.Request().Context(), actor(c), id, token)
 	if err != nil {
 		return err
 	}

@@ -159,6 +159,7 @@ func (s *Server) routes() *echo.Echo {
 
 	e.POST("/create-chatroom/", s.createChatroom, json, auth)
 	e.POST("/join-chatroom/", s.joinChatroom, json, auth)
+	e.POST("/chatrooms/:id/invites/", s.createInvite, auth)
 	e.GET("/list-chatrooms/", s.listChatrooms, auth)
 	e.DELETE("/leave-chatroom/:id/", s.leaveChatroom, auth)
 

@@ -15,6 +15,7 @@
 //	CHAT_TRUSTED_PROXIES   comma-separated CIDRs of proxies whose X-Forwarded-For is believed
 //	CHAT_LOG_LEVEL         debug, info, warn or error (default info)
 //	CHAT_READY_LAG         how long the read model may lag before /readyz fails (default 30s)
+//	CHAT_INVITE_TTL        how long an invite to an invite-only group admits (default 168h)
 //	CHAT_LOG_FORMAT        text, json or auto: text on a terminal, JSON otherwise (default auto)
 //	CHAT_DEBUG_ADDR        address of a profiling listener (net/http/pprof); unset: none
 //
@@ -74,8 +75,9 @@ Environment (flags override it):
   CHAT_LOG_LEVEL         debug, info, warn or error (default info)
   CHAT_LOG_FORMAT        text, json or auto: text on a terminal, JSON otherwise (default auto)
   CHAT_READY_LAG         how long the read model may lag before /readyz fails (default %s)
+  CHAT_INVITE_TTL        how long an invite to an invite-only group admits (default %s)
   CHAT_DEBUG_ADDR        address of a profiling listener (net/http/pprof); unset: none
-`, d.Addr, d.DataDir, d.MaxGroup, d.AccessTTL, d.RefreshTTL, d.ReadyLag)
+`, d.Addr, d.DataDir, d.MaxGroup, d.AccessTTL, d.RefreshTTL, d.ReadyLag, d.InviteTTL)
 }
 
 func env(name, def string) string {
@@ -115,6 +117,11 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("CHAT_READY_LAG: %w", err)
 	}
 	fs.DurationVar(&cfg.ReadyLag, "ready-lag", readyLag, "how long the read model may lag before /readyz fails")
+	inviteTTL, err := time.ParseDuration(env("CHAT_INVITE_TTL", cfg.InviteTTL.String()))
+	if err != nil {
+		return fmt.Errorf("CHAT_INVITE_TTL: %w", err)
+	}
+	fs.DurationVar(&cfg.InviteTTL, "invite-ttl", inviteTTL, "how long an invite to an invite-only group admits")
 	fs.StringVar(&debugAddr, "debug-addr", env("CHAT_DEBUG_ADDR", ""), "profiling listener (net/http/pprof), e.g. 127.0.0.1:6060")
 	fs.StringVar(&level, "log-level", env("CHAT_LOG_LEVEL", "info"), "log level: debug, info, warn or error")
 	fs.StringVar(&format, "log-format", env("CHAT_LOG_FORMAT", "auto"), "log format: text, json or auto")

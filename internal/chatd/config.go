@@ -51,6 +51,9 @@ type Config struct {
 	// LeaderRetry is how often a process that does not hold the projector's
 	// lease tries to take it.
 	LeaderRetry time.Duration
+	// InviteTTL (CHAT_INVITE_TTL) is how long an invite to an invite-only
+	// group admits.
+	InviteTTL time.Duration
 	// Hooks are for tests; a production server leaves them zero.
 	Hooks TestHooks
 }
@@ -68,6 +71,8 @@ type TestHooks struct {
 	// EventStorePrefix isolates tests that share one EventStoreDB server:
 	// every stream name is prefixed with it.
 	EventStorePrefix string
+	// Now, when set, is the commands' clock (event times, invite expiry).
+	Now func() time.Time
 }
 
 // DefaultConfig is the configuration of a server told nothing: the one
@@ -89,6 +94,7 @@ func DefaultConfig() Config {
 		JSONBodyLimit:  1 << 20,
 		SnapshotEvery:  1000,
 		LeaderRetry:    time.Second,
+		InviteTTL:      7 * 24 * time.Hour,
 
 		LoginWindow:         15 * time.Minute,
 		LoginPerUserAddress: 5,
@@ -108,6 +114,7 @@ func (c Config) withDefaults() Config {
 	for _, f := range []struct{ v, def *time.Duration }{
 		{&c.AccessTTL, &d.AccessTTL}, {&c.RefreshTTL, &d.RefreshTTL}, {&c.ReadyLag, &d.ReadyLag},
 		{&c.ProjectionWait, &d.ProjectionWait}, {&c.IDsWait, &d.IDsWait}, {&c.LeaderRetry, &d.LeaderRetry},
+		{&c.InviteTTL, &d.InviteTTL},
 		{&c.LoginWindow, &d.LoginWindow}, {&c.LoginMaxDelay, &d.LoginMaxDelay},
 	} {
 		if *f.v <= 0 {
