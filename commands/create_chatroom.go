@@ -16,18 +16,23 @@ type CreateChatroom struct {
 	Name        *string
 	Description *string
 	Members     []int64
+	// InviteOnly groups are joined with an invite (CreateInvite).
+	InviteOnly bool
 }
 
 // Created is the new conversation.
 type Created struct {
 	Written
 	Conversation *domain.Conversation
+	// Existing is true when a direct chat between the two existed already:
+	// Conversation is that one, nothing new was created.
+	Existing bool
 }
 
 // CreateChatroom opens a conversation with the actor as its first member.
 // Unknown member ids and too many members are field errors.
 func (s *Service) CreateChatroom(ctx context.Context, a Actor, cmd CreateChatroom) (Created, error) {
-	n := domain.NewConversation{Type: cmd.Type, Name: cmd.Name, Description: cmd.Description, Creator: a.UserID, Members: cmd.Members}
+	n := domain.NewConversation{Type: cmd.Type, Name: cmd.Name, Description: cmd.Description, Creator: a.UserID, Members: cmd.Members, InviteOnly: cmd.InviteOnly}
 	members, err := n.Check(s.limits)
 	if err != nil {
 		return Created{}, err
@@ -46,10 +51,19 @@ func (s *Service) CreateChatroom(ctx context.Context, a Actor, cmd CreateChatroo
 			return Created{}, domain.FieldError("members", fmt.Sprintf("Invalid pk \"%s\" - object does not exist.", strings.Join(ids, ", ")))
 		}
 	}
+	if n.Type == domain.Direct && len(members) == 2 {
+		return s.createDirect(ctx, a, n, members)
+	}
 	id, err := s.ids.Next(ctx, ConversationIDs)
 	if err != nil {
 		return Created{}, fmt.Errorf("create chatroom: %w", err)
 	}
+	return s.createConversation(ctx, a, id, n, members)
+}
+
+// createConversation appends the creation of conversation id, with "no
+// stream" expected.
+func (s *Service) createConversation(ctx context.Context, a Actor, id int64, n domain.NewConversation, members []int64) (Created, error) {
 	mids, err := s.ids.NextN(ctx, MembershipIDs, len(members))
 	if err != nil {
 		return Created{}, fmt.Errorf("create chatroom: %w", err)

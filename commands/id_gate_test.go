@@ -80,7 +80,7 @@ func (m *memStore) messageIDs(t *testing.T) []int64 {
 func TestNoIDsBeforeTheReadModelHasCaughtUpWithTheLog(t *testing.T) {
 	ctx := context.Background()
 	mem := newMemStore()
-	old := commands.New(commands.Config{Store: mem, IDs: &ids{}, Lookups: noLookups{}, Registry: domain.NewRegistry()})
+	old := commands.New(commands.Config{Store: mem, IDs: &ids{}, Lookups: noLookups{}, Registry: domain.NewRegistry(), Credentials: discardCredentials{}})
 	rooms := []int64{newGroup(t, old), newGroup(t, old)}
 	for _, room := range rooms {
 		for range 3 {
@@ -93,7 +93,7 @@ func TestNoIDsBeforeTheReadModelHasCaughtUpWithTheLog(t *testing.T) {
 	// The new process: fresh sequences, a read model at the start of the log.
 	fresh, rm, keys := &ids{}, newProjected(), &memKeys{}
 	newProc := func(wait time.Duration) *commands.Service {
-		return commands.New(commands.Config{Store: mem, IDs: fresh, Lookups: noLookups{}, Registry: domain.NewRegistry(),
+		return commands.New(commands.Config{Store: mem, IDs: fresh, Lookups: noLookups{}, Registry: domain.NewRegistry(), Credentials: discardCredentials{},
 			SendKeys: keys, Projected: rm, IDsAfter: mem.head(), IDsWait: wait})
 	}
 	keyed := commands.SendMessage{ConversationID: rooms[1], Content: domain.MessageContent{Text: "keyed"}, IdempotencyKey: "k"}
@@ -109,7 +109,7 @@ func TestNoIDsBeforeTheReadModelHasCaughtUpWithTheLog(t *testing.T) {
 			_, err := svc.CreateChatroom(ctx, u1, commands.CreateChatroom{Type: domain.Group})
 			return err
 		},
-		"join": func() error { _, err := svc.JoinChatroom(ctx, commands.Actor{UserID: 2}, rooms[1]); return err },
+		"join": func() error { _, err := svc.JoinChatroom(ctx, commands.Actor{UserID: 2}, rooms[1], ""); return err },
 		"register": func() error {
 			_, err := svc.Register(ctx, commands.Actor{}, commands.Register{Username: "early", Password: "a-long-password-1"}, plainHasher{})
 			return err

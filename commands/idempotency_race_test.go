@@ -117,7 +117,7 @@ func TestRetriedAppendResultDoesNotPoisonTheCache(t *testing.T) {
 	b := newKeyedService(storeB, keys, ids)
 	u1, u2 := commands.Actor{UserID: 1}, commands.Actor{UserID: 2}
 	room := newGroup(t, a)
-	if _, err := b.JoinChatroom(ctx, u2, room); err != nil { // b caches the room with u2 in it
+	if _, err := b.JoinChatroom(ctx, u2, room, ""); err != nil { // b caches the room with u2 in it
 		t.Fatal(err)
 	}
 	if _, err := a.LeaveChatroom(ctx, u2, room); err != nil { // u2 leaves through a: b's cache is stale

@@ -101,7 +101,7 @@ func newGroup(t *testing.T, svc *commands.Service) int64 {
 }
 
 func newKeyedService(store commands.EventStore, keys commands.SendKeys, ids *ids) *commands.Service {
-	return commands.New(commands.Config{Store: store, IDs: ids, Lookups: noLookups{}, SendKeys: keys, Registry: domain.NewRegistry()})
+	return commands.New(commands.Config{Store: store, IDs: ids, Lookups: noLookups{}, SendKeys: keys, Registry: domain.NewRegistry(), Credentials: discardCredentials{}})
 }
 
 // The in-memory store, like EventStoreDB, does not refuse a repeated event

@@ -21,12 +21,24 @@ type PasswordHasher interface {
 	Hash(password string) (string, error)
 }
 
+// Credentials keeps password hashes out of the event log (an immutable log
+// could never erase them), keyed by user id.
+type Credentials interface {
+	// Set stores the hash of a user's password; setting it again replaces it.
+	Set(ctx context.Context, user int64, hash string) error
+	// Delete forgets a user's password hash; deleting none is no error.
+	Delete(ctx context.Context, user int64) error
+}
+
 // Registered is the new user.
 type Registered struct {
 	Written
 	UserID   int64
 	Username string
 }
+
+// errNoCredentials is a Service wired without Config.Credentials.
+var errNoCredentials = errors.New("register: no credential store configured")
 
 // ErrRegistrationAbandoned is returned by a registration whose username
 // reservation was taken over before its user was created: it stalled
@@ -38,7 +50,19 @@ var ErrRegistrationAbandoned = domain.Errorf(domain.KindConflict, "The registrat
 // model, makes usernames unique. A taken name is a field error; a
 // registration whose reservation was reclaimed meanwhile is
 // ErrRegistrationAbandoned.
+//
+// The password hash never enters the log: it is stored through Credentials
+// under the user id once the username is reserved, and then the user is
+// appended, recording only that a password was set. Login needs both (the
+// projected user and the credential), so a registration that dies between
+// the two leaves a credential of an id that no user will ever have (the
+// reservation's reclaim closes that user stream) and nothing that can log
+// in; one that fails to store the credential appends no user, and its name
+// is reclaimed like that of any registration that died after reserving it.
 func (s *Service) Register(ctx context.Context, a Actor, cmd Register, h PasswordHasher) (Registered, error) {
+	// The name is registered and shown in its NFKC form, and unique in its
+	// case-folded key (see domain.NormalizeUsername).
+	cmd.Username = domain.CleanUsername(cmd.Username)
 	if err := domain.ValidateCredentials(cmd.Username, cmd.Password); err != nil {
 		return Registered{}, err
 	}
@@ -72,7 +96,13 @@ func (s *Service) Register(ctx context.Context, a Actor, cmd Register, h Passwor
 	if err != nil {
 		return Registered{}, err
 	}
-	user, at, err := s.encode(a, nil, domain.Register(id, cmd.Username, hash)...)
+	if s.creds == nil {
+		return Registered{}, errNoCredentials
+	}
+	if err := s.creds.Set(ctx, id, hash); err != nil {
+		return Registered{}, fmt.Errorf("register: %w", err)
+	}
+	user, at, err := s.encode(a, nil, domain.Register(id, cmd.Username)...)
 	if err != nil {
 		return Registered{}, err
 	}
@@ -86,6 +116,10 @@ func (s *Service) Register(ctx context.Context, a Actor, cmd Register, h Passwor
 		}
 		if !abandoned {
 			return Registered{}, fmt.Errorf("register: user %d exists already: %w", id, err)
+		}
+		// No user will ever have this id: its credential is dead weight.
+		if derr := s.creds.Delete(ctx, id); derr != nil {
+			s.log.Warn("register: could not delete the credential of an abandoned registration", "user_id", id, "err", derr)
 		}
 		return Registered{}, ErrRegistrationAbandoned
 	}

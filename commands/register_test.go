@@ -48,7 +48,7 @@ func TestOrphanUsernameReservationIsReclaimed(t *testing.T) {
 	mem.now = clk.now
 	ids := &ids{}
 	newSvc := func(store commands.EventStore) *commands.Service {
-		return commands.New(commands.Config{Store: store, IDs: ids, Lookups: noLookups{}, Registry: domain.NewRegistry(), Now: clk.now})
+		return commands.New(commands.Config{Store: store, IDs: ids, Lookups: noLookups{}, Registry: domain.NewRegistry(), Credentials: discardCredentials{}, Now: clk.now})
 	}
 	reg := commands.Register{Username: "Alice", Password: "a-long-password-1"}
 
@@ -180,7 +180,7 @@ func TestReclaimWhileTheOriginalRegistrationStalls(t *testing.T) {
 	mem.now = clk.now
 	seq := &ids{}
 	newSvc := func(store commands.EventStore) *commands.Service {
-		return commands.New(commands.Config{Store: store, IDs: seq, Lookups: noLookups{}, Registry: domain.NewRegistry(), Now: clk.now})
+		return commands.New(commands.Config{Store: store, IDs: seq, Lookups: noLookups{}, Registry: domain.NewRegistry(), Credentials: discardCredentials{}, Now: clk.now})
 	}
 	paused, resume := make(chan struct{}), make(chan struct{})
 	var once sync.Once
@@ -212,7 +212,7 @@ func TestOriginalRegistrationCompletesDuringAReclaim(t *testing.T) {
 	mem.now = clk.now
 	seq := &ids{}
 	newSvc := func(store commands.EventStore) *commands.Service {
-		return commands.New(commands.Config{Store: store, IDs: seq, Lookups: noLookups{}, Registry: domain.NewRegistry(), Now: clk.now})
+		return commands.New(commands.Config{Store: store, IDs: seq, Lookups: noLookups{}, Registry: domain.NewRegistry(), Credentials: discardCredentials{}, Now: clk.now})
 	}
 	origPaused, origResume := make(chan struct{}), make(chan struct{})
 	var onceO sync.Once
@@ -255,7 +255,7 @@ func TestReclaimAfterAReclaimDiedHalfway(t *testing.T) {
 	mem.now = clk.now
 	seq := &ids{}
 	newSvc := func(store commands.EventStore) *commands.Service {
-		return commands.New(commands.Config{Store: store, IDs: seq, Lookups: noLookups{}, Registry: domain.NewRegistry(), Now: clk.now})
+		return commands.New(commands.Config{Store: store, IDs: seq, Lookups: noLookups{}, Registry: domain.NewRegistry(), Credentials: discardCredentials{}, Now: clk.now})
 	}
 	reg := commands.Register{Username: "carol", Password: "a-long-password-1"}
 	if _, err := newSvc(failUserAppends{mem}).Register(ctx, commands.Actor{}, reg, plainHasher{}); err == nil {
@@ -293,13 +293,19 @@ func TestReclaimAgeIsTheStoresTime(t *testing.T) {
 	seq := &ids{}
 	behind := func() time.Time { return clk.now().Add(-time.Hour) }
 	reg := commands.Register{Username: "dave", Password: "a-long-password-1"}
-	slow := commands.New(commands.Config{Store: failUserAppends{mem}, IDs: seq, Lookups: noLookups{}, Registry: domain.NewRegistry(), Now: behind})
+	slow := commands.New(commands.Config{Store: failUserAppends{mem}, IDs: seq, Lookups: noLookups{}, Registry: domain.NewRegistry(), Credentials: discardCredentials{}, Now: behind})
 	if _, err := slow.Register(ctx, commands.Actor{}, reg, plainHasher{}); err == nil {
 		t.Fatal("registration with failing user appends succeeded")
 	}
 	clk.add(time.Minute)
-	svc := commands.New(commands.Config{Store: mem, IDs: seq, Lookups: noLookups{}, Registry: domain.NewRegistry(), Now: clk.now})
+	svc := commands.New(commands.Config{Store: mem, IDs: seq, Lookups: noLookups{}, Registry: domain.NewRegistry(), Credentials: discardCredentials{}, Now: clk.now})
 	if _, err := svc.Register(ctx, commands.Actor{}, reg, plainHasher{}); err != domain.ErrUsernameTaken {
 		t.Fatalf("register a minute after a reservation stamped an hour earlier by its writer: %v; want username taken", err)
 	}
 }
+
+// discardCredentials stores no password hashes.
+type discardCredentials struct{}
+
+func (discardCredentials) Set(context.Context, int64, string) error { return nil }
+func (discardCredentials) Delete(context.Context, int64) error      { return nil }

@@ -108,7 +108,7 @@ func texts(t *testing.T, m *memStore, room int64) []string {
 func TestFirstSenderDoesNotWaitForTheSendsBehindIt(t *testing.T) {
 	ctx := context.Background()
 	store := newHeldAppends(t)
-	s := commands.New(commands.Config{Store: store, IDs: &ids{}, Lookups: noLookups{}, Registry: domain.NewRegistry()})
+	s := commands.New(commands.Config{Store: store, IDs: &ids{}, Lookups: noLookups{}, Registry: domain.NewRegistry(), Credentials: discardCredentials{}})
 	room := newGroup(t, s)
 	store.hold.Store(2)
 
@@ -137,7 +137,7 @@ func TestFirstSenderDoesNotWaitForTheSendsBehindIt(t *testing.T) {
 func TestAbandonedQueuedSendIsNotAppended(t *testing.T) {
 	ctx := context.Background()
 	store := newHeldAppends(t)
-	s := commands.New(commands.Config{Store: store, IDs: &ids{}, Lookups: noLookups{}, Registry: domain.NewRegistry()})
+	s := commands.New(commands.Config{Store: store, IDs: &ids{}, Lookups: noLookups{}, Registry: domain.NewRegistry(), Credentials: discardCredentials{}})
 	room := newGroup(t, s)
 	store.hold.Store(1)
 

@@ -49,7 +49,8 @@ type IDs interface {
 type ProjectedLookups interface {
 	// MissingUsers returns the ids among ids that belong to no user.
 	MissingUsers(ctx context.Context, ids []int64) ([]int64, error)
-	// UsernameTaken reports whether a user has the lower-cased name.
+	// UsernameTaken reports whether a user has a name of the key
+	// (domain.NormalizeUsername).
 	UsernameTaken(ctx context.Context, lower string) (bool, error)
 	// ReceiptTargets returns, of ids, those that are messages of the
 	// conversation, and those of them the reader received and has not read.
@@ -104,10 +105,12 @@ type Config struct {
 	IDs      IDs
 	Lookups  ProjectedLookups
 	SendKeys SendKeys
-	Registry *domain.Registry
-	Limits   domain.Limits
-	Logger   *slog.Logger
-	Now      func() time.Time
+	// Credentials stores password hashes (required by Register).
+	Credentials Credentials
+	Registry    *domain.Registry
+	Limits      domain.Limits
+	Logger      *slog.Logger
+	Now         func() time.Time
 	// CacheSize bounds the aggregate-state cache (streams). Default 10,000.
 	CacheSize int
 	// MaxRetries bounds conflict retries. Default 8.
@@ -125,6 +128,9 @@ type Config struct {
 	Projected Projected
 	IDsAfter  eventstore.Position
 	IDsWait   time.Duration
+	// InviteTTL is how long an invite to an invite-only group admits
+	// (default 7 days).
+	InviteTTL time.Duration
 }
 
 // Service runs the commands. It is safe for concurrent use.
@@ -133,6 +139,7 @@ type Service struct {
 	ids      IDs
 	lookups  ProjectedLookups
 	keys     SendKeys
+	creds    Credentials
 	registry *domain.Registry
 	limits   domain.Limits
 	log      *slog.Logger
@@ -148,6 +155,7 @@ type Service struct {
 	// snaps and snapshotEvery: see snapshots.go.
 	snaps         Snapshots
 	snapshotEvery int64
+	inviteTTL     time.Duration
 }
 
 // New returns a Service.
@@ -170,6 +178,9 @@ func New(c Config) *Service {
 	if c.Limits == (domain.Limits{}) {
 		c.Limits = domain.DefaultLimits()
 	}
+	if c.InviteTTL <= 0 {
+		c.InviteTTL = 7 * 24 * time.Hour
+	}
 	if c.IDsWait <= 0 {
 		c.IDsWait = 2 * time.Second
 	}
@@ -177,11 +188,11 @@ func New(c Config) *Service {
 		c.IDs = &gatedIDs{IDs: c.IDs, after: c.IDsAfter, projected: c.Projected, wait: c.IDsWait, log: c.Logger}
 	}
 	return &Service{
-		store: c.Store, ids: c.IDs, lookups: c.Lookups, keys: c.SendKeys, registry: c.Registry,
+		store: c.Store, ids: c.IDs, lookups: c.Lookups, keys: c.SendKeys, creds: c.Credentials, registry: c.Registry,
 		limits: c.Limits, log: c.Logger, now: c.Now, retries: c.MaxRetries,
 		convs: newStateCache[*convState](c.CacheSize), locks: newStreamLocks(), sendQueues: newSendQueues(),
 		messageIDs: &idBlocks{ids: c.IDs, kind: MessageIDs}, keyLocks: newStreamLocks(),
-		snaps: c.Snapshots, snapshotEvery: int64(c.SnapshotEvery),
+		snaps: c.Snapshots, snapshotEvery: int64(c.SnapshotEvery), inviteTTL: c.InviteTTL,
 	}
 }
 

@@ -107,7 +107,7 @@ func (noLookups) ReceiptTargets(context.Context, int64, int64, []int64) ([]int64
 }
 
 func newService(store *memStore) *commands.Service {
-	return commands.New(commands.Config{Store: store, IDs: &ids{}, Lookups: noLookups{}, Registry: domain.NewRegistry()})
+	return commands.New(commands.Config{Store: store, IDs: &ids{}, Lookups: noLookups{}, Registry: domain.NewRegistry(), Credentials: discardCredentials{}})
 }
 
 // Two processes share a log; each has its own state cache. Decisions made
@@ -126,7 +126,7 @@ func TestStaleCacheAcrossProcesses(t *testing.T) {
 		t.Fatal(err)
 	}
 	// User 2 joins through a; b's cache does not know.
-	if _, err := a.JoinChatroom(ctx, commands.Actor{UserID: 2}, room); err != nil {
+	if _, err := a.JoinChatroom(ctx, commands.Actor{UserID: 2}, room, ""); err != nil {
 		t.Fatal(err)
 	}
 	// b must let user 2 send (a refusal from stale state would be wrong)...
@@ -153,13 +153,13 @@ func TestStaleCacheAcrossProcesses(t *testing.T) {
 	}
 	// Joining again through b while b's cache says "not a member" works, and
 	// b's "already a member" answer after a's join is not stale either.
-	if j, err := b.JoinChatroom(ctx, commands.Actor{UserID: 2}, room); err != nil || !j.New {
+	if j, err := b.JoinChatroom(ctx, commands.Actor{UserID: 2}, room, ""); err != nil || !j.New {
 		t.Fatalf("rejoin through b = %+v, %v; want a new membership", j, err)
 	}
 	if _, err := a.LeaveChatroom(ctx, commands.Actor{UserID: 2}, room); err != nil {
 		t.Fatal(err)
 	}
-	if j, err := b.JoinChatroom(ctx, commands.Actor{UserID: 2}, room); err != nil || !j.New {
+	if j, err := b.JoinChatroom(ctx, commands.Actor{UserID: 2}, room, ""); err != nil || !j.New {
 		t.Fatalf("join through b after leaving through a = %+v, %v; want a new membership, not the stale one", j, err)
 	}
 	// Message ids rise in the room's log order.
@@ -197,7 +197,7 @@ func (c *countingStore) Append(ctx context.Context, stream string, exp eventstor
 func TestConcurrentSendsIntoOneRoomAreCombined(t *testing.T) {
 	ctx := context.Background()
 	store := &countingStore{memStore: newMemStore()}
-	s := commands.New(commands.Config{Store: store, IDs: &ids{}, Lookups: noLookups{}, Registry: domain.NewRegistry()})
+	s := commands.New(commands.Config{Store: store, IDs: &ids{}, Lookups: noLookups{}, Registry: domain.NewRegistry(), Credentials: discardCredentials{}})
 	members := []int64{2, 3, 4, 5}
 	created, err := s.CreateChatroom(ctx, commands.Actor{UserID: 1}, commands.CreateChatroom{Type: domain.Group})
 	if err != nil {
@@ -205,7 +205,7 @@ func TestConcurrentSendsIntoOneRoomAreCombined(t *testing.T) {
 	}
 	room := created.Conversation.ID
 	for _, m := range members {
-		if _, err := s.JoinChatroom(ctx, commands.Actor{UserID: m}, room); err != nil {
+		if _, err := s.JoinChatroom(ctx, commands.Actor{UserID: m}, room, ""); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -274,7 +274,7 @@ func TestMessageIDsRiseAcrossProcesses(t *testing.T) {
 	store := newMemStore()
 	seq := &ids{} // one sequence, as in one database
 	newProc := func() *commands.Service {
-		return commands.New(commands.Config{Store: store, IDs: seq, Lookups: noLookups{}, Registry: domain.NewRegistry()})
+		return commands.New(commands.Config{Store: store, IDs: seq, Lookups: noLookups{}, Registry: domain.NewRegistry(), Credentials: discardCredentials{}})
 	}
 	a, b := newProc(), newProc()
 	created, err := a.CreateChatroom(ctx, commands.Actor{UserID: 1}, commands.CreateChatroom{Type: domain.Group})

@@ -75,7 +75,7 @@ func (c *readCountingStore) takeRead() int {
 func snapshotRoom(t *testing.T, store commands.EventStore, snaps *memSnapshots, n int) (int64, int64) {
 	t.Helper()
 	ctx := context.Background()
-	svc := commands.New(commands.Config{Store: store, IDs: &ids{}, Lookups: noLookups{}, Registry: domain.NewRegistry(),
+	svc := commands.New(commands.Config{Store: store, IDs: &ids{}, Lookups: noLookups{}, Registry: domain.NewRegistry(), Credentials: discardCredentials{},
 		Snapshots: snaps, SnapshotEvery: 100})
 	created, err := svc.CreateChatroom(ctx, commands.Actor{UserID: 1}, commands.CreateChatroom{Type: domain.Group})
 	if err != nil {
@@ -83,9 +83,9 @@ func snapshotRoom(t *testing.T, store commands.EventStore, snaps *memSnapshots, 
 	}
 	room := created.Conversation.ID
 	for _, step := range []func() error{
-		func() error { _, err := svc.JoinChatroom(ctx, commands.Actor{UserID: 2}, room); return err },
+		func() error { _, err := svc.JoinChatroom(ctx, commands.Actor{UserID: 2}, room, ""); return err },
 		func() error { _, err := svc.LeaveChatroom(ctx, commands.Actor{UserID: 2}, room); return err },
-		func() error { _, err := svc.JoinChatroom(ctx, commands.Actor{UserID: 3}, room); return err },
+		func() error { _, err := svc.JoinChatroom(ctx, commands.Actor{UserID: 3}, room, ""); return err },
 	} {
 		if err := step(); err != nil {
 			t.Fatal(err)
@@ -133,7 +133,7 @@ func TestSnapshotsAreTakenAndLoaded(t *testing.T) {
 	// 54 after it, not 254 events.
 	store := &readCountingStore{memStore: mem}
 	cold := commands.New(commands.Config{Store: store, IDs: &ids{next: map[commands.IDKind]int64{commands.MessageIDs: last}},
-		Lookups: noLookups{}, Registry: domain.NewRegistry(), Snapshots: snaps, SnapshotEvery: 100})
+		Lookups: noLookups{}, Registry: domain.NewRegistry(), Credentials: discardCredentials{}, Snapshots: snaps, SnapshotEvery: 100})
 	sent, err := cold.SendMessage(ctx, commands.Actor{UserID: 3}, commands.SendMessage{ConversationID: room, Content: domain.MessageContent{Text: "from 3"}})
 	if err != nil {
 		t.Fatal(err)
@@ -178,7 +178,7 @@ func TestSnapshotOfAnotherHistoryIsIgnored(t *testing.T) {
 
 			store := &readCountingStore{memStore: mem}
 			cold := commands.New(commands.Config{Store: store, IDs: &ids{next: map[commands.IDKind]int64{commands.MessageIDs: 1000}},
-				Lookups: noLookups{}, Registry: domain.NewRegistry(), Snapshots: snaps, SnapshotEvery: 100})
+				Lookups: noLookups{}, Registry: domain.NewRegistry(), Credentials: discardCredentials{}, Snapshots: snaps, SnapshotEvery: 100})
 			_, err := cold.SendMessage(context.Background(), commands.Actor{UserID: 2}, commands.SendMessage{ConversationID: room, Content: domain.MessageContent{Text: "x"}})
 			if domain.KindOf(err) != domain.KindForbidden {
 				t.Errorf("send by a user who left: %v; want forbidden (decided on the log, not the snapshot)", err)

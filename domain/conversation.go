@@ -2,8 +2,10 @@ package domain
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -52,6 +54,13 @@ type Conversation struct {
 	// room's log order, so a new message needs a greater one.
 	LastMessageID int64
 	members       map[int64]int64 // user id → membership id
+	// parties are the two people of a direct chat: its first two members,
+	// whether they are members now or have left. Nobody else may join it.
+	parties []int64
+	// inviteOnly groups admit new members with an invite: invites maps
+	// each invite's token hash to its expiry.
+	inviteOnly bool
+	invites    map[string]time.Time
 }
 
 // Exists reports whether the conversation has been created.
@@ -76,6 +85,8 @@ func (c *Conversation) Members() []int64 {
 // Clone returns a deep copy, so a cached state can be evolved safely.
 func (c *Conversation) Clone() *Conversation {
 	d := *c
+	d.parties = slices.Clone(c.parties)
+	d.invites = maps.Clone(c.invites)
 	d.members = make(map[int64]int64, len(c.members))
 	for k, v := range c.members {
 		d.members[k] = v
@@ -91,17 +102,39 @@ func (c *Conversation) Apply(e Event) {
 	switch e := e.(type) {
 	case ConversationCreated:
 		c.ID, c.Type, c.Name, c.Description, c.CreatedBy = e.ConversationID, e.Type, e.Name, e.Description, e.CreatedBy
+		c.inviteOnly = e.InviteOnly
 		for _, m := range e.Members {
 			c.members[m.UserID] = m.MembershipID
+			c.addParty(m.UserID)
 		}
 	case MemberJoined:
 		c.members[e.UserID] = e.MembershipID
+		c.addParty(e.UserID)
 	case MemberLeft:
 		delete(c.members, e.UserID)
+	case InviteCreated:
+		if c.invites == nil {
+			c.invites = map[string]time.Time{}
+		}
+		c.invites[e.TokenHash] = e.ExpiresAt
 	case MessageSent:
 		c.LastMessageID = max(c.LastMessageID, e.MessageID)
 	}
 }
+
+// addParty records user as a party of a direct chat while it has fewer
+// than two: a direct chat created alone gets its second party at the first
+// join.
+func (c *Conversation) addParty(user int64) {
+	if c.Type == Direct && len(c.parties) < 2 && !slices.Contains(c.parties, user) {
+		c.parties = append(c.parties, user)
+		slices.Sort(c.parties)
+	}
+}
+
+// Parties returns the two people of a direct chat (fewer while it has not
+// had two members), ascending.
+func (c *Conversation) Parties() []int64 { return slices.Clone(c.parties) }
 
 // NewConversation is what a client asks for when creating a chatroom.
 type NewConversation struct {
@@ -110,6 +143,7 @@ type NewConversation struct {
 	Description *string
 	Creator     int64
 	Members     []int64 // other members; duplicates and the creator are ignored
+	InviteOnly  bool    // groups only
 }
 
 // Check validates the request on its own (the caller checks that members exist).
@@ -141,6 +175,9 @@ func (n NewConversation) Check(l Limits) ([]int64, error) {
 			members = append(members, m)
 		}
 	}
+	if n.InviteOnly && n.Type != Group {
+		fields["invite_only"] = ErrInviteNotGroup.Fields["invite_only"]
+	}
 	if _, bad := fields["type"]; !bad && len(members) > l.capacity(n.Type) {
 		fields["members"] = append(fields["members"], fmt.Sprintf("A %s can have at most %d members.", n.Type, l.capacity(n.Type)))
 	}
@@ -159,19 +196,24 @@ func Create(id int64, n NewConversation, members, membershipIDs []int64) []Event
 	}
 	return []Event{ConversationCreated{
 		ConversationID: id, Type: n.Type, Name: n.Name, Description: n.Description,
-		CreatedBy: n.Creator, Members: ms,
+		CreatedBy: n.Creator, Members: ms, InviteOnly: n.InviteOnly,
 	}}
 }
 
 // CheckJoin tells whether user may join: it returns their existing
-// membership id (already a member), or an error when the room does not exist
-// or is full. A zero id and nil error mean a new membership is needed.
+// membership id (already a member), or an error when the room does not exist,
+// is a direct chat of two others (ErrNotParty) or is full. A zero id and nil error mean a new membership is needed.
 func (c *Conversation) CheckJoin(user int64, l Limits) (int64, error) {
 	if !c.Exists() {
 		return 0, ErrConversationNotFound
 	}
 	if id, ok := c.members[user]; ok {
 		return id, nil
+	}
+	// A direct chat is the history of two people: after one leaves, only
+	// they may come back, never a stranger.
+	if c.Type == Direct && len(c.parties) >= 2 && !slices.Contains(c.parties, user) {
+		return 0, ErrNotParty
 	}
 	if len(c.members) >= l.capacity(c.Type) {
 		return 0, ErrRoomFull

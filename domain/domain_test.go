@@ -76,8 +76,20 @@ func TestJoinLeaveRules(t *testing.T) {
 	for _, e := range c.Join(2, 101) {
 		c.Apply(e)
 	}
-	if _, err := c.CheckJoin(3, l); !errors.Is(err, domain.ErrRoomFull) {
-		t.Errorf("third member of a direct chat: %v; want ErrRoomFull", err)
+	if _, err := c.CheckJoin(3, l); !errors.Is(err, domain.ErrNotParty) {
+		t.Errorf("third member of a direct chat: %v; want ErrNotParty", err)
+	}
+	for _, e := range mustLeave(t, c, 2) {
+		c.Apply(e)
+	}
+	if _, err := c.CheckJoin(3, l); !errors.Is(err, domain.ErrNotParty) {
+		t.Errorf("a stranger joining a direct chat one party left: %v; want ErrNotParty", err)
+	}
+	if id, err := c.CheckJoin(2, l); err != nil || id != 0 {
+		t.Errorf("a party rejoining = %d, %v; want a new membership", id, err)
+	}
+	for _, e := range c.Join(2, 101) {
+		c.Apply(e)
 	}
 	if _, err := (&domain.Conversation{}).CheckJoin(3, l); !errors.Is(err, domain.ErrConversationNotFound) {
 		t.Errorf("join missing room: %v", err)
@@ -191,4 +203,31 @@ func TestRegistrationAbandonedWireForm(t *testing.T) {
 	if u.Exists() {
 		t.Error("an abandoned registration makes a user")
 	}
+}
+
+func TestNormalizeUsername(t *testing.T) {
+	for _, tt := range []struct{ in, clean, key string }{
+		{"Alice", "Alice", "alice"},
+		{"ａｌｉｃｅ", "alice", "alice"},
+		{"ＡＬＩＣＥ", "ALICE", "alice"},
+		{"Straße", "Straße", "strasse"},
+		{"ﬁle", "file", "file"},
+		{"Zoë", "Zoë", "zoë"},
+	} {
+		if got := domain.CleanUsername(tt.in); got != tt.clean {
+			t.Errorf("CleanUsername(%q) = %q; want %q", tt.in, got, tt.clean)
+		}
+		if got := domain.NormalizeUsername(tt.in); got != tt.key {
+			t.Errorf("NormalizeUsername(%q) = %q; want %q", tt.in, got, tt.key)
+		}
+	}
+}
+
+func mustLeave(t *testing.T, c *domain.Conversation, user int64) []domain.Event {
+	t.Helper()
+	evs, err := c.Leave(user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return evs
 }

@@ -67,6 +67,7 @@ var (
 	ErrNotMember            = Errorf(KindForbidden, "You are not a member of this conversation")
 	ErrNotMemberToLeave     = Errorf(KindInvalid, "User is not a member of the conversation")
 	ErrRoomFull             = Errorf(KindInvalid, "Chatroom is full")
+	ErrNotParty             = Errorf(KindForbidden, "Only its two participants may join a direct chat")
 	ErrEmptyMessage         = Errorf(KindInvalid, "A message needs text or an attachment")
 	ErrUsernameTaken        = FieldError("username", "A user with that username already exists.")
 	ErrUnavailable          = Errorf(KindUnavailable, "Service temporarily unavailable.")

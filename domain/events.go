@@ -17,6 +17,8 @@ const (
 	TypeMessageSent           = "chat.message_sent"
 	TypeMessagesRead          = "chat.messages_read"
 	TypeRegistrationAbandoned = "chat.registration_abandoned"
+	TypeDirectChatClaimed     = "chat.direct_chat_claimed"
+	TypeInviteCreated         = "chat.invite_created"
 )
 
 // Event is a fact that happened. EventType is its stable wire name.
@@ -46,12 +48,30 @@ type RegistrationAbandoned struct {
 	Username string `json:"username"`
 }
 
-// UserRegistered creates a user. PasswordHash is a slow salted hash; audit
-// output redacts it.
+// UserRegistered creates a user. Since version 2 it only records that a
+// password was set: the hash lives in the write side's credentials table,
+// never in the log, which cannot forget it.
+//
+// LegacyPasswordHash is never written: it carries the hash of a version 1
+// event (which held it as "password_hash") out of the upcaster, so that a
+// projection of an old log can move it into the credentials table.
 type UserRegistered struct {
-	UserID       int64  `json:"user_id"`
-	Username     string `json:"username"`
-	PasswordHash string `json:"password_hash"`
+	UserID             int64  `json:"user_id"`
+	Username           string `json:"username"`
+	PasswordSet        bool   `json:"password_set"`
+	LegacyPasswordHash string `json:"legacy_password_hash,omitempty"`
+}
+
+// DirectChatClaimed claims the one direct chat of two people, in the stream
+// direct-<lower id>-<higher id>, appended with "no stream" expected: of two
+// concurrent creations of a direct chat between them, one claims the pair
+// and both answer with its conversation. The conversation is created after
+// the claim; whoever finds a claim without its conversation (its creator
+// died in between) creates it, with "no stream" expected as well.
+type DirectChatClaimed struct {
+	UserA          int64 `json:"user_a"`
+	UserB          int64 `json:"user_b"`
+	ConversationID int64 `json:"conversation_id"`
 }
 
 // Membership pairs a member with the id of their membership.
@@ -68,6 +88,8 @@ type ConversationCreated struct {
 	Description    *string          `json:"description"`
 	CreatedBy      int64            `json:"created_by"`
 	Members        []Membership     `json:"members"`
+	// InviteOnly groups are joined with an invite (absent: open).
+	InviteOnly bool `json:"invite_only,omitempty"`
 }
 
 // MemberJoined adds a member.
@@ -120,6 +142,7 @@ func (MemberLeft) EventType() string            { return TypeMemberLeft }
 func (MessageSent) EventType() string           { return TypeMessageSent }
 func (MessagesRead) EventType() string          { return TypeMessagesRead }
 func (RegistrationAbandoned) EventType() string { return TypeRegistrationAbandoned }
+func (DirectChatClaimed) EventType() string     { return TypeDirectChatClaimed }
 
 // Metadata says who caused an event, when, and in answer to what. It is what
 // makes the log an audit trail.
@@ -138,6 +161,10 @@ func UserStream(id int64) string              { return fmt.Sprintf("user-%d", id
 func UsernameStream(lower string) string      { return "username-" + lower }
 func ConversationStream(id int64) string      { return fmt.Sprintf("conversation-%d", id) }
 func ReceiptStream(conv, reader int64) string { return fmt.Sprintf("receipts-%d-%d", conv, reader) }
+
+// DirectStream is the claim stream of the direct chat of two users, in
+// either order.
+func DirectStream(a, b int64) string { return fmt.Sprintf("direct-%d-%d", min(a, b), max(a, b)) }
 
 // Upcaster turns the payload of an old version of an event into the next
 // version's payload.
@@ -175,7 +202,9 @@ func register[E Event](r *Registry, current int, upcasters map[int]Upcaster) {
 func NewRegistry() *Registry {
 	r := &Registry{types: map[string]registration{}}
 	register[UsernameReserved](r, 1, nil)
-	register[UserRegistered](r, 1, nil)
+	// Version 1 of chat.user_registered carried the password hash; version
+	// 2 only says that a password was set.
+	register[UserRegistered](r, 2, map[int]Upcaster{1: upcastUserRegisteredV1})
 	register[ConversationCreated](r, 1, nil)
 	register[MemberJoined](r, 1, nil)
 	register[MemberLeft](r, 1, nil)
@@ -184,6 +213,8 @@ func NewRegistry() *Registry {
 	register[MessageSent](r, 2, map[int]Upcaster{1: upcastMessageSentV1})
 	register[MessagesRead](r, 1, nil)
 	register[RegistrationAbandoned](r, 1, nil)
+	register[DirectChatClaimed](r, 1, nil)
+	register[InviteCreated](r, 1, nil)
 	return r
 }
 
@@ -288,4 +319,22 @@ func upcastMessageSentV1(data []byte) ([]byte, error) {
 		}
 	}
 	return json.Marshal(m)
+}
+
+// userRegisteredV1 is the first shape of chat.user_registered.
+type userRegisteredV1 struct {
+	UserID       int64  `json:"user_id"`
+	Username     string `json:"username"`
+	PasswordHash string `json:"password_hash"`
+}
+
+func upcastUserRegisteredV1(data []byte) ([]byte, error) {
+	var old userRegisteredV1
+	if err := json.Unmarshal(data, &old); err != nil {
+		return nil, err
+	}
+	return json.Marshal(UserRegistered{
+		UserID: old.UserID, Username: old.Username,
+		PasswordSet: old.PasswordHash != "", LegacyPasswordHash: old.PasswordHash,
+	})
 }

@@ -2,14 +2,16 @@ package domain
 
 import (
 	"cmp"
+	"maps"
 	"slices"
+	"time"
 )
 
 // ConversationSnapshotVersion is the shape of ConversationSnapshot. Raise it
 // whenever the snapshot's fields or the way events fold into a Conversation
 // change: snapshots of another version are ignored and the stream is read
 // from its start.
-const ConversationSnapshotVersion = 1
+const ConversationSnapshotVersion = 3
 
 // ConversationSnapshot is a Conversation in a form that can be stored, so
 // that loading a long conversation stream after a restart reads only the
@@ -24,6 +26,11 @@ type ConversationSnapshot struct {
 	// Members are [user id, membership id] pairs, ordered by user id so that
 	// one state always has one encoding.
 	Members [][2]int64 `json:"members"`
+	// Parties are a direct chat's two people (version 2).
+	Parties []int64 `json:"parties,omitempty"`
+	// InviteOnly and Invites (token hash → expiry) since version 3.
+	InviteOnly bool                 `json:"invite_only,omitempty"`
+	Invites    map[string]time.Time `json:"invites,omitempty"`
 }
 
 // Snapshot returns the conversation's state as a snapshot.
@@ -31,7 +38,8 @@ func (c *Conversation) Snapshot() ConversationSnapshot {
 	s := ConversationSnapshot{
 		ID: c.ID, Type: c.Type, Name: c.Name, Description: c.Description,
 		CreatedBy: c.CreatedBy, LastMessageID: c.LastMessageID,
-		Members: make([][2]int64, 0, len(c.members)),
+		Members: make([][2]int64, 0, len(c.members)), Parties: slices.Clone(c.parties),
+		InviteOnly: c.inviteOnly, Invites: maps.Clone(c.invites),
 	}
 	for u, m := range c.members {
 		s.Members = append(s.Members, [2]int64{u, m})
@@ -45,7 +53,8 @@ func (s ConversationSnapshot) Restore() *Conversation {
 	c := &Conversation{
 		ID: s.ID, Type: s.Type, Name: s.Name, Description: s.Description,
 		CreatedBy: s.CreatedBy, LastMessageID: s.LastMessageID,
-		members: make(map[int64]int64, len(s.Members)),
+		members: make(map[int64]int64, len(s.Members)), parties: slices.Clone(s.Parties),
+		inviteOnly: s.InviteOnly, invites: maps.Clone(s.Invites),
 	}
 	for _, m := range s.Members {
 		c.members[m[0]] = m[1]

@@ -4,13 +4,15 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"golang.org/x/text/cases"
+	"golang.org/x/text/unicode/norm"
 )
 
 // User is the state of a user-<id> stream.
 type User struct {
-	ID           int64
-	Username     string
-	PasswordHash string
+	ID       int64
+	Username string
 }
 
 // Exists reports whether the user has registered.
@@ -19,7 +21,7 @@ func (u *User) Exists() bool { return u.ID != 0 }
 // Apply evolves the user by one event.
 func (u *User) Apply(e Event) {
 	if r, ok := e.(UserRegistered); ok {
-		u.ID, u.Username, u.PasswordHash = r.UserID, r.Username, r.PasswordHash
+		u.ID, u.Username = r.UserID, r.Username
 	}
 }
 
@@ -53,11 +55,23 @@ func ValidateCredentials(username, password string) error {
 	return nil
 }
 
-// NormalizeUsername is the form usernames are unique in: lower case.
-func NormalizeUsername(username string) string { return strings.ToLower(username) }
+// CleanUsername is the form a username is registered, stored and shown in:
+// its NFKC normalisation, as Django does, so that compatibility variants
+// (fullwidth "ａｌｉｃｅ", ligatures, superscripts) become the plain
+// characters they stand for. Case is kept as typed.
+func CleanUsername(username string) string { return norm.NFKC.String(username) }
+
+// NormalizeUsername is the key usernames are unique in, and found by at
+// login: NFKC, then Unicode case folding (not lower-casing: "Straße" and
+// "STRASSE" are one name), then NFKC again, since folding can leave a
+// string that is no longer normalised. "Alice", "alice" and "ａｌｉｃｅ"
+// share a key.
+func NormalizeUsername(username string) string {
+	return norm.NFKC.String(cases.Fold().String(norm.NFKC.String(username)))
+}
 
 // Register decides the events that register a user whose username
-// reservation has succeeded.
-func Register(id int64, username, passwordHash string) []Event {
-	return []Event{UserRegistered{UserID: id, Username: username, PasswordHash: passwordHash}}
+// reservation has succeeded and whose credential is stored.
+func Register(id int64, username string) []Event {
+	return []Event{UserRegistered{UserID: id, Username: username, PasswordSet: true}}
 }

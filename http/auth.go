@@ -34,6 +34,12 @@ type Passwords interface {
 	Compare(hash []byte, password string) error
 }
 
+// Credentials reads the password hashes that registration stores outside
+// the event log; found is false for a user without one.
+type Credentials interface {
+	PasswordHash(ctx context.Context, user int64) (hash string, found bool, err error)
+}
+
 // ctxKey is the type of the context keys of this package.
 type ctxKey int
 

@@ -57,25 +57,41 @@ func (s *Server) login(c echo.Context) error {
 	username, password := f[0], f[1]
 	// No account has a longer name (registration bounds it), and a longer
 	// one must not reach the throttle's indexed look-ups.
-	if utf8.RuneCountInString(username) > maxUsernameRunes {
+	// Registration bounds the NFKC form, which may be longer than the
+	// name typed.
+	if utf8.RuneCountInString(username) > maxUsernameRunes || utf8.RuneCountInString(domain.CleanUsername(username)) > maxUsernameRunes {
 		return domain.FieldError("username", fmt.Sprintf("Ensure this field has no more than %d characters.", maxUsernameRunes))
 	}
 	ctx := c.Request().Context()
 	addr := c.RealIP()
-	if err := s.throttle.Begin(ctx, username, addr); err != nil {
+	// Every form of one name counts against the same account.
+	subject := domain.NormalizeUsername(username)
+	if err := s.throttle.Begin(ctx, subject, addr); err != nil {
 		return err
 	}
+	// A user logs in with both their projected user and their credential
+	// (see commands.Register); without either, the comparison does the
+	// same work and fails.
+	var hash []byte
 	u, err := s.rm.UserByUsername(ctx, username)
-	hash := []byte(u.PasswordHash)
-	if errors.Is(err, readmodel.ErrNotFound) {
-		hash = nil // the same work whether or not the user exists
-	} else if err != nil {
+	if err != nil && !errors.Is(err, readmodel.ErrNotFound) {
 		return err
+	}
+	if err == nil {
+		h, found, err := s.credentials.PasswordHash(ctx, u.ID)
+		if err != nil {
+			return err
+		}
+		if found {
+			hash = []byte(h)
+		} else {
+			u.ID = 0
+		}
 	}
 	if s.passwords.Compare(hash, password) != nil || u.ID == 0 {
 		return errBadCredentials
 	}
-	s.throttle.Succeeded(ctx, username, addr)
+	s.throttle.Succeeded(ctx, subject, addr)
 	pair, err := s.tokens.Login(ctx, u.ID)
 	if err != nil {
 		return err

@@ -32,12 +32,24 @@ func (s *Server) createChatroom(c echo.Context) error {
 	if cmd.Members, _, err = b.ids("members"); err != nil {
 		return err
 	}
+	if cmd.InviteOnly, err = b.flag("invite_only"); err != nil {
+		return err
+	}
 	created, err := s.cmd.CreateChatroom(c.Request().Context(), actor(c), cmd)
 	if err != nil {
 		return err
 	}
 	if err := s.waitProjected(c, created.Position); err != nil {
 		return err
+	}
+	if created.Existing {
+		// The direct chat the two have already: 200 with it, as the read
+		// model shows it (its times and members), not a second room.
+		room, err := s.rm.Chatroom(c.Request().Context(), created.Conversation.ID)
+		if err != nil {
+			return err
+		}
+		return c.JSON(http.StatusOK, newChatroomView(room, s.mediaURLs(c), false))
 	}
 	// From the command's result, not the read model: the wait is bounded,
 	// and a lagging read model must not turn a created room into an error.
@@ -56,7 +68,15 @@ func (s *Server) joinChatroom(c echo.Context) error {
 	if id <= 0 {
 		return domain.ErrConversationNotFound
 	}
-	j, err := s.cmd.JoinChatroom(c.Request().Context(), actor(c), id)
+	invite, err := b.str("invite")
+	if err != nil {
+		return err
+	}
+	token := ""
+	if invite != nil {
+		token = *invite
+	}
+	j, err := s.cmd.JoinChatroom(c.Request().Context(), actor(c), id, token)
 	if err != nil {
 		return err
 	}

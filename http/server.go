@@ -51,6 +51,8 @@ type Config struct {
 	Throttle  LoginThrottle
 	Passwords Passwords
 	Logger    *slog.Logger
+	// Credentials holds the password hashes login checks.
+	Credentials Credentials
 
 	// PublicURL, when set, is the base of attachment URLs; zero: the
 	// request's scheme and host are used.
@@ -117,19 +119,20 @@ type Config struct {
 
 // Server is the HTTP API. It is an http.Handler.
 type Server struct {
-	cfg       Config
-	echo      *echo.Echo
-	log       *slog.Logger
-	cmd       *commands.Service
-	rm        *readmodel.Store
-	store     Log
-	tokens    Tokens
-	throttle  LoginThrottle
-	passwords Passwords
-	media     Storage
-	wm        realtime.Watermark
-	hub       *hub
-	lim       limiters
+	cfg         Config
+	echo        *echo.Echo
+	log         *slog.Logger
+	cmd         *commands.Service
+	rm          *readmodel.Store
+	store       Log
+	tokens      Tokens
+	throttle    LoginThrottle
+	passwords   Passwords
+	credentials Credentials
+	media       Storage
+	wm          realtime.Watermark
+	hub         *hub
+	lim         limiters
 }
 
 // New returns a Server with every route of the API.
@@ -139,7 +142,7 @@ func New(cfg Config) *Server {
 	}
 	s := &Server{
 		cfg: cfg, log: cfg.Logger, cmd: cfg.Commands, rm: cfg.ReadModel, store: cfg.Log,
-		tokens: cfg.Tokens, throttle: cfg.Throttle, passwords: cfg.Passwords,
+		tokens: cfg.Tokens, throttle: cfg.Throttle, passwords: cfg.Passwords, credentials: cfg.Credentials,
 		media: cfg.Media, wm: cfg.Watermark, lim: newLimiters(cfg),
 	}
 	s.hub = newHub(s)
@@ -195,6 +198,7 @@ func (s *Server) routes() *echo.Echo {
 
 	e.POST("/create-chatroom/", s.createChatroom, json, auth)
 	e.POST("/join-chatroom/", s.joinChatroom, json, auth)
+	e.POST("/chatrooms/:id/invites/", s.createInvite, auth)
 	e.GET("/list-chatrooms/", s.listChatrooms, auth)
 	e.DELETE("/leave-chatroom/:id/", s.leaveChatroom, auth)
 

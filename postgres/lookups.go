@@ -19,7 +19,7 @@ var _ commands.ProjectedLookups = (*Lookups)(nil)
 // NewLookups returns Lookups on db.
 func NewLookups(db DB) *Lookups { return &Lookups{db: db} }
 
-const usernameTaken = `SELECT EXISTS (SELECT 1 FROM users WHERE username_lower = $1)`
+const usernameTaken = `SELECT EXISTS (SELECT 1 FROM users WHERE username_key = $1)`
 
 // missingUsers: the alias t(id) matters; a bare "id" inside the subquery
 // would be u.id, and every id would count as existing.

@@ -14,8 +14,8 @@ func TestLookups(t *testing.T) {
 	// Read-model rows as the projection writes them: users 1 and 2, room 5
 	// with messages 10 (from 1 to 2, unread), 11 (from 1 to 2, read) and
 	// 12 (from 2 to 1); message 20 is in another room.
-	exec(t, pool, `INSERT INTO users (id, username, username_lower, password_hash, created_at)
-		VALUES (1, 'Alice', 'alice', 'h', now()), (2, 'bob', 'bob', 'h', now())`)
+	exec(t, pool, `INSERT INTO users (id, username, username_key, created_at)
+		VALUES (1, 'Alice', 'alice', now()), (2, 'bob', 'bob', now())`)
 	exec(t, pool, `INSERT INTO messages (id, conversation_id, sender_id, receivers, text, created_at, updated_at, commit_pos, prepare_pos)
 		VALUES (10, 5, 1, '{2}', 'a', now(), now(), 1, 1), (11, 5, 1, '{2}', 'b', now(), now(), 2, 2),
 		       (12, 5, 2, '{1}', 'c', now(), now(), 3, 3), (20, 6, 1, '{2}', 'd', now(), now(), 4, 4)`)

@@ -60,9 +60,17 @@ func (c *Chat) apply(b *pgx.Batch, events []eventstore.RecordedEvent, messagesCo
 			bump(0, e.UserID)
 		case domain.UserRegistered:
 			bump(0, e.UserID)
-			b.Queue(`INSERT INTO users (id, username, username_lower, password_hash, created_at)
+			b.Queue(`INSERT INTO users (id, username, username_key, key_version, created_at)
 				VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`,
-				e.UserID, e.Username, domain.NormalizeUsername(e.Username), e.PasswordHash, at)
+				e.UserID, e.Username, domain.NormalizeUsername(e.Username), UsernameKeyVersion, at)
+			if e.LegacyPasswordHash != "" {
+				// A version 1 event of an old log: its hash moves to the
+				// write side's credentials table (public schema, found
+				// through the search path), unless a password was stored
+				// there since. New events never carry one.
+				b.Queue(`INSERT INTO credentials (user_id, password_hash) VALUES ($1, $2)
+					ON CONFLICT (user_id) DO NOTHING`, e.UserID, e.LegacyPasswordHash)
+			}
 		case domain.ConversationCreated:
 			bump(1, e.ConversationID)
 			users := make([]int64, len(e.Members))

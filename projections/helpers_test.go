@@ -87,7 +87,7 @@ func (l *testLog) append(t *testing.T, stream string, e domain.Event) eventstore
 func (l *testLog) room(t *testing.T, users int64) eventstore.Position {
 	t.Helper()
 	for u := int64(1); u <= users; u++ {
-		l.append(t, domain.UserStream(u), domain.UserRegistered{UserID: u, Username: fmt.Sprintf("user%d", u), PasswordHash: "x"})
+		l.append(t, domain.UserStream(u), domain.UserRegistered{UserID: u, Username: fmt.Sprintf("user%d", u), PasswordSet: true})
 	}
 	return l.append(t, domain.ConversationStream(1), domain.ConversationCreated{
 		ConversationID: 1, Type: domain.Group, CreatedBy: 1, Members: []domain.Membership{{UserID: 1, MembershipID: 1}}})

@@ -40,7 +40,7 @@ func syntheticLog(n int) [][]any {
 	const users, rooms = 200, 1000
 	for u := int64(1); u <= users; u++ {
 		add(domain.UsernameStream("user"+strconv.FormatInt(u, 10)), domain.UsernameReserved{Username: "user" + strconv.FormatInt(u, 10), UserID: u}, u)
-		add(domain.UserStream(u), domain.UserRegistered{UserID: u, Username: "user" + strconv.FormatInt(u, 10), PasswordHash: "$2a$04$x"}, u)
+		add(domain.UserStream(u), domain.UserRegistered{UserID: u, Username: "user" + strconv.FormatInt(u, 10), PasswordSet: true}, u)
 	}
 	members := map[int64][]int64{}
 	membership := int64(0)

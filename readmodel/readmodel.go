@@ -41,20 +41,25 @@ type Store struct {
 func New(db DB) *Store { return &Store{db: db} }
 
 // User is a registered user.
+// Its password hash is write-side state, not projected (see
+// postgres.Credentials).
 type User struct {
-	ID           int64
-	Username     string
-	PasswordHash string
+	ID       int64
+	Username string
 }
 
 // ErrNotFound is returned by single-row look-ups that find nothing.
 var ErrNotFound = errors.New("not found")
 
-// UserByUsername finds a user by name, ignoring case. ErrNotFound when none.
+// UserByUsername finds a user by any equivalent form of their name (its
+// key, domain.NormalizeUsername: case, width and compatibility forms
+// ignored). Should a log from before that rule hold two users of one key,
+// the one of exactly that name wins, then the oldest. ErrNotFound when none.
 func (s *Store) UserByUsername(ctx context.Context, username string) (User, error) {
 	var u User
-	err := s.db.QueryRow(ctx, `SELECT id, username, password_hash FROM users WHERE username_lower = $1`,
-		domain.NormalizeUsername(username)).Scan(&u.ID, &u.Username, &u.PasswordHash)
+	err := s.db.QueryRow(ctx, `SELECT id, username FROM users WHERE username_key = $1
+		ORDER BY username = $2 DESC, id LIMIT 1`,
+		domain.NormalizeUsername(username), domain.CleanUsername(username)).Scan(&u.ID, &u.Username)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return User{}, ErrNotFound
 	}
@@ -67,7 +72,7 @@ func (s *Store) UserByUsername(ctx context.Context, username string) (User, erro
 // UserByID finds a user by id. ErrNotFound when none.
 func (s *Store) UserByID(ctx context.Context, id int64) (User, error) {
 	var u User
-	err := s.db.QueryRow(ctx, `SELECT id, username, password_hash FROM users WHERE id = $1`, id).Scan(&u.ID, &u.Username, &u.PasswordHash)
+	err := s.db.QueryRow(ctx, `SELECT id, username FROM users WHERE id = $1`, id).Scan(&u.ID, &u.Username)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return User{}, ErrNotFound
 	}

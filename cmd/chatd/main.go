@@ -15,6 +15,7 @@
 //	CHAT_TRUSTED_PROXIES   comma-separated CIDRs of proxies whose X-Forwarded-For is believed
 //	CHAT_LOG_LEVEL         debug, info, warn or error (default info)
 //	CHAT_READY_LAG         how long the read model may lag before /readyz fails (default 30s)
+//	CHAT_INVITE_TTL        how long an invite to an invite-only group admits (default 168h)
 //	CHAT_LOG_FORMAT        text, json or auto: text on a terminal, JSON otherwise (default auto)
 //	CHAT_DEBUG_ADDR        address of a profiling listener (net/http/pprof); unset: none
 //
@@ -77,6 +78,7 @@ Environment (flags override it):
   CHAT_LOG_LEVEL         debug, info, warn or error (default info)
   CHAT_LOG_FORMAT        text, json or auto: text on a terminal, JSON otherwise (default auto)
   CHAT_READY_LAG         how long the read model may lag before /readyz fails (default %s)
+  CHAT_INVITE_TTL        how long an invite to an invite-only group admits (default %s)
   CHAT_DEBUG_ADDR        address of a profiling listener (net/http/pprof); unset: none
   CHAT_REFRESH_REUSE_GRACE  how long a rotated-away refresh token may come back with a plain 401;
                          later it ends its session (default %s)
@@ -85,7 +87,7 @@ Environment (flags override it):
   CHAT_LOGIN_PER_ADDRESS login attempts from one address before 429 (default %d)
   CHAT_LOGIN_PER_USER    failed logins at one username from anywhere before it is slowed (default %d)
   CHAT_LOGIN_MAX_DELAY   longest delay between attempts at a slowed username (default %s)
-`, d.Addr, d.DataDir, d.MaxGroup, d.AccessTTL, d.RefreshTTL, d.ReadyLag,
+`, d.Addr, d.DataDir, d.MaxGroup, d.AccessTTL, d.RefreshTTL, d.ReadyLag, d.InviteTTL,
 		d.RefreshReuseGrace, d.LoginWindow, d.LoginPerUserAddress, d.LoginPerAddress, d.LoginPerUser, d.LoginMaxDelay) + socketEnvironment(d) + limitsEnvironment()
 }
 
@@ -147,6 +149,11 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if err := loginFlags(fs, &cfg); err != nil {
 		return err
 	}
+	inviteTTL, err := time.ParseDuration(env("CHAT_INVITE_TTL", cfg.InviteTTL.String()))
+	if err != nil {
+		return fmt.Errorf("CHAT_INVITE_TTL: %w", err)
+	}
+	fs.DurationVar(&cfg.InviteTTL, "invite-ttl", inviteTTL, "how long an invite to an invite-only group admits")
 	fs.StringVar(&debugAddr, "debug-addr", env("CHAT_DEBUG_ADDR", ""), "profiling listener (net/http/pprof), e.g. 127.0.0.1:6060")
 	fs.StringVar(&level, "log-level", env("CHAT_LOG_LEVEL", "info"), "log level: debug, info, warn or error")
 	fs.StringVar(&format, "log-format", env("CHAT_LOG_FORMAT", "auto"), "log format: text, json or auto")

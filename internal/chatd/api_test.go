@@ -890,8 +890,9 @@ func TestChatrooms(t *testing.T) {
 			t.Fatalf("join again = %s; want the same membership %+v", r.Body, first)
 		}
 
+		// A direct chat of two others is not full but closed: 403.
 		wantDetail(t, s.callJSON(t, "POST", "/join-chatroom/", c.Access, map[string]any{"chatroom_id": room.ID}),
-			http.StatusBadRequest, "Chatroom is full")
+			http.StatusForbidden, "Only its two participants may join a direct chat")
 		wantDetail(t, s.callJSON(t, "POST", "/join-chatroom/", c.Access, map[string]any{"chatroom_id": 999999}),
 			http.StatusNotFound, "")
 		wantFields(t, s.callJSON(t, "POST", "/join-chatroom/", c.Access, map[string]any{}),

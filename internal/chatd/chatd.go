@@ -82,6 +82,13 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error)
 	} else if len(applied) > 0 {
 		log.Info("migrations applied", "files", applied)
 	}
+	// Users projected before usernames were keyed by NFKC and case
+	// folding get their key (migrations/readmodel/0005).
+	if n, err := projections.RekeyUsernames(ctx, m.pool); err != nil {
+		return nil, err
+	} else if n > 0 {
+		log.Info("usernames re-keyed", "users", n)
+	}
 	// The process's one LISTEN connection, for every channel; it runs
 	// until Close.
 	m.notifier = notifier.New(notifier.Pool(m.pool), log)
@@ -111,9 +118,10 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error)
 	m.wm = projections.NewWatermark()
 	cmds := commands.New(commands.Config{
 		Store: m.store, IDs: postgres.NewIDs(m.pool), Lookups: postgres.NewLookups(m.pool),
-		SendKeys: postgres.NewSendKeys(m.pool), Snapshots: postgres.NewSnapshots(m.pool), Registry: domain.NewRegistry(),
+		SendKeys: postgres.NewSendKeys(m.pool), Credentials: postgres.NewCredentials(m.pool), Snapshots: postgres.NewSnapshots(m.pool), Registry: domain.NewRegistry(),
 		Limits: limits, Logger: log, SnapshotEvery: cfg.SnapshotEvery,
 		Projected: m.wm, IDsAfter: head, IDsWait: cfg.IDsWait,
+		InviteTTL: cfg.InviteTTL, Now: cfg.Hooks.Now,
 	})
 	// A logout closes the session's sockets on every process: the bus
 	// tells each, and each closes its own (m.api is set before Listen).
@@ -139,7 +147,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error)
 		Database: m.pool, Log: apiLog, Commands: cmds, ReadModel: rm, Watermark: m.wm,
 		Media:  &chathttp.FileStorage{Dir: filepath.Join(cfg.DataDir, "media")},
 		Tokens: m.tokens, Throttle: throttle, Passwords: auth.NewBcrypt(cfg.BcryptCost),
-		Logger: log, PublicURL: cfg.PublicURL, JSONBodyLimit: cfg.JSONBodyLimit,
+		Credentials: postgres.NewCredentials(m.pool),
+		Logger:      log, PublicURL: cfg.PublicURL, JSONBodyLimit: cfg.JSONBodyLimit,
 		AllowedOrigins: cfg.Origins, TrustedProxies: cfg.TrustedProxies,
 		ReadyLag: cfg.ReadyLag, ProjectionWait: cfg.ProjectionWait,
 		MaxPicture: cfg.MaxPicture, MaxVideo: cfg.MaxVideo, SocketHook: cfg.Hooks.SocketHook,

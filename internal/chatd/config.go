@@ -89,6 +89,9 @@ type Config struct {
 	BodyTimeout                    time.Duration
 	BodyMinRate                    int64
 	ReadHeaderTimeout, IdleTimeout time.Duration
+	// InviteTTL (CHAT_INVITE_TTL) is how long an invite to an invite-only
+	// group admits.
+	InviteTTL time.Duration
 	// Hooks are for tests; a production server leaves them zero.
 	Hooks TestHooks
 }
@@ -109,14 +112,15 @@ type TestHooks struct {
 	Clock realtime.Clock
 	// FastEmbedded turns off fsync in the embedded PostgreSQL.
 	FastEmbedded bool
-	// Now is the clock of the request rate limits; zero: time.Now.
-	Now func() time.Time
 	// AuditPage is the number of events the audit endpoint reads from
 	// the log at a time; zero: its default.
 	AuditPage int
 	// EventStorePrefix isolates tests that share one EventStoreDB server:
 	// every stream name is prefixed with it.
 	EventStorePrefix string
+	// Now, when set, is the clock of the commands (event times, invite
+	// expiry) and of the request rate limits.
+	Now func() time.Time
 }
 
 // DefaultConfig is the configuration of a server told nothing: the one
@@ -143,6 +147,7 @@ func DefaultConfig() Config {
 		SocketsPerUser:    realtime.DefaultPerUser,
 		SocketsMax:        realtime.DefaultMax,
 		TypingInterval:    realtime.DefaultTypingInterval,
+		InviteTTL:         7 * 24 * time.Hour,
 
 		LoginWindow:         15 * time.Minute,
 		LoginPerUserAddress: 5,
@@ -179,6 +184,7 @@ func (c Config) withDefaults() Config {
 	for _, f := range []struct{ v, def *time.Duration }{
 		{&c.AccessTTL, &d.AccessTTL}, {&c.RefreshTTL, &d.RefreshTTL}, {&c.RefreshReuseGrace, &d.RefreshReuseGrace}, {&c.ReadyLag, &d.ReadyLag},
 		{&c.ProjectionWait, &d.ProjectionWait}, {&c.IDsWait, &d.IDsWait}, {&c.LeaderRetry, &d.LeaderRetry},
+		{&c.InviteTTL, &d.InviteTTL},
 		{&c.LoginWindow, &d.LoginWindow}, {&c.LoginMaxDelay, &d.LoginMaxDelay},
 		{&c.TypingInterval, &d.TypingInterval},
 		{&c.BodyTimeout, &d.BodyTimeout}, {&c.ReadHeaderTimeout, &d.ReadHeaderTimeout}, {&c.IdleTimeout, &d.IdleTimeout},

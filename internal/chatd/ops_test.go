@@ -205,10 +205,14 @@ func TestRebuildIntoEmptyDatabase(t *testing.T) {
 		t.Fatalf("newest message = %+v; want one with id >= 25", newest)
 	}
 	last := newest[0]
+	creds := credentialRows(t, a)
 	a.stop()
 
 	cfg.DatabaseURL = pgtest.NewDatabase(t) // empty: no read model, no sessions, fresh sequences
 	b := startWith(t, cfg)
+	// Password hashes are write-side state, never in the log: they come
+	// back from the database's backup, as sessions would.
+	restoreCredentials(t, b, creds)
 	b.caughtUp()
 	for i := range users {
 		users[i] = b.login(users[i]) // sessions lived in the old database

@@ -31,6 +31,9 @@ type rule struct {
 	// stdlibOnly: no import outside the standard library and the allowed
 	// project packages.
 	stdlibOnly bool
+	// allowLibs are import path prefixes of libraries a stdlibOnly layer
+	// may import all the same.
+	allowLibs []string
 }
 
 var pgx = "github.com/jackc/pgx"
@@ -38,7 +41,8 @@ var pgx = "github.com/jackc/pgx"
 // rules are DESIGN.md section 3. The binaries and internal/chatd (the
 // composition root) may import everything and have no rule.
 var rules = []rule{
-	{layer: "domain", mayImport: []string{}, stdlibOnly: true},
+	// golang.org/x/text: usernames are compared in NFKC and case-folded.
+	{layer: "domain", mayImport: []string{}, stdlibOnly: true, allowLibs: []string{"golang.org/x/text/"}},
 	{layer: "commands", mayImport: []string{"domain", "eventstore!"}, never: []string{pgx, "github.com/labstack", "github.com/olahol"}},
 	{layer: "eventstore", mayImport: []string{"eventstore", "internal/wait", "internal/pgerr"}, never: []string{module + "domain"}},
 	{layer: "postgres", mayImport: []string{"commands", "auth", "domain", "eventstore!", "postgres", "internal/wait"}},
@@ -101,7 +105,8 @@ func violations(pkgs []pkg, std func(string) bool) []string {
 				case own && r.mayImport != nil && !covers(r.layer, impRel) &&
 					!slices.ContainsFunc(r.mayImport, func(l string) bool { return covers(l, impRel) }):
 					bad = "may import only " + strings.Join(r.mayImport, ", ")
-				case !own && r.stdlibOnly && !std(imp):
+				case !own && r.stdlibOnly && !std(imp) &&
+					!slices.ContainsFunc(r.allowLibs, func(l string) bool { return strings.HasPrefix(imp, l) }):
 					bad = "standard library only"
 				}
 				if bad != "" {
@@ -167,6 +172,7 @@ func TestLayersCatchForbiddenImports(t *testing.T) {
 	}{
 		{pkg{ImportPath: module + "domain", Imports: []string{"errors", "fmt"}}, false},
 		{pkg{ImportPath: module + "domain", Imports: []string{"github.com/google/uuid"}}, true},
+		{pkg{ImportPath: module + "domain", Imports: []string{"golang.org/x/text/unicode/norm"}}, false},
 		{pkg{ImportPath: module + "http", Imports: []string{"github.com/jackc/pgx/v5/pgxpool"}}, true},
 		{pkg{ImportPath: module + "http", Imports: []string{module + "commands", module + "realtime"}}, false},
 		{pkg{ImportPath: module + "http", Imports: []string{module + "projections"}}, true},
