@@ -21,7 +21,8 @@ type Joined struct {
 // returns the existing membership, with the position of the event that
 // made it (a racing first join may not be projected yet: the caller waits
 // for it as for a new one). Errors: ErrConversationNotFound, ErrRoomFull.
-func (s *Service) JoinChatroom(ctx context.Context, a Actor, conversationID int64) (Joined, error) {
+func (s *Service) JoinChatroom(ctx context.Context, a Actor, conversationID int64) (_ Joined, err error) {
+	defer s.observe("join_chatroom", s.now(), &err)
 	out := Joined{ConversationID: conversationID, UserID: a.UserID}
 	w, c, err := s.updateConversation(ctx, a, conversationID, nil, func(c *domain.Conversation) ([]domain.Event, error) {
 		existing, err := c.CheckJoin(a.UserID, s.limits)

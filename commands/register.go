@@ -38,7 +38,8 @@ var ErrRegistrationAbandoned = domain.Errorf(domain.KindConflict, "The registrat
 // model, makes usernames unique. A taken name is a field error; a
 // registration whose reservation was reclaimed meanwhile is
 // ErrRegistrationAbandoned.
-func (s *Service) Register(ctx context.Context, a Actor, cmd Register, h PasswordHasher) (Registered, error) {
+func (s *Service) Register(ctx context.Context, a Actor, cmd Register, h PasswordHasher) (_ Registered, err error) {
+	defer s.observe("register", s.now(), &err)
 	if err := domain.ValidateCredentials(cmd.Username, cmd.Password); err != nil {
 		return Registered{}, err
 	}

@@ -125,6 +125,9 @@ type Config struct {
 	Projected Projected
 	IDsAfter  eventstore.Position
 	IDsWait   time.Duration
+	// Observe, when set, is told each command's name, its error (nil when
+	// it succeeded) and how long it took (metrics). It must not block.
+	Observe func(command string, err error, dur time.Duration)
 }
 
 // Service runs the commands. It is safe for concurrent use.
@@ -148,6 +151,7 @@ type Service struct {
 	// snaps and snapshotEvery: see snapshots.go.
 	snaps         Snapshots
 	snapshotEvery int64
+	observer      func(command string, err error, dur time.Duration)
 }
 
 // New returns a Service.
@@ -181,7 +185,7 @@ func New(c Config) *Service {
 		limits: c.Limits, log: c.Logger, now: c.Now, retries: c.MaxRetries,
 		convs: newStateCache[*convState](c.CacheSize), locks: newStreamLocks(), sendQueues: newSendQueues(),
 		messageIDs: &idBlocks{ids: c.IDs, kind: MessageIDs}, keyLocks: newStreamLocks(),
-		snaps: c.Snapshots, snapshotEvery: int64(c.SnapshotEvery),
+		snaps: c.Snapshots, snapshotEvery: int64(c.SnapshotEvery), observer: c.Observe,
 	}
 }
 

@@ -79,6 +79,12 @@ type Config struct {
 	SocketHook func(point SocketPoint, user, room int64)
 	// Bus carries typing notices between processes; zero: this process only.
 	Bus realtime.Bus
+	// Observer is told of every request and WebSocket frame (metrics);
+	// zero: nothing is observed.
+	Observer Observer
+	// Metrics, when set, is served at /metrics; zero: /metrics is 404 (the
+	// metrics have a listener of their own, or none).
+	Metrics http.Handler
 }
 
 // Server is the HTTP API. It is an http.Handler.
@@ -95,6 +101,7 @@ type Server struct {
 	media     Storage
 	wm        realtime.Watermark
 	hub       *hub
+	observer  Observer
 }
 
 // New returns a Server with every route of the API.
@@ -105,12 +112,19 @@ func New(cfg Config) *Server {
 	s := &Server{
 		cfg: cfg, log: cfg.Logger, cmd: cfg.Commands, rm: cfg.ReadModel, store: cfg.Log,
 		tokens: cfg.Tokens, throttle: cfg.Throttle, passwords: cfg.Passwords,
-		media: cfg.Media, wm: cfg.Watermark,
+		media: cfg.Media, wm: cfg.Watermark, observer: cfg.Observer,
+	}
+	if s.observer == nil {
+		s.observer = nopObserver{}
 	}
 	s.hub = newHub(s)
 	s.echo = s.routes()
 	return s
 }
+
+// OpenSockets is the number of this process's WebSockets that hear their
+// room (metrics).
+func (s *Server) OpenSockets() int { return s.hub.rt.Open() }
 
 // CloseSession closes this process's WebSockets of a session that ended
 // (auth.Config.OnRevoke).
@@ -138,7 +152,7 @@ func (s *Server) routes() *echo.Echo {
 	e.Use(middleware.RequestID())
 	e.Use(nosniff)
 	e.Use(s.recoverer)
-	e.Use(s.accessLog)
+	e.Use(s.observe)
 
 	json := middleware.BodyLimit(limitString(s.cfg.JSONBodyLimit))
 	auth := s.requireAuth
@@ -171,6 +185,7 @@ func (s *Server) routes() *echo.Echo {
 
 	e.GET("/healthz/", s.healthz)
 	e.GET("/readyz/", s.readyz)
+	e.GET("/metrics/", s.serveMetrics)
 	s.docsRoutes(e)
 	webClient(e)
 	return e
@@ -256,22 +271,6 @@ func (s *Server) recoverer(next echo.HandlerFunc) echo.HandlerFunc {
 			}
 		}()
 		return next(c)
-	}
-}
-
-func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		start := time.Now()
-		err := next(c)
-		if err != nil {
-			c.Error(err)
-		}
-		if s.log.Enabled(c.Request().Context(), slog.LevelDebug) {
-			s.log.Debug("request", "method", c.Request().Method, "path", c.Request().URL.Path,
-				"status", c.Response().Status, "dur", time.Since(start),
-				"request_id", c.Response().Header().Get(echo.HeaderXRequestID))
-		}
-		return nil
 	}
 }
 

@@ -68,6 +68,7 @@ func newHub(srv *Server) *hub {
 	}
 	h := &hub{m: m, rt: realtime.New(realtime.Config{
 		Log: srv.store, Watermark: srv.wm, Bus: srv.cfg.Bus, Logger: srv.log, WriteWait: m.Config.WriteWait,
+		OnDrop: srv.observer.SocketDropped,
 		Render: func(e eventstore.RecordedEvent, base string) ([]byte, int64, bool) {
 			return frameOf(srv.cmd.Registry(), e, base)
 		},
@@ -81,6 +82,7 @@ func newHub(srv *Server) *hub {
 	})
 	m.HandleMessage(srv.onFrame)
 	m.HandleSentMessage(func(s *melody.Session, _ []byte) {
+		srv.observer.FrameOut()
 		if so := sessionOf(s); so != nil {
 			so.Sent()
 		}
@@ -295,6 +297,7 @@ type inbound struct {
 
 func (s *Server) onFrame(ms *melody.Session, msg []byte) {
 	h := s.hub
+	s.observer.FrameIn()
 	so := sessionOf(ms)
 	if so == nil || !h.rt.Has(so) {
 		return

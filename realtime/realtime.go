@@ -85,6 +85,9 @@ type Config struct {
 	// WriteWait is how long a catching-up connection may take no frame
 	// before it is dropped (default 5s).
 	WriteWait time.Duration
+	// OnDrop, when set, is called each time a connection is dropped as too
+	// slow (metrics). It must not block.
+	OnDrop func()
 }
 
 // Hub fans room events out to the connections of this process.

@@ -17,6 +17,7 @@
 //	CHAT_READY_LAG         how long the read model may lag before /readyz fails (default 30s)
 //	CHAT_LOG_FORMAT        text, json or auto: text on a terminal, JSON otherwise (default auto)
 //	CHAT_DEBUG_ADDR        address of a profiling listener (net/http/pprof); unset: none
+//	CHAT_METRICS_ADDR      address that alone serves /metrics; unset: /metrics on CHAT_ADDR
 //
 // chatd -version prints the build; chatd -healthcheck asks the server at
 // CHAT_ADDR for /healthz and exits 0 when it answers 200 (for container
@@ -75,6 +76,7 @@ Environment (flags override it):
   CHAT_LOG_FORMAT        text, json or auto: text on a terminal, JSON otherwise (default auto)
   CHAT_READY_LAG         how long the read model may lag before /readyz fails (default %s)
   CHAT_DEBUG_ADDR        address of a profiling listener (net/http/pprof); unset: none
+  CHAT_METRICS_ADDR      address that alone serves /metrics (Prometheus); unset: /metrics on CHAT_ADDR
 `, d.Addr, d.DataDir, d.MaxGroup, d.AccessTTL, d.RefreshTTL, d.ReadyLag)
 }
 
@@ -116,6 +118,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	fs.DurationVar(&cfg.ReadyLag, "ready-lag", readyLag, "how long the read model may lag before /readyz fails")
 	fs.StringVar(&debugAddr, "debug-addr", env("CHAT_DEBUG_ADDR", ""), "profiling listener (net/http/pprof), e.g. 127.0.0.1:6060")
+	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", env("CHAT_METRICS_ADDR", ""), "address that alone serves /metrics, e.g. 127.0.0.1:9090 (unset: /metrics on -addr)")
 	fs.StringVar(&level, "log-level", env("CHAT_LOG_LEVEL", "info"), "log level: debug, info, warn or error")
 	fs.StringVar(&format, "log-format", env("CHAT_LOG_FORMAT", "auto"), "log format: text, json or auto")
 	version := fs.Bool("version", false, "print the build and exit")

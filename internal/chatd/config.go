@@ -51,6 +51,9 @@ type Config struct {
 	// LeaderRetry is how often a process that does not hold the projector's
 	// lease tries to take it.
 	LeaderRetry time.Duration
+	// MetricsAddr (CHAT_METRICS_ADDR), when set, is the address that alone
+	// serves /metrics; empty: /metrics is served on Addr.
+	MetricsAddr string
 	// Hooks are for tests; a production server leaves them zero.
 	Hooks TestHooks
 }
