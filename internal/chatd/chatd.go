@@ -286,7 +286,7 @@ func (m *Main) Run(ctx context.Context) error {
 	serveErr := make(chan error, 2)
 	go func() { serveErr <- m.srv.Serve(m.ln) }()
 	m.serveMetrics(serveErr)
-	m.log.Info("serving", "addr", m.Addr())
+	m.log.Info("chatd listening on "+m.URL(), "addr", m.Addr())
 
 	var err error
 	select {
