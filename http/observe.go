@@ -2,8 +2,10 @@ package http
 
 import (
 	"log/slog"
+	"net/http"
 	"time"
 
+	"github.com/gorilla/websocket"
 	"github.com/labstack/echo/v4"
 )
 
@@ -46,6 +48,11 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		dur := time.Since(start)
 		req, status := c.Request(), c.Response().Status
+		if status == http.StatusOK && !c.Response().Committed && websocket.IsWebSocketUpgrade(req) {
+			// The connection was hijacked and answered 101 past echo's
+			// ResponseWriter, which still holds its initial 200.
+			status = http.StatusSwitchingProtocols
+		}
 		route := c.Path()
 		if route == "" { // echo matched nothing; a partial match keeps a route template, still a bounded set
 			route = unmatchedRoute
