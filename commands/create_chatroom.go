@@ -31,7 +31,8 @@ type Created struct {
 
 // CreateChatroom opens a conversation with the actor as its first member.
 // Unknown member ids and too many members are field errors.
-func (s *Service) CreateChatroom(ctx context.Context, a Actor, cmd CreateChatroom) (Created, error) {
+func (s *Service) CreateChatroom(ctx context.Context, a Actor, cmd CreateChatroom) (_ Created, err error) {
+	defer s.observe("create_chatroom", s.now(), &err)
 	n := domain.NewConversation{Type: cmd.Type, Name: cmd.Name, Description: cmd.Description, Creator: a.UserID, Members: cmd.Members, InviteOnly: cmd.InviteOnly}
 	members, err := n.Check(s.limits)
 	if err != nil {

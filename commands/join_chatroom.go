@@ -23,7 +23,8 @@ type Joined struct {
 // for it as for a new one). invite is the token of an invite, needed to
 // join an invite-only group (and ignored otherwise). Errors:
 // ErrConversationNotFound, ErrNotParty, ErrInviteRequired, ErrRoomFull.
-func (s *Service) JoinChatroom(ctx context.Context, a Actor, conversationID int64, invite string) (Joined, error) {
+func (s *Service) JoinChatroom(ctx context.Context, a Actor, conversationID int64, invite string) (_ Joined, err error) {
+	defer s.observe("join_chatroom", s.now(), &err)
 	out := Joined{ConversationID: conversationID, UserID: a.UserID}
 	w, c, err := s.updateConversation(ctx, a, conversationID, nil, func(c *domain.Conversation) ([]domain.Event, error) {
 		existing, err := c.CheckJoin(a.UserID, s.limits)

@@ -8,7 +8,8 @@ import (
 
 // LeaveChatroom removes the actor from a conversation. Errors:
 // ErrConversationNotFound, ErrNotMemberToLeave.
-func (s *Service) LeaveChatroom(ctx context.Context, a Actor, conversationID int64) (Written, error) {
+func (s *Service) LeaveChatroom(ctx context.Context, a Actor, conversationID int64) (_ Written, err error) {
+	defer s.observe("leave_chatroom", s.now(), &err)
 	w, _, err := s.updateConversation(ctx, a, conversationID, nil, func(c *domain.Conversation) ([]domain.Event, error) {
 		return c.Leave(a.UserID)
 	})

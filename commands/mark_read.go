@@ -28,7 +28,8 @@ type Read struct {
 // per conversation and reader, out of the way of message sends. Errors:
 // ErrConversationNotFound, ErrNotMember, a field error for ids that are not
 // messages of the conversation.
-func (s *Service) MarkRead(ctx context.Context, a Actor, cmd MarkRead) (Read, error) {
+func (s *Service) MarkRead(ctx context.Context, a Actor, cmd MarkRead) (_ Read, err error) {
+	defer s.observe("mark_read", s.now(), &err)
 	if len(cmd.MessageIDs) == 0 {
 		return Read{}, domain.FieldError("message_ids", "This list may not be empty.")
 	}

@@ -59,7 +59,8 @@ var ErrRegistrationAbandoned = domain.Errorf(domain.KindConflict, "The registrat
 // reservation's reclaim closes that user stream) and nothing that can log
 // in; one that fails to store the credential appends no user, and its name
 // is reclaimed like that of any registration that died after reserving it.
-func (s *Service) Register(ctx context.Context, a Actor, cmd Register, h PasswordHasher) (Registered, error) {
+func (s *Service) Register(ctx context.Context, a Actor, cmd Register, h PasswordHasher) (_ Registered, err error) {
+	defer s.observe("register", s.now(), &err)
 	// The name is registered and shown in its NFKC form, and unique in its
 	// case-folded key (see domain.NormalizeUsername).
 	cmd.Username = domain.CleanUsername(cmd.Username)

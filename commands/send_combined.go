@@ -209,8 +209,9 @@ func (s *Service) sendBatch(ctx context.Context, room int64, batch []*sendReq) {
 			return
 		}
 		s.appended(ctx, stream, st, rev, len(data), int64(res.Revision), data[len(data)-1].ID)
+		positions := s.appendedPositions(ctx, stream, res, len(data))
 		for j, i := range accepted {
-			batch[i].done <- sendResult{sent: Sent{Written: Written{Position: res.Position, At: ats[j]}, Message: msgs[j]}}
+			batch[i].done <- sendResult{sent: Sent{Written: Written{Position: positions[j], At: ats[j]}, Message: msgs[j]}}
 			errs[i] = nil
 		}
 		for i, r := range batch {

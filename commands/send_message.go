@@ -49,7 +49,8 @@ func sendKeyEventID(user int64, key string) uuid.UUID {
 // across processes (a conflict retries with a new id). Errors:
 // ErrConversationNotFound, ErrNotMember, ErrEmptyMessage, field errors,
 // ErrKeyReused, ErrConflict.
-func (s *Service) SendMessage(ctx context.Context, a Actor, cmd SendMessage) (Sent, error) {
+func (s *Service) SendMessage(ctx context.Context, a Actor, cmd SendMessage) (_ Sent, err error) {
+	defer s.observe("send_message", s.now(), &err)
 	if cmd.IdempotencyKey == "" {
 		return s.sendCombined(ctx, a, cmd)
 	}

@@ -131,6 +131,9 @@ type Config struct {
 	// InviteTTL is how long an invite to an invite-only group admits
 	// (default 7 days).
 	InviteTTL time.Duration
+	// Observe, when set, is told each command's name, its error (nil when
+	// it succeeded) and how long it took (metrics). It must not block.
+	Observe func(command string, err error, dur time.Duration)
 }
 
 // Service runs the commands. It is safe for concurrent use.
@@ -156,6 +159,7 @@ type Service struct {
 	snaps         Snapshots
 	snapshotEvery int64
 	inviteTTL     time.Duration
+	observer      func(command string, err error, dur time.Duration)
 }
 
 // New returns a Service.
@@ -192,7 +196,7 @@ func New(c Config) *Service {
 		limits: c.Limits, log: c.Logger, now: c.Now, retries: c.MaxRetries,
 		convs: newStateCache[*convState](c.CacheSize), locks: newStreamLocks(), sendQueues: newSendQueues(),
 		messageIDs: &idBlocks{ids: c.IDs, kind: MessageIDs}, keyLocks: newStreamLocks(),
-		snaps: c.Snapshots, snapshotEvery: int64(c.SnapshotEvery), inviteTTL: c.InviteTTL,
+		snaps: c.Snapshots, snapshotEvery: int64(c.SnapshotEvery), inviteTTL: c.InviteTTL, observer: c.Observe,
 	}
 }
 

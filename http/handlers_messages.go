@@ -95,14 +95,14 @@ func (s *Server) sendMessage(c echo.Context) error {
 			if lerr != nil {
 				return lerr
 			}
-			return c.JSON(http.StatusCreated, sentMessageView(msg, at, s.mediaURLs(c)))
+			return c.JSON(http.StatusCreated, sentMessageView(msg, at, sent.Position, s.mediaURLs(c)))
 		}
 		if err != nil {
 			return err
 		}
 		return c.JSON(http.StatusCreated, newMessageView(m, s.mediaURLs(c)))
 	}
-	return c.JSON(http.StatusCreated, sentMessageView(sent.Message, sent.At, s.mediaURLs(c)))
+	return c.JSON(http.StatusCreated, sentMessageView(sent.Message, sent.At, sent.Position, s.mediaURLs(c)))
 }
 
 // checkSendKey refuses an idempotency key (the Idempotency-Key header, or

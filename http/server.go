@@ -115,6 +115,12 @@ type Config struct {
 	// connection closed; zero (either): no bound.
 	BodyTimeout time.Duration
 	BodyMinRate int64
+	// Observer is told of every request and WebSocket frame (metrics);
+	// zero: nothing is observed.
+	Observer Observer
+	// Metrics, when set, is served at /metrics; zero: /metrics is 404 (the
+	// metrics have a listener of their own, or none).
+	Metrics http.Handler
 }
 
 // Server is the HTTP API. It is an http.Handler.
@@ -133,6 +139,7 @@ type Server struct {
 	wm          realtime.Watermark
 	hub         *hub
 	lim         limiters
+	observer    Observer
 }
 
 // New returns a Server with every route of the API.
@@ -143,12 +150,19 @@ func New(cfg Config) *Server {
 	s := &Server{
 		cfg: cfg, log: cfg.Logger, cmd: cfg.Commands, rm: cfg.ReadModel, store: cfg.Log,
 		tokens: cfg.Tokens, throttle: cfg.Throttle, passwords: cfg.Passwords, credentials: cfg.Credentials,
-		media: cfg.Media, wm: cfg.Watermark, lim: newLimiters(cfg),
+		media: cfg.Media, wm: cfg.Watermark, lim: newLimiters(cfg), observer: cfg.Observer,
+	}
+	if s.observer == nil {
+		s.observer = nopObserver{}
 	}
 	s.hub = newHub(s)
 	s.echo = s.routes()
 	return s
 }
+
+// OpenSockets is the number of this process's WebSockets that hear their
+// room (metrics).
+func (s *Server) OpenSockets() int { return s.hub.rt.Open() }
 
 // CloseSession closes this process's WebSockets of a session that ended
 // (auth.Config.OnRevoke).
@@ -179,7 +193,7 @@ func (s *Server) routes() *echo.Echo {
 	e.Use(middleware.RequestID())
 	e.Use(nosniff)
 	e.Use(s.recoverer)
-	e.Use(s.accessLog)
+	e.Use(s.observe)
 	e.Use(s.slowBodies)
 
 	json := middleware.BodyLimit(limitString(s.cfg.JSONBodyLimit))
@@ -214,6 +228,7 @@ func (s *Server) routes() *echo.Echo {
 
 	e.GET("/healthz/", s.healthz)
 	e.GET("/readyz/", s.readyz)
+	e.GET("/metrics/", s.serveMetrics)
 	s.docsRoutes(e)
 	webClient(e)
 	return e
@@ -299,22 +314,6 @@ func (s *Server) recoverer(next echo.HandlerFunc) echo.HandlerFunc {
 			}
 		}()
 		return next(c)
-	}
-}
-
-func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		start := time.Now()
-		err := next(c)
-		if err != nil {
-			c.Error(err)
-		}
-		if s.log.Enabled(c.Request().Context(), slog.LevelDebug) {
-			s.log.Debug("request", "method", c.Request().Method, "path", c.Request().URL.Path,
-				"status", c.Response().Status, "dur", time.Since(start),
-				"request_id", c.Response().Header().Get(echo.HeaderXRequestID))
-		}
-		return nil
 	}
 }
 

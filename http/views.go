@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/evchat/evchat/domain"
+	"github.com/evchat/evchat/eventstore"
 	"github.com/evchat/evchat/readmodel"
 )
 
@@ -24,6 +25,10 @@ type messageView struct {
 	CreatedAt         string  `json:"created_at"`
 	UpdatedAt         string  `json:"updated_at"`
 	ReadBy            []int64 `json:"read_by"`
+	// Position is the message's place in the log, the opaque string of
+	// its WebSocket frame: a socket opened with ?since=<position> hears
+	// what came after it.
+	Position string `json:"position"`
 }
 
 type chatroomView struct {
@@ -55,14 +60,16 @@ func newMessageView(m readmodel.Message, u mediaURL) messageView {
 		ID: m.ID, Conversation: m.ConversationID, Sender: m.SenderID, Receivers: nonNil(m.Receivers),
 		AttachmentPicture: u.of(m.Picture), AttachmentVideo: u.of(m.Video), Text: m.Text,
 		CreatedAt: formatTime(m.CreatedAt), UpdatedAt: formatTime(m.UpdatedAt), ReadBy: nonNil(m.ReadBy),
+		Position: m.Position.String(),
 	}
 }
 
-func sentMessageView(m domain.MessageSent, at time.Time, u mediaURL) messageView {
+// sentMessageView is a message as its event tells it, at position pos.
+func sentMessageView(m domain.MessageSent, at time.Time, pos eventstore.Position, u mediaURL) messageView {
 	return messageView{
 		ID: m.MessageID, Conversation: m.ConversationID, Sender: m.SenderID, Receivers: nonNil(m.Receivers),
 		AttachmentPicture: u.of(m.Picture), AttachmentVideo: u.of(m.Video), Text: m.Text,
-		CreatedAt: formatTime(at), UpdatedAt: formatTime(at), ReadBy: []int64{},
+		CreatedAt: formatTime(at), UpdatedAt: formatTime(at), ReadBy: []int64{}, Position: pos.String(),
 	}
 }
 

@@ -75,6 +75,7 @@ func newHub(srv *Server) *hub {
 			c, err := srv.rm.Chatroom(ctx, room)
 			return c.Members, err
 		},
+		OnDrop: srv.observer.SocketDropped,
 		Render: func(e eventstore.RecordedEvent, base string) ([]byte, int64, bool) {
 			return frameOf(srv.cmd.Registry(), e, base)
 		},
@@ -93,6 +94,7 @@ func newHub(srv *Server) *hub {
 		}
 	})
 	m.HandleSentMessage(func(s *melody.Session, _ []byte) {
+		srv.observer.FrameOut()
 		if so := sessionOf(s); so != nil {
 			so.Sent()
 		}
@@ -187,9 +189,13 @@ func (s *Server) serveWS(c echo.Context) error {
 	if !websocket.IsWebSocketUpgrade(r) {
 		return domain.Errorf(domain.KindInvalid, "Expected a WebSocket upgrade request.")
 	}
-	if v := c.QueryParam("since"); v != "" {
+	switch v := c.QueryParam("since"); v {
+	case "", sinceNow: // where the read model is now
+	case sinceStart:
+		since = eventstore.Start
+	default:
 		if since, err = eventstore.ParsePosition(v); err != nil {
-			return domain.FieldError("since", "Not a valid position.")
+			return domain.FieldError("since", badSince)
 		}
 	}
 	h := s.hub
@@ -288,12 +294,11 @@ func frameOf(reg *domain.Registry, e eventstore.RecordedEvent, base string) ([]b
 	switch ev := ev.(type) {
 	case domain.MessageSent:
 		room = ev.ConversationID
-		mv := sentMessageView(ev, md.Time, func(key string) string { return base + "/media/" + key + "/" })
+		mv := sentMessageView(ev, md.Time, e.Position, func(key string) string { return base + "/media/" + key + "/" })
 		v = struct {
 			Type string `json:"type"`
 			messageView
-			Position string `json:"position"`
-		}{"message", mv, pos}
+		}{"message", mv}
 	case domain.MessagesRead:
 		room = ev.ConversationID
 		v = map[string]any{"type": "read", "conversation": room, "reader": ev.ReaderID, "message_ids": ev.MessageIDs, "position": pos}
@@ -310,6 +315,16 @@ func frameOf(reg *domain.Registry, e eventstore.RecordedEvent, base string) ([]b
 	return b, room, err == nil
 }
 
+// The spellings of ?since= besides a position: the room's start, and the
+// current end of the log.
+const (
+	sinceStart = "0"
+	sinceNow   = "now"
+)
+
+// badSince explains the position format to a client that sent another.
+const badSince = "Not a valid position: use the position string of a frame or of a message (like 1f-3k), 0 for the room's start, or now."
+
 // inbound is a client frame.
 type inbound struct {
 	Type         string          `json:"type"`
@@ -323,6 +338,7 @@ type inbound struct {
 
 func (s *Server) onFrame(ms *melody.Session, msg []byte) {
 	h := s.hub
+	s.observer.FrameIn()
 	so := sessionOf(ms)
 	if so == nil || !h.rt.Has(so) {
 		return

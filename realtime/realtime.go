@@ -108,6 +108,9 @@ type Config struct {
 	// bounds all connections of this process (default DefaultMax): the
 	// next closes with 1013 "too many sockets on this server".
 	PerUser, Max int
+	// OnDrop, when set, is called each time a connection is dropped as too
+	// slow (metrics). It must not block.
+	OnDrop func()
 }
 
 // Hub fans room events out to the connections of this process.

@@ -272,6 +272,9 @@ func (h *Hub) drop(so *Session) {
 		return
 	}
 	h.log.Info("dropping slow websocket", "user", so.user, "room", so.room)
+	if h.cfg.OnDrop != nil {
+		h.cfg.OnDrop()
+	}
 	h.Remove(so)
 	_ = so.conn.Close(tooSlowClose.code, tooSlowClose.reason)
 }

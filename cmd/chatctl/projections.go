@@ -256,7 +256,7 @@ func (e *env) replay(ctx context.Context, args []string) error {
 		if from != "0" {
 			var err error
 			if pos, err = eventstore.ParsePosition(from); err != nil {
-				return fmt.Errorf("%w: --from %q is not a position", errUsage, from)
+				return fmt.Errorf("%w: --from %q is not a position: a position is the string that projections status, the audit stream, WebSocket frames and messages print, two base-36 numbers joined by '-' (like 1f-3k), or 0 for the start", errUsage, from)
 			}
 		}
 		return nil

@@ -18,6 +18,7 @@
 //	CHAT_INVITE_TTL        how long an invite to an invite-only group admits (default 168h)
 //	CHAT_LOG_FORMAT        text, json or auto: text on a terminal, JSON otherwise (default auto)
 //	CHAT_DEBUG_ADDR        address of a profiling listener (net/http/pprof); unset: none
+//	CHAT_METRICS_ADDR      address that alone serves /metrics; unset: /metrics on CHAT_ADDR
 //
 // Request bounds and rate limits (CHAT_MAX_FORM_PARTS and the others that
 // chatd -h lists) are in limits.go.
@@ -87,6 +88,7 @@ Environment (flags override it):
   CHAT_LOGIN_PER_ADDRESS login attempts from one address before 429 (default %d)
   CHAT_LOGIN_PER_USER    failed logins at one username from anywhere before it is slowed (default %d)
   CHAT_LOGIN_MAX_DELAY   longest delay between attempts at a slowed username (default %s)
+  CHAT_METRICS_ADDR      address that alone serves /metrics (Prometheus); unset: /metrics on CHAT_ADDR
 `, d.Addr, d.DataDir, d.MaxGroup, d.AccessTTL, d.RefreshTTL, d.ReadyLag, d.InviteTTL,
 		d.RefreshReuseGrace, d.LoginWindow, d.LoginPerUserAddress, d.LoginPerAddress, d.LoginPerUser, d.LoginMaxDelay) + socketEnvironment(d) + limitsEnvironment()
 }
@@ -155,6 +157,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	fs.DurationVar(&cfg.InviteTTL, "invite-ttl", inviteTTL, "how long an invite to an invite-only group admits")
 	fs.StringVar(&debugAddr, "debug-addr", env("CHAT_DEBUG_ADDR", ""), "profiling listener (net/http/pprof), e.g. 127.0.0.1:6060")
+	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", env("CHAT_METRICS_ADDR", ""), "address that alone serves /metrics, e.g. 127.0.0.1:9090 (unset: /metrics on -addr)")
 	fs.StringVar(&level, "log-level", env("CHAT_LOG_LEVEL", "info"), "log level: debug, info, warn or error")
 	fs.StringVar(&format, "log-format", env("CHAT_LOG_FORMAT", "auto"), "log format: text, json or auto")
 	if err := socketFlags(fs, &cfg); err != nil {

@@ -208,10 +208,11 @@ type messageJSON struct {
 	CreatedAt         string  `json:"created_at"`
 	UpdatedAt         string  `json:"updated_at"`
 	ReadBy            []int64 `json:"read_by"`
+	Position          string  `json:"position"`
 }
 
 var messageKeys = []string{"id", "conversation", "sender", "receivers", "attachment_picture",
-	"attachment_video", "text", "created_at", "updated_at", "read_by"}
+	"attachment_video", "text", "created_at", "updated_at", "read_by", "position"}
 
 // chatroomJSON is the chatroom object of API.md section 3, with the extras
 // list-chatrooms may carry.

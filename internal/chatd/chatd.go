@@ -27,6 +27,7 @@ import (
 	pgstore "github.com/evchat/evchat/eventstore/postgres"
 	chathttp "github.com/evchat/evchat/http"
 	"github.com/evchat/evchat/internal/embeddedpg"
+	"github.com/evchat/evchat/internal/metrics"
 	"github.com/evchat/evchat/internal/pgerr"
 	"github.com/evchat/evchat/migrations"
 	"github.com/evchat/evchat/postgres"
@@ -54,6 +55,11 @@ type Main struct {
 	srv          *stdhttp.Server
 	wm           *projections.Watermark
 	tokens       *auth.Tokens
+	// metrics are the process's series; metricsLn and metricsSrv serve
+	// them on their own address when Config.MetricsAddr is set.
+	metrics    *metrics.Metrics
+	metricsLn  net.Listener
+	metricsSrv *stdhttp.Server
 }
 
 // New prepares a server: it starts the embedded database if needed, applies
@@ -71,6 +77,11 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error)
 			built.Close() // m is nil by now: the return set it
 		}
 	}()
+	// The addresses are bound before anything slow starts (the embedded
+	// database): a taken port fails at once. Close releases them.
+	if err := m.listen(); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("data folder: %w", err)
 	}
@@ -102,6 +113,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error)
 	if m.store, m.close, err = OpenStore(ctx, cfg, m.pool, m.notifier, log); err != nil {
 		return nil, err
 	}
+	m.metrics = metrics.New()
+	m.store = m.metrics.TimedStore(m.store)
 	key, err := auth.LoadOrCreateSigningKey(cfg.JWTKeyFile)
 	if err != nil {
 		return nil, err
@@ -121,7 +134,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error)
 		SendKeys: postgres.NewSendKeys(m.pool), Credentials: postgres.NewCredentials(m.pool), Snapshots: postgres.NewSnapshots(m.pool), Registry: domain.NewRegistry(),
 		Limits: limits, Logger: log, SnapshotEvery: cfg.SnapshotEvery,
 		Projected: m.wm, IDsAfter: head, IDsWait: cfg.IDsWait,
-		InviteTTL: cfg.InviteTTL, Now: cfg.Hooks.Now,
+		InviteTTL: cfg.InviteTTL, Now: cfg.Hooks.Now, Observe: m.metrics.Command,
 	})
 	// A logout closes the session's sockets on every process: the bus
 	// tells each, and each closes its own (m.api is set before Listen).
@@ -159,11 +172,10 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error)
 		RegisterLimit: cfg.RegisterRate, SendLimit: cfg.SendRate, ReadLimit: cfg.ReadRate, Now: cfg.Hooks.Now,
 		AuditPage: cfg.Hooks.AuditPage, CORSOrigins: cfg.CORSOrigins,
 		BodyTimeout: cfg.BodyTimeout, BodyMinRate: cfg.BodyMinRate,
+		Observer: m.metrics, Metrics: m.apiMetrics(),
 	})
 	m.tokens.Listen(notifierBus{m.notifier})
-	if m.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
-	}
+	m.registerGauges()
 	m.srv = &stdhttp.Server{Handler: m.api, ReadHeaderTimeout: cfg.ReadHeaderTimeout, IdleTimeout: cfg.IdleTimeout}
 	return m, nil
 }
@@ -267,7 +279,10 @@ func (m *Main) Run(ctx context.Context) error {
 	registry := domain.NewRegistry()
 	projector := projections.NewProjector(m.pool, m.store, projections.NewChat(registry), projections.ProjectorOptions{
 		Logger: m.log, BeforeCommit: m.cfg.Hooks.ProjectorBeforeCommit,
-		OnApplied: func(_ []eventstore.RecordedEvent, through eventstore.Position) { m.wm.Advance(through) },
+		OnApplied: func(evs []eventstore.RecordedEvent, through eventstore.Position) {
+			m.metrics.Projected(projections.ChatName, len(evs))
+			m.wm.Advance(through)
+		},
 	})
 	goRun("projector", func(ctx context.Context) error {
 		return projections.Leader(ctx, m.pool, projections.LeaderOptions{Logger: m.log, Retry: m.cfg.LeaderRetry}, projector.RunLeased)
@@ -291,9 +306,10 @@ func (m *Main) Run(ctx context.Context) error {
 		m.log.Warn("serving before the cross-process control channel listens; it keeps trying")
 	}
 
-	serveErr := make(chan error, 1)
+	serveErr := make(chan error, 2)
 	go func() { serveErr <- m.srv.Serve(m.ln) }()
-	m.log.Info("serving", "addr", m.Addr())
+	m.serveMetrics(serveErr)
+	m.log.Info("chatd listening on "+m.URL(), "addr", m.Addr())
 
 	var err error
 	select {
@@ -306,6 +322,9 @@ func (m *Main) Run(ctx context.Context) error {
 	// cannot slip in between.
 	if serr := m.srv.Shutdown(shutdown); serr != nil && err == nil {
 		err = serr
+	}
+	if m.metricsSrv != nil {
+		_ = m.metricsSrv.Shutdown(shutdown)
 	}
 	_ = m.api.Shutdown(shutdown)
 	cancel()
@@ -320,6 +339,9 @@ func (m *Main) Run(ctx context.Context) error {
 func (m *Main) Close() {
 	if m.ln != nil {
 		_ = m.ln.Close()
+	}
+	if m.metricsLn != nil {
+		_ = m.metricsLn.Close()
 	}
 	if m.close != nil {
 		m.close()

@@ -92,6 +92,9 @@ type Config struct {
 	// InviteTTL (CHAT_INVITE_TTL) is how long an invite to an invite-only
 	// group admits.
 	InviteTTL time.Duration
+	// MetricsAddr (CHAT_METRICS_ADDR), when set, is the address that alone
+	// serves /metrics; empty: /metrics is served on Addr.
+	MetricsAddr string
 	// Hooks are for tests; a production server leaves them zero.
 	Hooks TestHooks
 }
