@@ -128,7 +128,7 @@ func TestContractEveryPrivateRouteNeedsAToken(t *testing.T) {
 	t.Parallel()
 	ts := contractServer(t, fakeThrottle{})
 	public := func(path string) bool {
-		return slices.Contains([]string{"/auth/register/", "/register/", "/auth/login/", "/login/", "/auth/refresh/", "/healthz/", "/readyz/", "/"}, path) ||
+		return slices.Contains([]string{"/auth/register/", "/register/", "/auth/login/", "/login/", "/auth/refresh/", "/healthz/", "/readyz/", "/metrics/", "/"}, path) ||
 			strings.HasPrefix(path, "/openapi") || strings.HasPrefix(path, "/docs") || strings.HasPrefix(path, "/app/")
 	}
 	s := ts.Config.Handler.(*Server)
@@ -140,6 +140,9 @@ func TestContractEveryPrivateRouteNeedsAToken(t *testing.T) {
 		path := strings.NewReplacer(":id", "1", ":key", strings.Repeat("ab", 32)).Replace(r.Path)
 		for _, token := range []string{"", "Bearer forged", "Basic dXNlcjpwYXNz"} {
 			a := request(t, ts, r.Method, path, `{}`, "Authorization", token)
+			if a.status != http.StatusUnauthorized {
+				t.Fatalf("%s %s with %q = %d %s; want 401", r.Method, path, token, a.status, a.body)
+			}
 			a.wantDetail(t, http.StatusUnauthorized)
 			if !strings.HasPrefix(a.header.Get("WWW-Authenticate"), "Bearer") {
 				t.Fatalf("%s %s with %q: WWW-Authenticate = %q; want Bearer", r.Method, path, token, a.header.Get("WWW-Authenticate"))

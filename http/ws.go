@@ -336,6 +336,19 @@ type inbound struct {
 	Token        *string         `json:"token"`
 }
 
+// decodeFrame reads a client's frame, or says what is wrong with it in the
+// words of an error frame.
+func decodeFrame(msg []byte) (in inbound, detail string) {
+	if err := json.Unmarshal(msg, &in); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) && typeErr.Field != "" {
+			return inbound{}, typeErr.Field + ": Not a valid " + jsonKind(typeErr.Type.Kind()) + "."
+		}
+		return inbound{}, "Frames must be JSON objects."
+	}
+	return in, ""
+}
+
 func (s *Server) onFrame(ms *melody.Session, msg []byte) {
 	h := s.hub
 	s.observer.FrameIn()
@@ -351,14 +364,9 @@ func (s *Server) onFrame(ms *melody.Session, msg []byte) {
 		h.rt.Write(so, realtime.ErrorFrame("Too many frames; slow down."))
 		return
 	}
-	var in inbound
-	if err := json.Unmarshal(msg, &in); err != nil {
-		var typeErr *json.UnmarshalTypeError
-		if errors.As(err, &typeErr) && typeErr.Field != "" {
-			h.rt.Write(so, realtime.ErrorFrame(typeErr.Field+": Not a valid "+jsonKind(typeErr.Type.Kind())+"."))
-			return
-		}
-		h.rt.Write(so, realtime.ErrorFrame("Frames must be JSON objects."))
+	in, detail := decodeFrame(msg)
+	if detail != "" {
+		h.rt.Write(so, realtime.ErrorFrame(detail))
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
