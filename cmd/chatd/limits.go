@@ -12,7 +12,8 @@ import (
 	"github.com/evchat/evchat/internal/ratelimit"
 )
 
-// limitSetting is a request bound or rate limit: its variable, flag and
+// limitSetting is a limit (request bounds, rate limits, WebSocket and
+// login limits): its variable, flag and
 // help, with the default of chatd.DefaultConfig.
 type limitSetting struct {
 	env, flag, help string
@@ -33,6 +34,16 @@ func limitSettings(cfg *chatd.Config) []limitSetting {
 		{"CHAT_READ_HEADER_TIMEOUT", "read-header-timeout", "time for a request's headers", durationSetting(&cfg.ReadHeaderTimeout)},
 		{"CHAT_IDLE_TIMEOUT", "idle-timeout", "how long a kept-alive connection waits for its next request", durationSetting(&cfg.IdleTimeout)},
 		{"CHAT_CORS_ORIGINS", "cors-origins", "comma-separated origins whose pages may call the API (CORS); none: off", listSetting(&cfg.CORSOrigins)},
+		{"CHAT_RESUME_MAX", "resume-max", "room events a WebSocket may resume (?since=) behind", intSetting(&cfg.ResumeMax)},
+		{"CHAT_WS_PER_USER", "ws-per-user", "WebSockets of one user on one process", intSetting(&cfg.SocketsPerUser)},
+		{"CHAT_WS_MAX", "ws-max", "WebSockets of one process", intSetting(&cfg.SocketsMax)},
+		{"CHAT_TYPING_INTERVAL", "typing-interval", "how often one user's typing notices reach a room", durationSetting(&cfg.TypingInterval)},
+		{"CHAT_REFRESH_REUSE_GRACE", "refresh-reuse-grace", "how long a rotated-away refresh token may come back before its use ends the session", durationSetting(&cfg.RefreshReuseGrace)},
+		{"CHAT_LOGIN_WINDOW", "login-window", "window of the login attempt counters", durationSetting(&cfg.LoginWindow)},
+		{"CHAT_LOGIN_PER_USER_ADDRESS", "login-per-user-address", "failed logins at one username from one address before 429", intSetting(&cfg.LoginPerUserAddress)},
+		{"CHAT_LOGIN_PER_ADDRESS", "login-per-address", "login attempts from one address before 429", intSetting(&cfg.LoginPerAddress)},
+		{"CHAT_LOGIN_PER_USER", "login-per-user", "failed logins at one username from anywhere before it is slowed", intSetting(&cfg.LoginPerUser)},
+		{"CHAT_LOGIN_MAX_DELAY", "login-max-delay", "longest delay between attempts at a slowed username", durationSetting(&cfg.LoginMaxDelay)},
 	}
 }
 

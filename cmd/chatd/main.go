@@ -81,34 +81,8 @@ Environment (flags override it):
   CHAT_READY_LAG         how long the read model may lag before /readyz fails (default %s)
   CHAT_INVITE_TTL        how long an invite to an invite-only group admits (default %s)
   CHAT_DEBUG_ADDR        address of a profiling listener (net/http/pprof); unset: none
-  CHAT_REFRESH_REUSE_GRACE  how long a rotated-away refresh token may come back with a plain 401;
-                         later it ends its session (default %s)
-  CHAT_LOGIN_WINDOW      window of the login attempt counters (default %s)
-  CHAT_LOGIN_PER_USER_ADDRESS  failed logins at one username from one address before 429 (default %d)
-  CHAT_LOGIN_PER_ADDRESS login attempts from one address before 429 (default %d)
-  CHAT_LOGIN_PER_USER    failed logins at one username from anywhere before it is slowed (default %d)
-  CHAT_LOGIN_MAX_DELAY   longest delay between attempts at a slowed username (default %s)
   CHAT_METRICS_ADDR      address that alone serves /metrics (Prometheus); unset: /metrics on CHAT_ADDR
-`, d.Addr, d.DataDir, d.MaxGroup, d.AccessTTL, d.RefreshTTL, d.ReadyLag, d.InviteTTL,
-		d.RefreshReuseGrace, d.LoginWindow, d.LoginPerUserAddress, d.LoginPerAddress, d.LoginPerUser, d.LoginMaxDelay) + socketEnvironment(d) + limitsEnvironment()
-}
-
-// envDuration and envInt read a setting's environment variable, or give
-// its default.
-func envDuration(name string, def time.Duration) (time.Duration, error) {
-	d, err := time.ParseDuration(env(name, def.String()))
-	if err != nil {
-		return 0, fmt.Errorf("%s: %w", name, err)
-	}
-	return d, nil
-}
-
-func envInt(name string, def int) (int, error) {
-	n, err := strconv.Atoi(env(name, strconv.Itoa(def)))
-	if err != nil {
-		return 0, fmt.Errorf("%s: %w", name, err)
-	}
-	return n, nil
+`, d.Addr, d.DataDir, d.MaxGroup, d.AccessTTL, d.RefreshTTL, d.ReadyLag, d.InviteTTL) + limitsEnvironment()
 }
 
 func env(name, def string) string {
@@ -148,9 +122,6 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("CHAT_READY_LAG: %w", err)
 	}
 	fs.DurationVar(&cfg.ReadyLag, "ready-lag", readyLag, "how long the read model may lag before /readyz fails")
-	if err := loginFlags(fs, &cfg); err != nil {
-		return err
-	}
 	inviteTTL, err := time.ParseDuration(env("CHAT_INVITE_TTL", cfg.InviteTTL.String()))
 	if err != nil {
 		return fmt.Errorf("CHAT_INVITE_TTL: %w", err)
@@ -160,9 +131,6 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", env("CHAT_METRICS_ADDR", ""), "address that alone serves /metrics, e.g. 127.0.0.1:9090 (unset: /metrics on -addr)")
 	fs.StringVar(&level, "log-level", env("CHAT_LOG_LEVEL", "info"), "log level: debug, info, warn or error")
 	fs.StringVar(&format, "log-format", env("CHAT_LOG_FORMAT", "auto"), "log format: text, json or auto")
-	if err := socketFlags(fs, &cfg); err != nil {
-		return err
-	}
 	version := fs.Bool("version", false, "print the build and exit")
 	healthcheck := fs.Bool("healthcheck", false, "ask the server at -addr for /healthz; exit 0 when it answers 200")
 	if err := bindLimits(fs, &cfg); err != nil {
@@ -274,41 +242,6 @@ func checkHealth(addr string) error {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("healthcheck: /healthz answered %s", resp.Status)
-	}
-	return nil
-}
-
-// loginFlags are the settings of refresh-token reuse and login throttling.
-func loginFlags(fs *flag.FlagSet, cfg *chatd.Config) error {
-	for _, d := range []struct {
-		v         *time.Duration
-		flag, env string
-		usage     string
-	}{
-		{&cfg.RefreshReuseGrace, "refresh-reuse-grace", "CHAT_REFRESH_REUSE_GRACE", "how long a rotated-away refresh token may come back before its use ends the session"},
-		{&cfg.LoginWindow, "login-window", "CHAT_LOGIN_WINDOW", "window of the login attempt counters"},
-		{&cfg.LoginMaxDelay, "login-max-delay", "CHAT_LOGIN_MAX_DELAY", "longest delay between attempts at a slowed username"},
-	} {
-		v, err := envDuration(d.env, *d.v)
-		if err != nil {
-			return err
-		}
-		fs.DurationVar(d.v, d.flag, v, d.usage)
-	}
-	for _, n := range []struct {
-		v         *int
-		flag, env string
-		usage     string
-	}{
-		{&cfg.LoginPerUserAddress, "login-per-user-address", "CHAT_LOGIN_PER_USER_ADDRESS", "failed logins at one username from one address before 429"},
-		{&cfg.LoginPerAddress, "login-per-address", "CHAT_LOGIN_PER_ADDRESS", "login attempts from one address before 429"},
-		{&cfg.LoginPerUser, "login-per-user", "CHAT_LOGIN_PER_USER", "failed logins at one username from anywhere before it is slowed"},
-	} {
-		v, err := envInt(n.env, *n.v)
-		if err != nil {
-			return err
-		}
-		fs.IntVar(n.v, n.flag, v, n.usage)
 	}
 	return nil
 }
