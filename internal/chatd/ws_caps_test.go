@@ -7,15 +7,20 @@ import (
 	"github.com/evchat/evchat/internal/chatd"
 )
 
-// endedSockets hears each socket end, by user.
-func endedSockets(c *chatd.Config) chan int64 {
-	ended := make(chan int64, 100)
+// socketEvents hears each socket take its slot (registered) and end, by
+// user. A socket's handshake answers before it registers, so a test that
+// counts slots waits for the registration of each socket it opened.
+func socketEvents(c *chatd.Config) (registered, ended chan int64) {
+	registered, ended = make(chan int64, 100), make(chan int64, 100)
 	c.Hooks.SocketHook = func(p chathttp.SocketPoint, user, _ int64) {
-		if p == chathttp.SocketEnded {
+		switch p {
+		case chathttp.SocketRegistered:
+			registered <- user
+		case chathttp.SocketEnded:
 			ended <- user
 		}
 	}
-	return ended
+	return registered, ended
 }
 
 // TestWSSocketsPerUserCapped: the 17th socket of one user (default cap 16)
@@ -23,13 +28,14 @@ func endedSockets(c *chatd.Config) chan int64 {
 // others keep receiving; closing one frees a slot for the next.
 func TestWSSocketsPerUserCapped(t *testing.T) {
 	t.Parallel()
-	var ended chan int64
-	s := startServer(t, func(c *chatd.Config) { ended = endedSockets(c) })
+	var registered, ended chan int64
+	s := startServer(t, func(c *chatd.Config) { registered, ended = socketEvents(c) })
 	a, b := s.newUser(), s.newUser()
 	room := s.room(a, b)
 	var sockets []*wsConn
 	for range chatd.DefaultConfig().SocketsPerUser {
 		sockets = append(sockets, s.wsConnect(b, room, ""))
+		<-registered
 	}
 	extra := s.wsConnect(b, room, "")
 	extra.expectClose(t, 1008)
@@ -59,13 +65,16 @@ func TestWSSocketsPerUserCapped(t *testing.T) {
 // closed with 1013 "too many sockets on this server", whoever opens it.
 func TestWSSocketsPerProcessCapped(t *testing.T) {
 	t.Parallel()
-	var ended chan int64
-	s := startServer(t, func(c *chatd.Config) { c.SocketsMax = 3; ended = endedSockets(c) })
+	var registered, ended chan int64
+	s := startServer(t, func(c *chatd.Config) { c.SocketsMax = 3; registered, ended = socketEvents(c) })
 	a, b := s.newUser(), s.newUser()
 	room := s.room(a, b)
 	first := s.wsConnect(a, room, "")
+	<-registered
 	s.wsConnect(a, room, "")
+	<-registered
 	s.wsConnect(b, room, "")
+	<-registered
 	refused := s.wsConnect(b, room, "")
 	refused.expectClose(t, 1013)
 	<-ended
