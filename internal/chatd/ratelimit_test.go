@@ -6,33 +6,16 @@ package chatd_test
 import (
 	"fmt"
 	"net/http"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/evchat/evchat/internal/chatd"
+	"github.com/evchat/evchat/internal/clocktest"
 	"github.com/evchat/evchat/internal/ratelimit"
 )
 
-// testClock is a clock a test moves by hand.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newTestClock() *testClock { return &testClock{t: time.Unix(1_800_000_000, 0)} }
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+// newTestClock is a clock a test moves by hand.
+func newTestClock() *clocktest.Clock { return clocktest.New(time.Unix(1_800_000_000, 0)) }
 
 func wantThrottled(t testing.TB, r response, retryAfter string) {
 	t.Helper()
