@@ -69,7 +69,8 @@ fuzz:
 		pkg=$${t%%:*}; name=$${t##*:}; \
 		echo "fuzz $$name ($$pkg) for $(FUZZTIME)"; \
 		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg >/dev/null || \
-			{ $(GO) test -run "^$$name\$$" $$pkg; exit 1; }; \
+		{ echo "fuzz $$name stopped; once more (a failing input it found is kept in testdata and fails again at once)"; \
+		  $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; }; \
 	done
 
 lint: vet
