@@ -56,22 +56,10 @@ func TestLoginThrottleConcurrentGuesses(t *testing.T) {
 	victim := s.newUser()
 	const guesses, perUserAddress = 60, 5 // the server's default
 
-	statuses := make(chan int, guesses)
-	var wg sync.WaitGroup
-	for i := range guesses {
-		wg.Go(func() {
-			r, err := s.loginFrom("198.51.100.1", victim.Name, fmt.Sprintf("guess-%d", i))
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			statuses <- r.Status
-		})
-	}
-	wg.Wait()
-	close(statuses)
 	checked := 0
-	for st := range statuses {
+	for _, st := range s.concurrentLogins(t, guesses, "198.51.100.1", func(i int) (string, string) {
+		return victim.Name, fmt.Sprintf("guess-%d", i)
+	}) {
 		switch st {
 		case http.StatusUnauthorized:
 			checked++
@@ -92,21 +80,10 @@ func TestLoginThrottleConcurrentGuesses(t *testing.T) {
 	// The same at many usernames from one address: at most the
 	// per-address limit get through.
 	const perAddress = 50
-	statuses = make(chan int, guesses)
-	for i := range guesses {
-		wg.Go(func() {
-			r, err := s.loginFrom("198.51.100.2", fmt.Sprintf("nobody_%d", i), "wrong-password")
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			statuses <- r.Status
-		})
-	}
-	wg.Wait()
-	close(statuses)
 	checked = 0
-	for st := range statuses {
+	for _, st := range s.concurrentLogins(t, guesses, "198.51.100.2", func(i int) (string, string) {
+		return fmt.Sprintf("nobody_%d", i), "wrong-password"
+	}) {
 		if st != http.StatusTooManyRequests {
 			checked++
 		}
@@ -114,6 +91,27 @@ func TestLoginThrottleConcurrentGuesses(t *testing.T) {
 	if checked > perAddress {
 		t.Fatalf("%d of %d concurrent logins from one address were let through; want at most %d", checked, guesses, perAddress)
 	}
+}
+
+// concurrentLogins sends n logins at once from addr, the i-th with the
+// username and password attempt(i) gives, and returns their statuses.
+func (s *testServer) concurrentLogins(t *testing.T, n int, addr string, attempt func(i int) (username, password string)) []int {
+	t.Helper()
+	statuses := make([]int, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			username, password := attempt(i)
+			r, err := s.loginFrom(addr, username, password)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			statuses[i] = r.Status
+		})
+	}
+	wg.Wait()
+	return statuses
 }
 
 // Failures from other addresses do not lock a user out: an attacker who
