@@ -153,21 +153,33 @@ func FuzzSendForm(f *testing.F) {
 	f.Add(form("conversation_id", "1", "text", "hello"))
 	f.Add(form("conversation_id", "1", "file:attachment_picture", "\x89PNG\r\n\x1a\n"))
 	f.Add(form("file:attachment_video", "data", "conversation_id", "1"))
+	f.Add(form("conversation_id", "0", "file:attachment_picture", "x"))
+	f.Add(form("conversation", "-7", "file:attachment_video", "x", "file:attachment_picture", "y"))
 	f.Add(form("conversation", "x", "text", strings.Repeat("t", 100)))
 	f.Add(form("a", "", "b", "", "c", "", "d", "", "e", "", "f", ""))
 	f.Add([]byte("--XX\r\nContent-Disposition: form-data; name=\"text\"\r\n\r\nunterminated"))
 	f.Add([]byte("garbage"))
 	lim := formLimits{maxParts: 5, maxField: 16, maxText: 64}
+	// The membership check stands in for the server's: ids that name no
+	// room the caller is in (here: any id below 1) are refused.
+	errNotMember := errors.New("not a member")
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		files := 0
+		files, checks := 0, 0
 		fields, err := readSendForm(multipart.NewReader(bytes.NewReader(raw), boundary), lim,
 			func(conversation int64) error {
-				if conversation == 0 {
-					return errors.New("beforeFiles called without a conversation")
+				checks++
+				if checks > 1 {
+					t.Fatal("the membership check ran twice for one form")
+				}
+				if conversation < 1 {
+					return errNotMember
 				}
 				return nil
 			},
-			func(name string, part *multipart.Part) error {
+			func(name string, part io.Reader) error {
+				if checks == 0 {
+					t.Fatalf("file part %q read before the membership check", name)
+				}
 				if !isAttachmentField(name) {
 					t.Fatalf("file part named %q", name)
 				}
@@ -175,10 +187,13 @@ func FuzzSendForm(f *testing.F) {
 				_, err := io.Copy(io.Discard, io.LimitReader(part, 1<<20))
 				return err
 			})
-		if err != nil {
-			if strings.Contains(err.Error(), "without a conversation") {
-				t.Fatal(err)
+		if errors.Is(err, errNotMember) {
+			if files > 0 {
+				t.Fatalf("%d file parts read, then the membership check refused the form", files)
 			}
+			return
+		}
+		if err != nil {
 			wantClientError(t, raw, err)
 			return
 		}

@@ -43,7 +43,7 @@ func isAttachmentField(name string) bool {
 // before it: a file of a stranger, or of a form that names its room after
 // the file, is refused before a byte of it is read. Errors are field
 // errors (400), errTooLarge (413), or what beforeFiles and file return.
-func readSendForm(mr *multipart.Reader, lim formLimits, beforeFiles func(conversation int64) error, file func(name string, part *multipart.Part) error) (map[string]string, error) {
+func readSendForm(mr *multipart.Reader, lim formLimits, beforeFiles func(conversation int64) error, file func(name string, part io.Reader) error) (map[string]string, error) {
 	fields := map[string]string{}
 	checked := false
 	for n := 0; ; n++ {
@@ -69,7 +69,14 @@ func readSendForm(mr *multipart.Reader, lim formLimits, beforeFiles func(convers
 				}
 				checked = true
 			}
-			if err := file(name, part); err != nil {
+			pr := &partReader{r: part}
+			if err := file(name, pr); err != nil {
+				if pr.err != nil && pr.err != io.EOF {
+					// The form broke off or went over the body's bound
+					// while the file was read: the client's fault, not a
+					// failure of where the file was going.
+					return nil, formError(pr.err)
+				}
 				return nil, err
 			}
 			continue
@@ -94,6 +101,21 @@ func readSendForm(mr *multipart.Reader, lim formLimits, beforeFiles func(convers
 			fields[name] = string(v)
 		}
 	}
+}
+
+// partReader remembers the error reading a part failed with, to tell a
+// broken form from a failure of the file's destination.
+type partReader struct {
+	r   io.Reader
+	err error
+}
+
+func (p *partReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	if err != nil {
+		p.err = err
+	}
+	return n, err
 }
 
 // formConversation reads the conversation id of a form's fields.
@@ -143,7 +165,7 @@ func (s *Server) readMultipartSend(c echo.Context, req *sendRequest) error {
 		}
 		return conv.CheckMember(caller(c).UserID)
 	}
-	file := func(name string, part *multipart.Part) error {
+	file := func(name string, part io.Reader) error {
 		max, sniff, kinds := s.cfg.MaxPicture, sniffPicture, "a JPEG, PNG, GIF or WebP picture"
 		if name == "attachment_video" {
 			max, sniff, kinds = s.cfg.MaxVideo, sniffVideo, "an MP4, WebM or QuickTime video"
