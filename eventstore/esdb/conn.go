@@ -92,7 +92,7 @@ func (s *Store) observe(c *conn, err error) (retry bool) {
 func (s *Store) replace(c *conn) {
 	s.connMu.Lock()
 	defer s.connMu.Unlock()
-	if s.conn != c {
+	if s.conn != c || s.ctx.Err() != nil { // swapped already, or closing
 		return
 	}
 	next, err := newConn(s.cfg)
@@ -138,18 +138,29 @@ func (s *Store) do(ctx context.Context, fn func(context.Context, *kurrent.Client
 // (release) only when the library is done with it. An abandoned fn may
 // still write what it captured: callers read fn's results only when call
 // returns nil.
+//
+// The call counts as a running operation until fn has returned, abandoned
+// or not, so Close does not close the client under it. call runs inside an
+// operation begun with begin, so the count is above zero when it is raised.
 func (s *Store) call(ctx context.Context, c *conn, release func(), fn func(context.Context, *kurrent.Client) error) error {
-	res := make(chan error, 1)
+	res := make(chan error)
+	abandoned := make(chan struct{})
+	s.wg.Add(1)
 	go func() {
+		defer s.wg.Done()
 		err := fn(ctx, c.client)
 		release()
-		res <- err
+		select {
+		case res <- err:
+		case <-abandoned:
+			s.observe(c, err)
+		}
 	}()
 	select {
 	case err := <-res:
 		return err
 	case <-ctx.Done():
-		go func() { s.observe(c, <-res) }()
+		close(abandoned)
 		return ctx.Err()
 	}
 }

@@ -76,7 +76,9 @@ type Store struct {
 	cancel context.CancelFunc
 	mu     sync.RWMutex // guards closed against wg.Add
 	closed bool
-	wg     sync.WaitGroup // running operations
+	wg     sync.WaitGroup // running operations, and library calls their callers left
+
+	closeWait time.Duration // how long Close waits for them
 }
 
 // closeWait bounds how long Close waits for running operations.
@@ -112,7 +114,7 @@ func New(ctx context.Context, url string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("esdb: %w", err)
 	}
 	sctx, cancel := context.WithCancel(context.Background())
-	s := &Store{cfg: cfg, log: opts.Logger, opts: opts, conn: c, ctx: sctx, cancel: cancel}
+	s := &Store{cfg: cfg, log: opts.Logger, opts: opts, conn: c, ctx: sctx, cancel: cancel, closeWait: closeWait}
 	if err := s.Ping(ctx); err != nil {
 		_ = s.Close()
 		return nil, err
@@ -121,7 +123,8 @@ func New(ctx context.Context, url string, opts Options) (*Store, error) {
 }
 
 // Close cancels the store's running operations and subscriptions, waits
-// for them (a few seconds at most) and closes the client. Later calls
+// for them, and for library calls their callers stopped waiting for (a few
+// seconds at most), and closes the client. Later calls
 // return ErrClosed. Close is idempotent.
 func (s *Store) Close() error {
 	s.mu.Lock()
@@ -140,9 +143,10 @@ func (s *Store) Close() error {
 	}()
 	select {
 	case <-done:
-	case <-time.After(closeWait):
-		// An operation is stuck inside the library; closing the client
-		// under it could panic it, so leave the client be.
+	case <-time.After(s.closeWait):
+		// An operation is stuck inside the library (a call its caller
+		// gave up on may be searching for a server); closing the client
+		// under it is a data race and could panic it, so leave it be.
 		return errors.New("esdb: close: operations still running in the EventStoreDB client")
 	}
 	return s.current().client.Close()
