@@ -18,7 +18,6 @@ import (
 	"github.com/evchat/evchat/domain"
 	"github.com/evchat/evchat/eventstore"
 	"github.com/evchat/evchat/internal/ratelimit"
-	"github.com/evchat/evchat/readmodel"
 	"github.com/evchat/evchat/realtime"
 	"github.com/evchat/evchat/web"
 )
@@ -42,8 +41,8 @@ type Log interface {
 type Config struct {
 	Database  Database
 	Log       Log
-	Commands  *commands.Service
-	ReadModel *readmodel.Store
+	Commands  Commands
+	ReadModel Queries
 	// Watermark tells how far the read model is projected.
 	Watermark realtime.Watermark
 	Media     Storage
@@ -128,8 +127,8 @@ type Server struct {
 	cfg         Config
 	echo        *echo.Echo
 	log         *slog.Logger
-	cmd         *commands.Service
-	rm          *readmodel.Store
+	cmd         Commands
+	rm          Queries
 	store       Log
 	tokens      Tokens
 	throttle    LoginThrottle
