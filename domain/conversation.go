@@ -61,6 +61,22 @@ type Conversation struct {
 	// each invite's token hash to its expiry.
 	inviteOnly bool
 	invites    map[string]time.Time
+	// admins may rename the group, add and remove members, promote members
+	// and delete anyone's message. The creator is the first.
+	admins map[int64]bool
+}
+
+// IsAdmin reports whether user is an admin of the conversation.
+func (c *Conversation) IsAdmin(user int64) bool { return c.admins[user] }
+
+// Admins returns the admin ids in ascending order.
+func (c *Conversation) Admins() []int64 {
+	out := make([]int64, 0, len(c.admins))
+	for u := range c.admins {
+		out = append(out, u)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // Exists reports whether the conversation has been created.
@@ -87,6 +103,7 @@ func (c *Conversation) Clone() *Conversation {
 	d := *c
 	d.parties = slices.Clone(c.parties)
 	d.invites = maps.Clone(c.invites)
+	d.admins = maps.Clone(c.admins)
 	d.members = make(map[int64]int64, len(c.members))
 	for k, v := range c.members {
 		d.members[k] = v
@@ -99,10 +116,16 @@ func (c *Conversation) Apply(e Event) {
 	if c.members == nil {
 		c.members = map[int64]int64{}
 	}
+	if c.admins == nil {
+		c.admins = map[int64]bool{}
+	}
 	switch e := e.(type) {
 	case ConversationCreated:
 		c.ID, c.Type, c.Name, c.Description, c.CreatedBy = e.ConversationID, e.Type, e.Name, e.Description, e.CreatedBy
 		c.inviteOnly = e.InviteOnly
+		if _, ok := memberIn(e.Members, e.CreatedBy); ok {
+			c.admins[e.CreatedBy] = true
+		}
 		for _, m := range e.Members {
 			c.members[m.UserID] = m.MembershipID
 			c.addParty(m.UserID)
@@ -112,6 +135,18 @@ func (c *Conversation) Apply(e Event) {
 		c.addParty(e.UserID)
 	case MemberLeft:
 		delete(c.members, e.UserID)
+		delete(c.admins, e.UserID)
+	case AdminPromoted:
+		if _, ok := c.members[e.UserID]; ok {
+			c.admins[e.UserID] = true
+		}
+	case ConversationUpdated:
+		if e.Name != nil {
+			c.Name = e.Name
+		}
+		if e.Description != nil {
+			c.Description = e.Description
+		}
 	case InviteCreated:
 		if c.invites == nil {
 			c.invites = map[string]time.Time{}
@@ -120,6 +155,16 @@ func (c *Conversation) Apply(e Event) {
 	case MessageSent:
 		c.LastMessageID = max(c.LastMessageID, e.MessageID)
 	}
+}
+
+// memberIn finds user among ms.
+func memberIn(ms []Membership, user int64) (Membership, bool) {
+	for _, m := range ms {
+		if m.UserID == user {
+			return m, true
+		}
+	}
+	return Membership{}, false
 }
 
 // addParty records user as a party of a direct chat while it has fewer

@@ -231,3 +231,26 @@ func mustLeave(t *testing.T, c *domain.Conversation, user int64) []domain.Event 
 	}
 	return evs
 }
+
+func TestAdmins(t *testing.T) {
+	c := &domain.Conversation{}
+	c.Apply(domain.ConversationCreated{ConversationID: 1, Type: domain.Group, CreatedBy: 2,
+		Members: []domain.Membership{{UserID: 2, MembershipID: 1}, {UserID: 3, MembershipID: 2}}})
+	if !c.IsAdmin(2) || c.IsAdmin(3) {
+		t.Fatalf("after creation: admins %v; want the creator only", c.Admins())
+	}
+	c.Apply(domain.AdminPromoted{ConversationID: 1, UserID: 3, By: 2})
+	c.Apply(domain.MemberLeft{ConversationID: 1, UserID: 2, MembershipID: 1})
+	if got := c.Admins(); len(got) != 1 || got[0] != 3 {
+		t.Fatalf("after the creator left: admins %v; want [3]", got)
+	}
+	c.Apply(domain.MemberJoined{ConversationID: 1, UserID: 2, MembershipID: 3})
+	if c.IsAdmin(2) {
+		t.Fatal("a member who left and came back is an admin again")
+	}
+	name := "renamed"
+	c.Apply(domain.ConversationUpdated{ConversationID: 1, UpdatedBy: 3, Name: &name})
+	if c.Name == nil || *c.Name != name {
+		t.Fatalf("name %v after an update; want %q", c.Name, name)
+	}
+}

@@ -92,18 +92,22 @@ type ConversationCreated struct {
 	InviteOnly bool `json:"invite_only,omitempty"`
 }
 
-// MemberJoined adds a member.
+// MemberJoined adds a member. By is the admin who added them (0: they
+// joined themselves).
 type MemberJoined struct {
 	ConversationID int64 `json:"conversation_id"`
 	UserID         int64 `json:"user_id"`
 	MembershipID   int64 `json:"membership_id"`
+	By             int64 `json:"by,omitempty"`
 }
 
-// MemberLeft removes a member.
+// MemberLeft removes a member. By is the admin who removed them (0: they
+// left).
 type MemberLeft struct {
 	ConversationID int64 `json:"conversation_id"`
 	UserID         int64 `json:"user_id"`
 	MembershipID   int64 `json:"membership_id"`
+	By             int64 `json:"by,omitempty"`
 }
 
 // Attachment is a stored file, named by its content hash.
@@ -123,6 +127,8 @@ type MessageSent struct {
 	Text           string      `json:"text"`
 	Picture        *Attachment `json:"attachment_picture,omitempty"`
 	Video          *Attachment `json:"attachment_video,omitempty"`
+	// ReplyTo is the message of the same room this one answers (0: none).
+	ReplyTo int64 `json:"reply_to,omitempty"`
 }
 
 // MessagesRead marks messages read by one of their receivers. It lives in a
@@ -215,6 +221,7 @@ func NewRegistry() *Registry {
 	register[RegistrationAbandoned](r, 1, nil)
 	register[DirectChatClaimed](r, 1, nil)
 	register[InviteCreated](r, 1, nil)
+	registerLifecycle(r)
 	return r
 }
 

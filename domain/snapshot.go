@@ -11,7 +11,7 @@ import (
 // whenever the snapshot's fields or the way events fold into a Conversation
 // change: snapshots of another version are ignored and the stream is read
 // from its start.
-const ConversationSnapshotVersion = 3
+const ConversationSnapshotVersion = 4
 
 // ConversationSnapshot is a Conversation in a form that can be stored, so
 // that loading a long conversation stream after a restart reads only the
@@ -31,6 +31,8 @@ type ConversationSnapshot struct {
 	// InviteOnly and Invites (token hash → expiry) since version 3.
 	InviteOnly bool                 `json:"invite_only,omitempty"`
 	Invites    map[string]time.Time `json:"invites,omitempty"`
+	// Admins since version 4, ascending.
+	Admins []int64 `json:"admins,omitempty"`
 }
 
 // Snapshot returns the conversation's state as a snapshot.
@@ -39,7 +41,7 @@ func (c *Conversation) Snapshot() ConversationSnapshot {
 		ID: c.ID, Type: c.Type, Name: c.Name, Description: c.Description,
 		CreatedBy: c.CreatedBy, LastMessageID: c.LastMessageID,
 		Members: make([][2]int64, 0, len(c.members)), Parties: slices.Clone(c.parties),
-		InviteOnly: c.inviteOnly, Invites: maps.Clone(c.invites),
+		InviteOnly: c.inviteOnly, Invites: maps.Clone(c.invites), Admins: c.Admins(),
 	}
 	for u, m := range c.members {
 		s.Members = append(s.Members, [2]int64{u, m})
@@ -55,9 +57,13 @@ func (s ConversationSnapshot) Restore() *Conversation {
 		CreatedBy: s.CreatedBy, LastMessageID: s.LastMessageID,
 		members: make(map[int64]int64, len(s.Members)), parties: slices.Clone(s.Parties),
 		inviteOnly: s.InviteOnly, invites: maps.Clone(s.Invites),
+		admins: make(map[int64]bool, len(s.Admins)),
 	}
 	for _, m := range s.Members {
 		c.members[m[0]] = m[1]
+	}
+	for _, u := range s.Admins {
+		c.admins[u] = true
 	}
 	return c
 }

@@ -16,6 +16,8 @@ func TestConversationSnapshotRoundTrip(t *testing.T) {
 		MemberLeft{ConversationID: 7, UserID: 9},
 		MemberJoined{ConversationID: 7, UserID: 5, MembershipID: 13},
 		MessageSent{ConversationID: 7, MessageID: 42, SenderID: 5},
+		AdminPromoted{ConversationID: 7, UserID: 5, By: 3},
+		AdminPromoted{ConversationID: 7, UserID: 9, By: 3}, // not a member: no effect
 	} {
 		c.Apply(e)
 	}
@@ -33,6 +35,9 @@ func TestConversationSnapshotRoundTrip(t *testing.T) {
 	}
 	if got := r.Members(); !reflect.DeepEqual(got, []int64{3, 4, 5}) {
 		t.Errorf("members = %v; want [3 4 5]", got)
+	}
+	if got := r.Admins(); !reflect.DeepEqual(got, []int64{3, 5}) {
+		t.Errorf("admins = %v; want [3 5]", got)
 	}
 	// One state, one encoding: the members are ordered.
 	again, _ := json.Marshal(r.Snapshot())
