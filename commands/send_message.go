@@ -51,6 +51,11 @@ func sendKeyEventID(user int64, key string) uuid.UUID {
 // ErrKeyReused, ErrConflict.
 func (s *Service) SendMessage(ctx context.Context, a Actor, cmd SendMessage) (_ Sent, err error) {
 	defer s.observe("send_message", s.now(), &err)
+	if cmd.Content.ReplyTo != 0 {
+		if err := s.checkReplyTo(ctx, a, cmd); err != nil {
+			return Sent{}, err
+		}
+	}
 	if cmd.IdempotencyKey == "" {
 		return s.sendCombined(ctx, a, cmd)
 	}

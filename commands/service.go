@@ -131,6 +131,9 @@ type Config struct {
 	// InviteTTL is how long an invite to an invite-only group admits
 	// (default 7 days).
 	InviteTTL time.Duration
+	// Messages answers what the read model holds of a message, for the
+	// rules of editing, deleting and reacting (message_life.go).
+	Messages ProjectedMessages
 	// Observe, when set, is told each command's name, its error (nil when
 	// it succeeded) and how long it took (metrics). It must not block.
 	Observe func(command string, err error, dur time.Duration)
@@ -160,6 +163,7 @@ type Service struct {
 	snapshotEvery int64
 	inviteTTL     time.Duration
 	observer      func(command string, err error, dur time.Duration)
+	messages      ProjectedMessages
 }
 
 // New returns a Service.
@@ -197,6 +201,7 @@ func New(c Config) *Service {
 		convs: newStateCache[*convState](c.CacheSize), locks: newStreamLocks(), sendQueues: newSendQueues(),
 		messageIDs: &idBlocks{ids: c.IDs, kind: MessageIDs}, keyLocks: newStreamLocks(),
 		snaps: c.Snapshots, snapshotEvery: int64(c.SnapshotEvery), inviteTTL: c.InviteTTL, observer: c.Observe,
+		messages: c.Messages,
 	}
 }
 

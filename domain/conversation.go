@@ -299,6 +299,9 @@ type MessageContent struct {
 	Text    string
 	Picture *Attachment
 	Video   *Attachment
+	// ReplyTo is the message of the room this one answers (0: none); the
+	// caller checks that it is one (the rules know no message but the last).
+	ReplyTo int64
 }
 
 // CheckSend validates a send before a message id is taken.
@@ -306,14 +309,8 @@ func (c *Conversation) CheckSend(sender int64, m MessageContent, l Limits) error
 	if err := c.CheckMember(sender); err != nil {
 		return err
 	}
-	if len(m.Text) > l.MaxTextBytes {
-		return FieldError("text", fmt.Sprintf("Ensure this field has no more than %d bytes.", l.MaxTextBytes))
-	}
-	if !utf8.ValidString(m.Text) {
-		return FieldError("text", "Text must be valid UTF-8.")
-	}
-	if strings.ContainsRune(m.Text, 0) {
-		return FieldError("text", NullCharactersMessage)
+	if err := l.CheckText(m.Text); err != nil {
+		return err
 	}
 	if m.Text == "" && m.Picture == nil && m.Video == nil {
 		return ErrEmptyMessage
@@ -332,6 +329,6 @@ func (c *Conversation) Send(sender, messageID int64, m MessageContent) []Event {
 	}
 	return []Event{MessageSent{
 		ConversationID: c.ID, MessageID: messageID, SenderID: sender, Receivers: receivers,
-		Text: m.Text, Picture: m.Picture, Video: m.Video,
+		Text: m.Text, Picture: m.Picture, Video: m.Video, ReplyTo: m.ReplyTo,
 	}}
 }

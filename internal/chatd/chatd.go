@@ -135,6 +135,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error)
 		Limits: limits, Logger: log, SnapshotEvery: cfg.SnapshotEvery,
 		Projected: m.wm, IDsAfter: head, IDsWait: cfg.IDsWait,
 		InviteTTL: cfg.InviteTTL, Now: cfg.Hooks.Now, Observe: m.metrics.Command,
+		Messages: postgres.NewLookups(m.pool),
 	})
 	// A logout closes the session's sockets on every process: the bus
 	// tells each, and each closes its own (m.api is set before Listen).
