@@ -24,6 +24,7 @@ type sendRequest struct {
 	video        *Staged
 	pictureType  string
 	videoType    string
+	replyTo      int64 // 0: none
 }
 
 func (r *sendRequest) discard() {
@@ -56,6 +57,7 @@ func (s *Server) sendMessage(c echo.Context) error {
 	}
 	cmd := commands.SendMessage{ConversationID: req.conversation, IdempotencyKey: req.key}
 	cmd.Content.Text = req.text
+	cmd.Content.ReplyTo = req.replyTo
 	if req.picture != nil {
 		cmd.Content.Picture = &domain.Attachment{Key: req.picture.Key, ContentType: req.pictureType, Size: req.picture.Size}
 	}
@@ -130,6 +132,9 @@ func (s *Server) readJSONSend(c echo.Context, req *sendRequest) error {
 	}
 	if text != nil {
 		req.text = *text
+	}
+	if req.replyTo, err = optionalReplyTo(b); err != nil {
+		return err
 	}
 	if req.key == "" {
 		if cid, err := b.str("client_id"); err == nil && cid != nil {

@@ -203,6 +203,11 @@ func (s *Server) readMultipartSend(c echo.Context, req *sendRequest) error {
 		return err
 	}
 	req.text = fields["text"]
+	if v, ok := fields["reply_to"]; ok {
+		if req.replyTo, err = optionalReplyTo(body{"reply_to": []byte(quoteJSON(v))}); err != nil {
+			return err
+		}
+	}
 	if req.key == "" {
 		req.key = fields["client_id"]
 	}

@@ -24,6 +24,10 @@ type Commands interface {
 	LeaveChatroom(ctx context.Context, a commands.Actor, conversation int64) (commands.Written, error)
 	SendMessage(ctx context.Context, a commands.Actor, cmd commands.SendMessage) (commands.Sent, error)
 	MarkRead(ctx context.Context, a commands.Actor, cmd commands.MarkRead) (commands.Read, error)
+	// A message's life after its send (message_life.go).
+	EditMessage(ctx context.Context, a commands.Actor, id int64, text string) (commands.Changed, error)
+	DeleteMessage(ctx context.Context, a commands.Actor, id int64) (commands.Changed, error)
+	React(ctx context.Context, a commands.Actor, id int64, emoji string, add bool) (commands.Changed, error)
 
 	// Conversation is a room as the write side knows it, for the checks a
 	// request makes before it reads a body (a send's membership).
@@ -44,4 +48,5 @@ type Queries interface {
 	UserChatrooms(ctx context.Context, user int64) ([]readmodel.Chatroom, error)
 	Membership(ctx context.Context, conversation, user int64) (exists, member bool, err error)
 	AttachmentAccess(ctx context.Context, key string, user int64) (exists bool, contentType string, err error)
+	MessageHistory(ctx context.Context, id int64) ([]readmodel.Version, error)
 }

@@ -219,6 +219,13 @@ func (s *Server) routes() *echo.Echo {
 	e.GET("/list-messages/", s.listMessages, auth)
 	e.GET("/list-conversation-messages/:id/", s.listConversationMessages, auth)
 	e.POST("/read-message/", s.readMessage, json, auth)
+	// A message's life after its send (message_life.go).
+	e.GET("/messages/:id/", s.getMessage, auth)
+	e.PATCH("/messages/:id/", s.editMessage, json, auth)
+	e.DELETE("/messages/:id/", s.deleteMessage, auth)
+	e.GET("/messages/:id/history/", s.messageHistory, auth)
+	e.PUT("/messages/:id/reactions/:emoji/", s.addReaction, auth)
+	e.DELETE("/messages/:id/reactions/:emoji/", s.removeReaction, auth)
 
 	e.GET("/media/:key/", s.serveMedia, auth)
 	e.HEAD("/media/:key/", s.serveMedia, auth)

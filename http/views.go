@@ -21,10 +21,12 @@ type messageView struct {
 	Receivers         []int64 `json:"receivers"`
 	AttachmentPicture *string `json:"attachment_picture"`
 	AttachmentVideo   *string `json:"attachment_video"`
-	Text              string  `json:"text"`
+	Text              *string `json:"text"`
 	CreatedAt         string  `json:"created_at"`
 	UpdatedAt         string  `json:"updated_at"`
 	ReadBy            []int64 `json:"read_by"`
+	// A message's life after its send (API.md section 8; message_life.go).
+	lifeView
 	// Position is the message's place in the log, the opaque string of
 	// its WebSocket frame: a socket opened with ?since=<position> hears
 	// what came after it.
@@ -58,9 +60,9 @@ func (u mediaURL) of(a *domain.Attachment) *string {
 func newMessageView(m readmodel.Message, u mediaURL) messageView {
 	return messageView{
 		ID: m.ID, Conversation: m.ConversationID, Sender: m.SenderID, Receivers: nonNil(m.Receivers),
-		AttachmentPicture: u.of(m.Picture), AttachmentVideo: u.of(m.Video), Text: m.Text,
+		AttachmentPicture: u.of(m.Picture), AttachmentVideo: u.of(m.Video), Text: textOf(m),
 		CreatedAt: formatTime(m.CreatedAt), UpdatedAt: formatTime(m.UpdatedAt), ReadBy: nonNil(m.ReadBy),
-		Position: m.Position.String(),
+		Position: m.Position.String(), lifeView: newLifeView(m.Life),
 	}
 }
 
@@ -68,8 +70,9 @@ func newMessageView(m readmodel.Message, u mediaURL) messageView {
 func sentMessageView(m domain.MessageSent, at time.Time, pos eventstore.Position, u mediaURL) messageView {
 	return messageView{
 		ID: m.MessageID, Conversation: m.ConversationID, Sender: m.SenderID, Receivers: nonNil(m.Receivers),
-		AttachmentPicture: u.of(m.Picture), AttachmentVideo: u.of(m.Video), Text: m.Text,
+		AttachmentPicture: u.of(m.Picture), AttachmentVideo: u.of(m.Video), Text: &m.Text,
 		CreatedAt: formatTime(at), UpdatedAt: formatTime(at), ReadBy: []int64{}, Position: pos.String(),
+		lifeView: sentLifeView(m),
 	}
 }
 

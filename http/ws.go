@@ -77,6 +77,9 @@ func newHub(srv *Server) *hub {
 		},
 		OnDrop: srv.observer.SocketDropped,
 		Render: func(e eventstore.RecordedEvent, base string) ([]byte, int64, bool) {
+			if f, room, ok, handled := srv.lifeFrame(e, base); handled {
+				return f, room, ok // message_life_frames.go
+			}
 			return frameOf(srv.cmd.Registry(), e, base)
 		},
 	})}

@@ -85,7 +85,7 @@ func (c *Chat) prepareBulk(events []eventstore.RecordedEvent) (*bulkBatch, error
 			receivers = []int64{}
 		}
 		bb.msgRows = append(bb.msgRows, []any{m.MessageID, m.ConversationID, m.SenderID, receivers, []int64{}, m.Text,
-			attachmentJSON(m.Picture), attachmentJSON(m.Video), md.Time, md.Time, int64(re.Position.Commit), int64(re.Position.Prepare)})
+			attachmentJSON(m.Picture), attachmentJSON(m.Video), md.Time, md.Time, int64(re.Position.Commit), int64(re.Position.Prepare), replyTo(m.ReplyTo)})
 		c, p := int64(re.Position.Commit), int64(re.Position.Prepare)
 		bb.inboxRows = append(bb.inboxRows, []any{m.SenderID, m.MessageID, m.ConversationID, false, c, p})
 		for _, r := range receivers {
@@ -142,7 +142,7 @@ func (bb *bulkBatch) copyMessages(ctx context.Context, db copier, schema migrati
 		return nil
 	}
 	if _, err := db.CopyFrom(ctx, schema.Identifier("messages"),
-		[]string{"id", "conversation_id", "sender_id", "receivers", "read_by", "text", "picture", "video", "created_at", "updated_at", "commit_pos", "prepare_pos"},
+		[]string{"id", "conversation_id", "sender_id", "receivers", "read_by", "text", "picture", "video", "created_at", "updated_at", "commit_pos", "prepare_pos", "reply_to"},
 		pgx.CopyFromRows(bb.msgRows)); err != nil {
 		return fmt.Errorf("copy messages: %w", err)
 	}

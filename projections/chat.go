@@ -101,6 +101,8 @@ func (c *Chat) apply(b *pgx.Batch, events []eventstore.RecordedEvent, messagesCo
 			}
 			bump(3, e.MessageID)
 			c.queueMessage(b, e, at, re.Position)
+		case domain.MessageEdited, domain.MessageDeleted, domain.ReactionAdded, domain.ReactionRemoved:
+			queueMessageLife(b, e, at, re.Position)
 		case domain.MessagesRead:
 			b.Queue(`WITH newly AS (
 					UPDATE inbox SET unread = false
@@ -128,12 +130,12 @@ func (c *Chat) queueMessage(b *pgx.Batch, e domain.MessageSent, at time.Time, po
 		receivers = []int64{}
 	}
 	b.Queue(`WITH m AS (
-			INSERT INTO messages (id, conversation_id, sender_id, receivers, text, picture, video, created_at, updated_at, commit_pos, prepare_pos)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10) ON CONFLICT DO NOTHING RETURNING id)
+			INSERT INTO messages (id, conversation_id, sender_id, receivers, text, picture, video, created_at, updated_at, commit_pos, prepare_pos, reply_to)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10, $11) ON CONFLICT DO NOTHING RETURNING id)
 		INSERT INTO inbox (user_id, message_id, conversation_id, unread, commit_pos, prepare_pos)
 		SELECT u, $1, $2, u <> $3, $9, $10 FROM unnest($4 || $3::bigint) AS u, m ON CONFLICT DO NOTHING`,
 		e.MessageID, e.ConversationID, e.SenderID, receivers, e.Text,
-		attachmentJSON(e.Picture), attachmentJSON(e.Video), at, int64(pos.Commit), int64(pos.Prepare))
+		attachmentJSON(e.Picture), attachmentJSON(e.Video), at, int64(pos.Commit), int64(pos.Prepare), replyTo(e.ReplyTo))
 	b.Queue(`UPDATE conversations SET last_activity_at = greatest(last_activity_at, $2), last_message_id = greatest(last_message_id, $3)
 		WHERE id = $1`, e.ConversationID, at, e.MessageID)
 	c.queueAttachments(b, e)

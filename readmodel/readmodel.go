@@ -127,15 +127,22 @@ type Message struct {
 	CreatedAt      time.Time
 	UpdatedAt      time.Time
 	Position       eventstore.Position
+	// A message's life after it is sent (message_life.go).
+	Life
 }
 
-const messageColumns = `m.id, m.conversation_id, m.sender_id, m.receivers, m.read_by, m.text, m.picture, m.video, m.created_at, m.updated_at, m.commit_pos, m.prepare_pos`
+const messageColumns = `m.id, m.conversation_id, m.sender_id, m.receivers, m.read_by, m.text, m.picture, m.video, m.created_at, m.updated_at, m.commit_pos, m.prepare_pos, ` + lifeColumns
 
 func scanMessage(row pgx.Row) (Message, error) {
 	var m Message
 	var pic, vid []byte
 	var c, p int64
-	if err := row.Scan(&m.ID, &m.ConversationID, &m.SenderID, &m.Receivers, &m.ReadBy, &m.Text, &pic, &vid, &m.CreatedAt, &m.UpdatedAt, &c, &p); err != nil {
+	var reactions []byte
+	if err := row.Scan(&m.ID, &m.ConversationID, &m.SenderID, &m.Receivers, &m.ReadBy, &m.Text, &pic, &vid, &m.CreatedAt, &m.UpdatedAt, &c, &p,
+		&m.ReplyTo, &m.EditedAt, &m.DeletedAt, &reactions); err != nil {
+		return m, err
+	}
+	if err := m.Life.scanReactions(reactions); err != nil {
 		return m, err
 	}
 	m.Position = eventstore.Position{Commit: uint64(c), Prepare: uint64(p)}
