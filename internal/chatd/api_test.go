@@ -212,7 +212,8 @@ type messageJSON struct {
 }
 
 var messageKeys = []string{"id", "conversation", "sender", "receivers", "attachment_picture",
-	"attachment_video", "text", "created_at", "updated_at", "read_by", "position"}
+	"attachment_video", "text", "created_at", "updated_at", "read_by", "position",
+	"edited_at", "deleted_at", "reactions", "reply_to"}
 
 // chatroomJSON is the chatroom object of API.md section 3, with the extras
 // list-chatrooms may carry.

@@ -45,8 +45,9 @@ var prom = "github.com/prometheus"
 // rules are DESIGN.md section 3. The binaries and internal/chatd (the
 // composition root) may import everything and have no rule.
 var rules = []rule{
-	// golang.org/x/text: usernames are compared in NFKC and case-folded.
-	{layer: "domain", mayImport: []string{}, stdlibOnly: true, allowLibs: []string{"golang.org/x/text/"}},
+	// golang.org/x/text: usernames are compared in NFKC and case-folded;
+	// github.com/rivo/uniseg: a reaction is one grapheme cluster.
+	{layer: "domain", mayImport: []string{}, stdlibOnly: true, allowLibs: []string{"golang.org/x/text/", "github.com/rivo/uniseg"}},
 	{layer: "commands", mayImport: []string{"domain", "eventstore!"}, never: []string{pgx, "github.com/labstack", "github.com/olahol", prom}},
 	{layer: "eventstore", mayImport: []string{"eventstore", "internal/wait", "internal/pgerr"}, never: []string{module + "domain", prom}},
 	{layer: "postgres", mayImport: []string{"commands", "auth", "domain", "eventstore!", "postgres", "internal/wait"}, never: []string{prom}},
