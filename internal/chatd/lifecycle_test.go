@@ -129,7 +129,7 @@ func TestLifecycleDelete(t *testing.T) {
 	wantStatus(t, s.do("GET", picPath, admin.Access, nil), http.StatusOK)
 	own := s.send(admin, room, "the admin's")
 
-	wantStatus(t, s.do("DELETE", msgPath(own, ""), b.Access, nil), http.StatusForbidden)        // not the sender, not an admin
+	wantStatus(t, s.do("DELETE", msgPath(own, ""), b.Access, nil), http.StatusForbidden)           // not the sender, not an admin
 	wantStatus(t, s.do("DELETE", msgPath(pic.ID, ""), stranger.Access, nil), http.StatusForbidden) // not a member
 	wantStatus(t, s.do("DELETE", msgPath(999999, ""), b.Access, nil), http.StatusNotFound)
 
