@@ -24,6 +24,11 @@ type Commands interface {
 	LeaveChatroom(ctx context.Context, a commands.Actor, conversation int64) (commands.Written, error)
 	SendMessage(ctx context.Context, a commands.Actor, cmd commands.SendMessage) (commands.Sent, error)
 	MarkRead(ctx context.Context, a commands.Actor, cmd commands.MarkRead) (commands.Read, error)
+	// Group administration (rooms.go).
+	UpdateChatroom(ctx context.Context, a commands.Actor, cmd commands.UpdateChatroom) (commands.Written, error)
+	AddMember(ctx context.Context, a commands.Actor, conversation, user int64) (commands.Joined, error)
+	RemoveMember(ctx context.Context, a commands.Actor, conversation, user int64) (commands.Written, error)
+	PromoteAdmin(ctx context.Context, a commands.Actor, conversation, user int64) (commands.Written, error)
 
 	// Conversation is a room as the write side knows it, for the checks a
 	// request makes before it reads a body (a send's membership).
@@ -44,4 +49,7 @@ type Queries interface {
 	UserChatrooms(ctx context.Context, user int64) ([]readmodel.Chatroom, error)
 	Membership(ctx context.Context, conversation, user int64) (exists, member bool, err error)
 	AttachmentAccess(ctx context.Context, key string, user int64) (exists bool, contentType string, err error)
+	// CoMembers and SharesRoom: who shares a room with a user (presence).
+	CoMembers(ctx context.Context, user int64) ([]int64, error)
+	SharesRoom(ctx context.Context, a, b int64) (bool, error)
 }

@@ -112,6 +112,8 @@ type Chatroom struct {
 	UpdatedAt   time.Time
 	UnreadCount int64
 	LastMessage *Message
+	// Admins are the members who administer the room, ascending.
+	Admins []int64
 }
 
 // Message is a message as the API shows it.
@@ -127,15 +129,19 @@ type Message struct {
 	CreatedAt      time.Time
 	UpdatedAt      time.Time
 	Position       eventstore.Position
+	// DeliveredTo are the receivers the message reached, ascending.
+	DeliveredTo []int64
 }
 
-const messageColumns = `m.id, m.conversation_id, m.sender_id, m.receivers, m.read_by, m.text, m.picture, m.video, m.created_at, m.updated_at, m.commit_pos, m.prepare_pos`
+const messageColumns = `m.id, m.conversation_id, m.sender_id, m.receivers, m.read_by, m.text, m.picture, m.video, m.created_at, m.updated_at, m.commit_pos, m.prepare_pos,
+	m.delivered_to`
 
 func scanMessage(row pgx.Row) (Message, error) {
 	var m Message
 	var pic, vid []byte
 	var c, p int64
-	if err := row.Scan(&m.ID, &m.ConversationID, &m.SenderID, &m.Receivers, &m.ReadBy, &m.Text, &pic, &vid, &m.CreatedAt, &m.UpdatedAt, &c, &p); err != nil {
+	if err := row.Scan(&m.ID, &m.ConversationID, &m.SenderID, &m.Receivers, &m.ReadBy, &m.Text, &pic, &vid, &m.CreatedAt, &m.UpdatedAt, &c, &p,
+		&m.DeliveredTo); err != nil {
 		return m, err
 	}
 	m.Position = eventstore.Position{Commit: uint64(c), Prepare: uint64(p)}
@@ -151,6 +157,9 @@ func scanMessage(row pgx.Row) (Message, error) {
 	}
 	if m.ReadBy == nil {
 		m.ReadBy = []int64{}
+	}
+	if m.DeliveredTo == nil {
+		m.DeliveredTo = []int64{}
 	}
 	return m, nil
 }
@@ -367,10 +376,12 @@ func (s *Store) UserMessages(ctx context.Context, user int64, p Page) (PageResul
 }
 
 const chatroomColumns = `c.id, c.type, c.name, c.description, c.created_by, c.created_at, c.updated_at,
-	coalesce((SELECT array_agg(mm.user_id ORDER BY mm.user_id) FROM members mm WHERE mm.conversation_id = c.id), '{}')`
+	coalesce((SELECT array_agg(mm.user_id ORDER BY mm.user_id) FROM members mm WHERE mm.conversation_id = c.id), '{}'),
+	coalesce((SELECT array_agg(ma.user_id ORDER BY ma.user_id) FROM members ma WHERE ma.conversation_id = c.id AND ma.admin), '{}')`
 
 func scanChatroom(row pgx.Row, c *Chatroom, extra ...any) error {
-	dest := append([]any{&c.ID, &c.Type, &c.Name, &c.Description, &c.CreatedBy, &c.CreatedAt, &c.UpdatedAt, &c.Members}, extra...)
+	dest := append([]any{&c.ID, &c.Type, &c.Name, &c.Description, &c.CreatedBy, &c.CreatedAt, &c.UpdatedAt, &c.Members,
+		&c.Admins}, extra...)
 	return row.Scan(dest...)
 }
 

@@ -212,7 +212,7 @@ type messageJSON struct {
 }
 
 var messageKeys = []string{"id", "conversation", "sender", "receivers", "attachment_picture",
-	"attachment_video", "text", "created_at", "updated_at", "read_by", "position"}
+	"attachment_video", "text", "created_at", "updated_at", "read_by", "position", "delivered_to"}
 
 // chatroomJSON is the chatroom object of API.md section 3, with the extras
 // list-chatrooms may carry.
@@ -229,7 +229,7 @@ type chatroomJSON struct {
 	LastMessage *messageJSON `json:"last_message"`
 }
 
-var chatroomKeys = []string{"id", "members", "type", "name", "description", "created_by", "created_at", "updated_at"}
+var chatroomKeys = []string{"id", "members", "type", "name", "description", "created_by", "created_at", "updated_at", "admins"}
 
 var timeRE = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$`)
 
