@@ -209,6 +209,7 @@ type messageJSON struct {
 	UpdatedAt         string  `json:"updated_at"`
 	ReadBy            []int64 `json:"read_by"`
 	Position          string  `json:"position"`
+	DeliveredTo       []int64 `json:"delivered_to"`
 }
 
 var messageKeys = []string{"id", "conversation", "sender", "receivers", "attachment_picture",
@@ -227,6 +228,7 @@ type chatroomJSON struct {
 	UpdatedAt   string       `json:"updated_at"`
 	UnreadCount *int64       `json:"unread_count"`
 	LastMessage *messageJSON `json:"last_message"`
+	Admins      []int64      `json:"admins"`
 }
 
 var chatroomKeys = []string{"id", "members", "type", "name", "description", "created_by", "created_at", "updated_at", "admins"}

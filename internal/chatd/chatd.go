@@ -176,7 +176,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error)
 		AuditPage: cfg.Hooks.AuditPage, CORSOrigins: cfg.CORSOrigins,
 		BodyTimeout: cfg.BodyTimeout, BodyMinRate: cfg.BodyMinRate,
 		Observer: m.metrics, Metrics: m.apiMetrics(),
-		Deliveries: m.deliveries, Presence: newPresence(cfg, m.pool),
+		Deliveries: deliveriesOf(cfg, m.deliveries), Presence: presenceOf(cfg, m.pool),
 		PresenceDebounce: cfg.PresenceDebounce, PresenceHeartbeat: cfg.PresenceHeartbeat,
 	})
 	m.tokens.Listen(notifierBus{m.notifier})

@@ -132,6 +132,10 @@ type TestHooks struct {
 	// Now, when set, is the clock of the commands (event times, invite
 	// expiry) and of the request rate limits.
 	Now func() time.Time
+	// QuietRooms records no delivery receipts and sends no presence
+	// frames: for tests that expect exact frame sequences and lists that
+	// do not change by being listed.
+	QuietRooms bool
 }
 
 // DefaultConfig is the configuration of a server told nothing: the one

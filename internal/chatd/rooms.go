@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/evchat/evchat/commands"
+	chathttp "github.com/evchat/evchat/http"
 	"github.com/evchat/evchat/postgres"
 	"github.com/evchat/evchat/realtime"
 )
@@ -18,6 +19,24 @@ func newDeliveries(cfg Config, cmds *commands.Service, pool *pgxpool.Pool, m *Ma
 		Lookup: postgres.NewLookups(pool), Logger: m.log,
 		BatchSize: cfg.DeliveryBatch, FlushEvery: cfg.DeliveryFlush,
 	})
+}
+
+// deliveriesOf is the recorder the API notes receipts in (none when the
+// tests ask for quiet rooms).
+func deliveriesOf(cfg Config, d *commands.Deliveries) chathttp.Deliveries {
+	if cfg.Hooks.QuietRooms {
+		return nil
+	}
+	return d
+}
+
+// presenceOf is this process's presence (none when the tests ask for quiet
+// rooms).
+func presenceOf(cfg Config, pool *pgxpool.Pool) chathttp.Presence {
+	if cfg.Hooks.QuietRooms {
+		return nil
+	}
+	return newPresence(cfg, pool)
 }
 
 // presenceTTL is how many heartbeats a process may miss before the others
