@@ -269,7 +269,14 @@ func (h *Hub) roomSessions(room int64) []*Session {
 func (h *Hub) Run(ctx context.Context, from eventstore.Position) error {
 	h.cfg.Bus.Subscribe(ControlChannel, h.onControl, h.onBusReady)
 	go h.trackLag(ctx)
-	go h.presence.run(ctx)
+	// Presence tells the other processes this one is gone before Run
+	// returns (the caller closes the database after).
+	presenceDone := make(chan struct{})
+	go func() {
+		defer close(presenceDone)
+		h.presence.run(ctx)
+	}()
+	defer func() { <-presenceDone }()
 	for {
 		err := h.follow(ctx, &from)
 		if ctx.Err() != nil {
