@@ -271,7 +271,8 @@ func (c *Conversation) Join(user, membershipID int64) []Event {
 	return []Event{MemberJoined{ConversationID: c.ID, UserID: user, MembershipID: membershipID}}
 }
 
-// Leave decides the event of user leaving.
+// Leave decides the event of user leaving, and the promotion that keeps
+// the room with an admin (see withSuccession).
 func (c *Conversation) Leave(user int64) ([]Event, error) {
 	if !c.Exists() {
 		return nil, ErrConversationNotFound
@@ -280,7 +281,7 @@ func (c *Conversation) Leave(user int64) ([]Event, error) {
 	if !ok {
 		return nil, ErrNotMemberToLeave
 	}
-	return []Event{MemberLeft{ConversationID: c.ID, UserID: user, MembershipID: id}}, nil
+	return c.withSuccession(MemberLeft{ConversationID: c.ID, UserID: user, MembershipID: id}), nil
 }
 
 // CheckMember returns an error unless user may read or write the conversation.

@@ -209,6 +209,7 @@ func (s *Server) checkMember(c echo.Context, conversation int64) error {
 }
 
 func (s *Server) writePage(c echo.Context, res readmodel.PageResult) error {
+	s.recordListed(c, res.Messages)
 	urls := s.mediaURLs(c)
 	out := make([]messageView, len(res.Messages))
 	for i, m := range res.Messages {

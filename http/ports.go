@@ -28,6 +28,11 @@ type Commands interface {
 	EditMessage(ctx context.Context, a commands.Actor, id int64, text string) (commands.Changed, error)
 	DeleteMessage(ctx context.Context, a commands.Actor, id int64) (commands.Changed, error)
 	React(ctx context.Context, a commands.Actor, id int64, emoji string, add bool) (commands.Changed, error)
+	// Group administration (rooms.go).
+	UpdateChatroom(ctx context.Context, a commands.Actor, cmd commands.UpdateChatroom) (commands.Written, error)
+	AddMember(ctx context.Context, a commands.Actor, conversation, user int64) (commands.Joined, error)
+	RemoveMember(ctx context.Context, a commands.Actor, conversation, user int64) (commands.Written, error)
+	PromoteAdmin(ctx context.Context, a commands.Actor, conversation, user int64) (commands.Written, error)
 
 	// Conversation is a room as the write side knows it, for the checks a
 	// request makes before it reads a body (a send's membership).
@@ -49,4 +54,7 @@ type Queries interface {
 	Membership(ctx context.Context, conversation, user int64) (exists, member bool, err error)
 	AttachmentAccess(ctx context.Context, key string, user int64) (exists bool, contentType string, err error)
 	MessageHistory(ctx context.Context, id int64) ([]readmodel.Version, error)
+	// CoMembers and SharesRoom: who shares a room with a user (presence).
+	CoMembers(ctx context.Context, user int64) ([]int64, error)
+	SharesRoom(ctx context.Context, a, b int64) (bool, error)
 }

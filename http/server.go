@@ -120,6 +120,15 @@ type Config struct {
 	// Metrics, when set, is served at /metrics; zero: /metrics is 404 (the
 	// metrics have a listener of their own, or none).
 	Metrics http.Handler
+
+	// Deliveries records delivery receipts; zero: none are recorded.
+	Deliveries Deliveries
+	// Presence keeps who is online; zero: nobody is (no presence frames).
+	// PresenceDebounce is how long a user's last socket may be gone before
+	// they count as offline, PresenceHeartbeat how often this process tells
+	// Presence it is alive (zero: the realtime package's defaults).
+	Presence                            Presence
+	PresenceDebounce, PresenceHeartbeat time.Duration
 }
 
 // Server is the HTTP API. It is an http.Handler.
@@ -214,6 +223,12 @@ func (s *Server) routes() *echo.Echo {
 	e.POST("/chatrooms/:id/invites/", s.createInvite, auth)
 	e.GET("/list-chatrooms/", s.listChatrooms, auth)
 	e.DELETE("/leave-chatroom/:id/", s.leaveChatroom, auth)
+	// Group administration and presence (rooms.go, presence.go).
+	e.PATCH("/chatrooms/:id/", s.updateChatroom, json, auth)
+	e.POST("/chatrooms/:id/members/", s.addMember, json, auth)
+	e.DELETE("/chatrooms/:id/members/:user/", s.removeMember, auth)
+	e.POST("/chatrooms/:id/admins/", s.promoteAdmin, json, auth)
+	e.GET("/users/:id/presence/", s.userPresence, auth)
 
 	e.POST("/send-message/", s.sendMessage, auth) // its own limits: JSON or multipart
 	e.GET("/list-messages/", s.listMessages, auth)

@@ -27,6 +27,9 @@ type messageView struct {
 	ReadBy            []int64 `json:"read_by"`
 	// A message's life after its send (API.md section 8; message_life.go).
 	lifeView
+	// DeliveredTo are the receivers the message reached (a socket of
+	// theirs got it, or a list showed it), ascending; readers included.
+	DeliveredTo []int64 `json:"delivered_to"`
 	// Position is the message's place in the log, the opaque string of
 	// its WebSocket frame: a socket opened with ?since=<position> hears
 	// what came after it.
@@ -34,14 +37,16 @@ type messageView struct {
 }
 
 type chatroomView struct {
-	ID          int64        `json:"id"`
-	Members     []int64      `json:"members"`
-	Type        string       `json:"type"`
-	Name        *string      `json:"name"`
-	Description *string      `json:"description"`
-	CreatedBy   int64        `json:"created_by"`
-	CreatedAt   string       `json:"created_at"`
-	UpdatedAt   string       `json:"updated_at"`
+	ID          int64   `json:"id"`
+	Members     []int64 `json:"members"`
+	Type        string  `json:"type"`
+	Name        *string `json:"name"`
+	Description *string `json:"description"`
+	CreatedBy   int64   `json:"created_by"`
+	CreatedAt   string  `json:"created_at"`
+	UpdatedAt   string  `json:"updated_at"`
+	// Admins administer the room (API.md section 8), ascending.
+	Admins      []int64      `json:"admins"`
 	UnreadCount *int64       `json:"unread_count,omitempty"`
 	LastMessage *messageView `json:"last_message,omitempty"`
 }
@@ -63,6 +68,7 @@ func newMessageView(m readmodel.Message, u mediaURL) messageView {
 		AttachmentPicture: u.of(m.Picture), AttachmentVideo: u.of(m.Video), Text: textOf(m),
 		CreatedAt: formatTime(m.CreatedAt), UpdatedAt: formatTime(m.UpdatedAt), ReadBy: nonNil(m.ReadBy),
 		Position: m.Position.String(), lifeView: newLifeView(m.Life),
+		DeliveredTo: nonNil(m.DeliveredTo),
 	}
 }
 
@@ -73,6 +79,7 @@ func sentMessageView(m domain.MessageSent, at time.Time, pos eventstore.Position
 		AttachmentPicture: u.of(m.Picture), AttachmentVideo: u.of(m.Video), Text: &m.Text,
 		CreatedAt: formatTime(at), UpdatedAt: formatTime(at), ReadBy: []int64{}, Position: pos.String(),
 		lifeView: sentLifeView(m),
+		DeliveredTo: []int64{},
 	}
 }
 
@@ -80,6 +87,7 @@ func newChatroomView(c readmodel.Chatroom, u mediaURL, withExtras bool) chatroom
 	v := chatroomView{
 		ID: c.ID, Members: nonNil(c.Members), Type: c.Type, Name: c.Name, Description: c.Description,
 		CreatedBy: c.CreatedBy, CreatedAt: formatTime(c.CreatedAt), UpdatedAt: formatTime(c.UpdatedAt),
+		Admins: nonNil(c.Admins),
 	}
 	if withExtras {
 		n := c.UnreadCount
@@ -99,6 +107,7 @@ func createdChatroomView(c *domain.Conversation, at time.Time) chatroomView {
 	return chatroomView{
 		ID: c.ID, Members: nonNil(c.Members()), Type: string(c.Type), Name: c.Name, Description: c.Description,
 		CreatedBy: c.CreatedBy, CreatedAt: ts, UpdatedAt: ts,
+		Admins: nonNil(c.Admins()),
 	}
 }
 

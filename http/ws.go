@@ -76,11 +76,21 @@ func newHub(srv *Server) *hub {
 			return c.Members, err
 		},
 		OnDrop: srv.observer.SocketDropped,
+		Delivered: func(room, user, id int64) {
+			if srv.cfg.Deliveries != nil {
+				srv.cfg.Deliveries.Record(room, user, id)
+			}
+		},
+		Presence: presenceStore(srv.cfg.Presence), PresenceDebounce: srv.cfg.PresenceDebounce,
+		PresenceHeartbeat: srv.cfg.PresenceHeartbeat,
+		CoMembers: func(ctx context.Context, user int64) ([]int64, error) {
+			return srv.rm.CoMembers(ctx, user)
+		},
 		Render: func(e eventstore.RecordedEvent, base string) ([]byte, int64, bool) {
 			if f, room, ok, handled := srv.lifeFrame(e, base); handled {
 				return f, room, ok // message_life_frames.go
 			}
-			return frameOf(srv.cmd.Registry(), e, base)
+			return frameOf(srv.cmd.Registry(), e, base, srv.roomNow)
 		},
 	})}
 	// melody's connect handler is global; each upgrade leaves its own start hook.
@@ -282,9 +292,11 @@ func (s *Server) originAllowed(c echo.Context) bool {
 	return slices.ContainsFunc(s.cfg.AllowedOrigins, func(o string) bool { return strings.EqualFold(o, origin) })
 }
 
-// frameOf renders the frame of a room event, and its room.
-func frameOf(reg *domain.Registry, e eventstore.RecordedEvent, base string) ([]byte, int64, bool) {
-	if !strings.HasPrefix(e.Stream, "conversation-") && !strings.HasPrefix(e.Stream, "receipts-") {
+// frameOf renders the frame of a room event, and its room. roomNow reads a
+// room as the read model shows it (chatroom_updated frames).
+func frameOf(reg *domain.Registry, e eventstore.RecordedEvent, base string, roomNow roomReader) ([]byte, int64, bool) {
+	if !strings.HasPrefix(e.Stream, "conversation-") && !strings.HasPrefix(e.Stream, "receipts-") &&
+		!strings.HasPrefix(e.Stream, "deliveries-") {
 		return nil, 0, false
 	}
 	ev, md, ok, err := reg.DecodeRecorded(e.ID.String(), e.Type, e.Data, e.Metadata, e.Created)
@@ -307,12 +319,15 @@ func frameOf(reg *domain.Registry, e eventstore.RecordedEvent, base string) ([]b
 		v = map[string]any{"type": "read", "conversation": room, "reader": ev.ReaderID, "message_ids": ev.MessageIDs, "position": pos}
 	case domain.MemberJoined:
 		room = ev.ConversationID
-		v = map[string]any{"type": "member_joined", "conversation": room, "user": ev.UserID, "position": pos}
+		v = withBy(map[string]any{"type": "member_joined", "conversation": room, "user": ev.UserID, "position": pos}, ev.By)
 	case domain.MemberLeft:
 		room = ev.ConversationID
-		v = map[string]any{"type": "member_left", "conversation": room, "user": ev.UserID, "position": pos}
+		v = withBy(map[string]any{"type": "member_left", "conversation": room, "user": ev.UserID, "position": pos}, ev.By)
 	default:
-		return nil, 0, false
+		var ok bool
+		if v, room, ok = roomsFrame(ev, pos, base, roomNow); !ok {
+			return nil, 0, false
+		}
 	}
 	b, err := json.Marshal(v)
 	return b, room, err == nil

@@ -43,6 +43,9 @@ type bulkBatch struct {
 	// Read receipts, applied together: they only clear inbox flags and
 	// extend read_by, which commute.
 	readReader, readMessage, readRoom []int64
+	// delivered: delivery receipts, and the deliveries reads imply
+	// (rooms.go).
+	delivered deliveries
 }
 
 // prepareBulk decodes a batch and builds its rows; it does no I/O, so a
@@ -53,6 +56,12 @@ func (c *Chat) prepareBulk(events []eventstore.RecordedEvent) (*bulkBatch, error
 		id int64
 	}{}}
 	for _, re := range events {
+		if ok, err := bb.collectDelivery(re); err != nil || ok {
+			if err != nil {
+				return nil, err
+			}
+			continue
+		}
 		if re.Type == domain.TypeMessagesRead {
 			ev, _, ok, err := Decode(c.registry, re)
 			if err != nil {
@@ -65,6 +74,7 @@ func (c *Chat) prepareBulk(events []eventstore.RecordedEvent) (*bulkBatch, error
 					bb.readMessage = append(bb.readMessage, id)
 					bb.readRoom = append(bb.readRoom, r.ConversationID)
 				}
+				bb.delivered.add(r.ReaderID, r.ConversationID, r.MessageIDs)
 			}
 			continue
 		}
@@ -166,6 +176,7 @@ func (bb *bulkBatch) loadOrdered(ctx context.Context, tx pgx.Tx, schema migratio
 			UPDATE messages m SET read_by = (SELECT array_agg(x ORDER BY x) FROM unnest(m.read_by || agg.readers) AS x)
 			  FROM agg WHERE m.id = agg.message_id`, bb.readReader, bb.readMessage, bb.readRoom)
 	}
+	bb.delivered.queue(b)
 	if len(bb.activity) > 0 {
 		ids := make([]int64, 0, len(bb.activity))
 		ats := make([]time.Time, 0, len(bb.activity))

@@ -111,6 +111,7 @@ func (c *Chat) apply(b *pgx.Batch, events []eventstore.RecordedEvent, messagesCo
 				UPDATE messages m SET read_by = (SELECT array_agg(x ORDER BY x) FROM unnest(m.read_by || $1::bigint) AS x)
 				  FROM newly WHERE m.id = newly.message_id`, e.ReaderID, e.ConversationID, e.MessageIDs)
 		}
+		c.applyRooms(b, ev, at)
 	}
 	// Keep the id sequences ahead of the log: when this read model is built
 	// from a log that is older than its database (a restore, a new read

@@ -112,6 +112,8 @@ type Chatroom struct {
 	UpdatedAt   time.Time
 	UnreadCount int64
 	LastMessage *Message
+	// Admins are the members who administer the room, ascending.
+	Admins []int64
 }
 
 // Message is a message as the API shows it.
@@ -129,9 +131,12 @@ type Message struct {
 	Position       eventstore.Position
 	// A message's life after it is sent (message_life.go).
 	Life
+	// DeliveredTo are the receivers the message reached, ascending.
+	DeliveredTo []int64
 }
 
-const messageColumns = `m.id, m.conversation_id, m.sender_id, m.receivers, m.read_by, m.text, m.picture, m.video, m.created_at, m.updated_at, m.commit_pos, m.prepare_pos, ` + lifeColumns
+const messageColumns = `m.id, m.conversation_id, m.sender_id, m.receivers, m.read_by, m.text, m.picture, m.video, m.created_at, m.updated_at, m.commit_pos, m.prepare_pos, ` + lifeColumns + `,
+	m.delivered_to`
 
 func scanMessage(row pgx.Row) (Message, error) {
 	var m Message
@@ -139,7 +144,7 @@ func scanMessage(row pgx.Row) (Message, error) {
 	var c, p int64
 	var reactions []byte
 	if err := row.Scan(&m.ID, &m.ConversationID, &m.SenderID, &m.Receivers, &m.ReadBy, &m.Text, &pic, &vid, &m.CreatedAt, &m.UpdatedAt, &c, &p,
-		&m.ReplyTo, &m.EditedAt, &m.DeletedAt, &reactions); err != nil {
+		&m.ReplyTo, &m.EditedAt, &m.DeletedAt, &reactions, &m.DeliveredTo); err != nil {
 		return m, err
 	}
 	if err := m.Life.scanReactions(reactions); err != nil {
@@ -158,6 +163,9 @@ func scanMessage(row pgx.Row) (Message, error) {
 	}
 	if m.ReadBy == nil {
 		m.ReadBy = []int64{}
+	}
+	if m.DeliveredTo == nil {
+		m.DeliveredTo = []int64{}
 	}
 	return m, nil
 }
@@ -374,10 +382,12 @@ func (s *Store) UserMessages(ctx context.Context, user int64, p Page) (PageResul
 }
 
 const chatroomColumns = `c.id, c.type, c.name, c.description, c.created_by, c.created_at, c.updated_at,
-	coalesce((SELECT array_agg(mm.user_id ORDER BY mm.user_id) FROM members mm WHERE mm.conversation_id = c.id), '{}')`
+	coalesce((SELECT array_agg(mm.user_id ORDER BY mm.user_id) FROM members mm WHERE mm.conversation_id = c.id), '{}'),
+	coalesce((SELECT array_agg(ma.user_id ORDER BY ma.user_id) FROM members ma WHERE ma.conversation_id = c.id AND ma.admin), '{}')`
 
 func scanChatroom(row pgx.Row, c *Chatroom, extra ...any) error {
-	dest := append([]any{&c.ID, &c.Type, &c.Name, &c.Description, &c.CreatedBy, &c.CreatedAt, &c.UpdatedAt, &c.Members}, extra...)
+	dest := append([]any{&c.ID, &c.Type, &c.Name, &c.Description, &c.CreatedBy, &c.CreatedAt, &c.UpdatedAt, &c.Members,
+		&c.Admins}, extra...)
 	return row.Scan(dest...)
 }
 

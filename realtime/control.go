@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/google/uuid"
 )
@@ -15,6 +16,9 @@ type control struct {
 	Room     int64  `json:"room,omitempty"`
 	User     int64  `json:"user,omitempty"`
 	IsTyping bool   `json:"is_typing,omitempty"`
+	// Presence notices (presence.go).
+	Online   bool       `json:"online,omitempty"`
+	LastSeen *time.Time `json:"last_seen,omitempty"`
 }
 
 // Typing tells the room's sessions on every process, over the bus. Typing
@@ -64,6 +68,8 @@ func (h *Hub) onControl(payload string) {
 		return
 	}
 	switch c.Kind {
+	case "presence":
+		h.presence.heard(c)
 	case "typing":
 		// Every process gates what it hears too: a user typing from
 		// sockets on many processes still reaches a room at the rate of one.

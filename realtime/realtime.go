@@ -111,6 +111,23 @@ type Config struct {
 	// OnDrop, when set, is called each time a connection is dropped as too
 	// slow (metrics). It must not block.
 	OnDrop func()
+
+	// Delivered, when set, is told each time a message's frame is queued
+	// to a connection of one of its receivers (delivery receipts). It must
+	// not block.
+	Delivered func(room, user, messageID int64)
+	// Presence, when set, follows which users have connections, across
+	// processes (presence.go); PresenceDebounce is how long a user's last
+	// connection may be gone before they count as offline (default
+	// DefaultPresenceDebounce).
+	Presence         PresenceStore
+	PresenceDebounce time.Duration
+	// PresenceHeartbeat is how often this process tells Presence it is
+	// alive (default 10 s).
+	PresenceHeartbeat time.Duration
+	// CoMembers returns the users who share a room with a user (presence
+	// frames go to their connections).
+	CoMembers func(ctx context.Context, user int64) ([]int64, error)
 }
 
 // Hub fans room events out to the connections of this process.
@@ -136,6 +153,9 @@ type Hub struct {
 	// resumeEnded, set by tests before any session starts, hears each
 	// resume end.
 	resumeEnded func(*Session)
+
+	// presence follows which users are online (presence.go).
+	presence *presence
 }
 
 // New returns a hub; Run starts its fan-out and its bus listener.
@@ -164,9 +184,17 @@ func New(cfg Config) *Hub {
 	if cfg.Max <= 0 {
 		cfg.Max = DefaultMax
 	}
-	return &Hub{cfg: cfg, log: cfg.Logger, rooms: map[int64]map[*Session]struct{}{}, all: map[*Session]struct{}{}, users: map[int64]int{},
+	if cfg.PresenceDebounce <= 0 {
+		cfg.PresenceDebounce = DefaultPresenceDebounce
+	}
+	if cfg.PresenceHeartbeat <= 0 {
+		cfg.PresenceHeartbeat = heartbeatEvery
+	}
+	h := &Hub{cfg: cfg, log: cfg.Logger, rooms: map[int64]map[*Session]struct{}{}, all: map[*Session]struct{}{}, users: map[int64]int{},
 		advancedAt: time.Now(), listening: make(chan struct{}),
 		typingOut: newTypingGate(cfg.Clock, cfg.TypingInterval), typingIn: newTypingGate(cfg.Clock, cfg.TypingInterval)}
+	h.presence = newPresence(h)
+	return h
 }
 
 // Listening is closed once the bus is listened to.
@@ -202,6 +230,9 @@ func (h *Hub) add(so *Session) *closeMsg {
 // Remove takes a session out of its room: its connection has ended.
 func (h *Hub) Remove(so *Session) {
 	so.stop() // a resume reading the log stops reading
+	if so.leavePresence() {
+		h.presence.down(so.user)
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if _, ok := h.all[so]; !ok {
@@ -238,6 +269,14 @@ func (h *Hub) roomSessions(room int64) []*Session {
 func (h *Hub) Run(ctx context.Context, from eventstore.Position) error {
 	h.cfg.Bus.Subscribe(ControlChannel, h.onControl, h.onBusReady)
 	go h.trackLag(ctx)
+	// Presence tells the other processes this one is gone before Run
+	// returns (the caller closes the database after).
+	presenceDone := make(chan struct{})
+	go func() {
+		defer close(presenceDone)
+		h.presence.run(ctx)
+	}()
+	defer func() { <-presenceDone }()
 	for {
 		err := h.follow(ctx, &from)
 		if ctx.Err() != nil {
@@ -279,6 +318,7 @@ func (h *Hub) broadcast(e eventstore.RecordedEvent) {
 		return
 	}
 	leaver, joiner := membershipChange(e)
+	msg := messageSent(e)
 	frames := map[string][]byte{}
 	for _, so := range sessions {
 		f, ok := frames[so.base]
@@ -289,7 +329,7 @@ func (h *Hub) broadcast(e eventstore.RecordedEvent) {
 			}
 			frames[so.base] = f
 		}
-		h.deliver(so, positioned{pos: e.Position, frame: f, leaver: leaver, joiner: joiner})
+		h.deliver(so, positioned{pos: e.Position, frame: f, leaver: leaver, joiner: joiner, msg: msg})
 	}
 	if e.Type == domain.TypeMemberLeft && leaver != 0 {
 		for _, so := range sessions {
@@ -300,7 +340,8 @@ func (h *Hub) broadcast(e eventstore.RecordedEvent) {
 	}
 }
 
-// parseRoom reads the room id of conversation-<id> and receipts-<id>-<reader> streams.
+// parseRoom reads the room id of conversation-<id>, receipts-<id>-<reader>
+// and deliveries-<id>-<receiver> streams.
 func parseRoom(stream string, room *int64) bool {
 	var rest string
 	switch {
@@ -308,6 +349,8 @@ func parseRoom(stream string, room *int64) bool {
 		rest = stream[len("conversation-"):]
 	case strings.HasPrefix(stream, "receipts-"):
 		rest, _, _ = strings.Cut(stream[len("receipts-"):], "-")
+	case strings.HasPrefix(stream, "deliveries-"):
+		rest, _, _ = strings.Cut(stream[len("deliveries-"):], "-")
 	default:
 		return false
 	}

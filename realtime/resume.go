@@ -62,6 +62,7 @@ func (h *Hub) resume(ctx context.Context, so *Session, since eventstore.Position
 		if !h.writePaced(so, f) {
 			return
 		}
+		h.delivered(so, messageSent(e))
 	}
 	for {
 		so.mu.Lock()
@@ -102,8 +103,11 @@ func (h *Hub) resume(ctx context.Context, so *Session, since eventstore.Position
 				so.closeWith = nil
 			}
 			so.mu.Unlock()
-			if fresh && absence.pass(p, so.user) && !h.writePaced(so, p.frame) {
-				return
+			if fresh && absence.pass(p, so.user) {
+				if !h.writePaced(so, p.frame) {
+					return
+				}
+				h.delivered(so, p.msg)
 			}
 		}
 	}

@@ -33,8 +33,8 @@ const probeSize = 256
 
 // roomEvents reads the events of room after since up to upTo (inclusive),
 // in log order. Past one short probe of the whole log, it reads the room's
-// own streams only: the conversation stream and the receipt stream of each
-// reader. It never scans the global log, so what a resume costs depends on
+// own streams only: the conversation stream and the receipt and delivery
+// streams of each reader. It never scans the global log, so what a resume costs depends on
 // what the room missed, not on how long the log is. More than max of the room's events after since is
 // errResumeTooOld: nothing past that bound is read.
 //
@@ -98,6 +98,12 @@ func (h *Hub) roomEvents(ctx context.Context, room int64, since, upTo eventstore
 			return nil, err
 		}
 		out = append(out, rs...)
+		// Delivery receipts are replayed like read receipts.
+		ds, err := h.streamAfter(ctx, domain.DeliveryStream(room, id), since, &budget)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ds...)
 	}
 	out = slices.DeleteFunc(out, func(e eventstore.RecordedEvent) bool { return upTo.Less(e.Position) })
 	slices.SortFunc(out, func(a, b eventstore.RecordedEvent) int { return a.Position.Compare(b.Position) })

@@ -83,6 +83,8 @@ type Session struct {
 	stopExpiry func() bool
 	// removed: the session has left the hub; nothing more starts for it.
 	removed bool
+	// present: the session counts for its user's presence.
+	present bool
 
 	tokens float64 // inbound rate limit
 	refill time.Time
@@ -98,6 +100,9 @@ type positioned struct {
 	leaver int64
 	// joiner is the user a member_joined frame is about (0 otherwise).
 	joiner int64
+	// msg is the message of a message frame (nil otherwise): its
+	// receivers' sessions record its delivery.
+	msg *sentInfo
 }
 
 // NewSession returns a session, catching up, not yet registered.
@@ -191,6 +196,9 @@ func (h *Hub) Start(ctx context.Context, so *Session, since eventstore.Position,
 	case !ok:
 		h.closeNow(so, notMemberClose)
 		return
+	}
+	if so.joinPresence() {
+		h.presence.up(so.user)
 	}
 	go h.resume(ctx, so, since)
 }
@@ -304,6 +312,7 @@ func (h *Hub) deliver(so *Session, p positioned) {
 	so.last = p.pos
 	so.mu.Unlock()
 	h.write(so, p.frame)
+	h.delivered(so, p.msg)
 }
 
 // closeNow ends a session before it has heard anything more of its room:
@@ -333,4 +342,25 @@ func (h *Hub) closeAfterFrames(so *Session, msg *closeMsg) {
 	so.state = Closing
 	so.mu.Unlock()
 	_ = so.conn.Close(msg.code, msg.reason)
+}
+
+// joinPresence marks the session as counting for its user's presence,
+// unless it has been removed already; it reports whether it did.
+func (so *Session) joinPresence() bool {
+	so.mu.Lock()
+	defer so.mu.Unlock()
+	if so.removed {
+		return false
+	}
+	so.present = true
+	return true
+}
+
+// leavePresence unmarks the session; it reports whether it counted.
+func (so *Session) leavePresence() bool {
+	so.mu.Lock()
+	defer so.mu.Unlock()
+	was := so.present
+	so.present = false
+	return was
 }

@@ -44,6 +44,10 @@ func limitSettings(cfg *chatd.Config) []limitSetting {
 		{"CHAT_LOGIN_PER_ADDRESS", "login-per-address", "login attempts from one address before 429", intSetting(&cfg.LoginPerAddress)},
 		{"CHAT_LOGIN_PER_USER", "login-per-user", "failed logins at one username from anywhere before it is slowed", intSetting(&cfg.LoginPerUser)},
 		{"CHAT_LOGIN_MAX_DELAY", "login-max-delay", "longest delay between attempts at a slowed username", durationSetting(&cfg.LoginMaxDelay)},
+		{"CHAT_DELIVERY_BATCH", "delivery-batch", "pending delivered message ids that start a bulk append of delivery receipts", intSetting(&cfg.DeliveryBatch)},
+		{"CHAT_DELIVERY_FLUSH", "delivery-flush", "longest wait before delivery receipts are appended", durationSetting(&cfg.DeliveryFlush)},
+		{"CHAT_PRESENCE_DEBOUNCE", "presence-debounce", "how long a user's last socket may be gone before they count as offline", durationSetting(&cfg.PresenceDebounce)},
+		{"CHAT_PRESENCE_HEARTBEAT", "presence-heartbeat", "how often a process tells the others it is alive (its users go offline after 3 missed)", durationSetting(&cfg.PresenceHeartbeat)},
 	}
 }
 

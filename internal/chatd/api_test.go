@@ -209,11 +209,12 @@ type messageJSON struct {
 	UpdatedAt         string  `json:"updated_at"`
 	ReadBy            []int64 `json:"read_by"`
 	Position          string  `json:"position"`
+	DeliveredTo       []int64 `json:"delivered_to"`
 }
 
 var messageKeys = []string{"id", "conversation", "sender", "receivers", "attachment_picture",
 	"attachment_video", "text", "created_at", "updated_at", "read_by", "position",
-	"edited_at", "deleted_at", "reactions", "reply_to"}
+	"edited_at", "deleted_at", "reactions", "reply_to", "delivered_to"}
 
 // chatroomJSON is the chatroom object of API.md section 3, with the extras
 // list-chatrooms may carry.
@@ -228,9 +229,10 @@ type chatroomJSON struct {
 	UpdatedAt   string       `json:"updated_at"`
 	UnreadCount *int64       `json:"unread_count"`
 	LastMessage *messageJSON `json:"last_message"`
+	Admins      []int64      `json:"admins"`
 }
 
-var chatroomKeys = []string{"id", "members", "type", "name", "description", "created_by", "created_at", "updated_at"}
+var chatroomKeys = []string{"id", "members", "type", "name", "description", "created_by", "created_at", "updated_at", "admins"}
 
 var timeRE = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$`)
 

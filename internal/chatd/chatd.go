@@ -60,6 +60,8 @@ type Main struct {
 	metrics    *metrics.Metrics
 	metricsLn  net.Listener
 	metricsSrv *stdhttp.Server
+	// deliveries records delivery receipts in bulk (run by Run).
+	deliveries *commands.Deliveries
 }
 
 // New prepares a server: it starts the embedded database if needed, applies
@@ -153,6 +155,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error)
 		PerUserAddress: cfg.LoginPerUserAddress, PerAddress: cfg.LoginPerAddress,
 		PerUser: cfg.LoginPerUser, MaxDelay: cfg.LoginMaxDelay,
 	})
+	m.deliveries = newDeliveries(cfg, cmds, m.pool, m)
 	var apiLog chathttp.Log = m.store
 	if cfg.Hooks.APILog != nil {
 		apiLog = cfg.Hooks.APILog(apiLog)
@@ -174,6 +177,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error)
 		AuditPage: cfg.Hooks.AuditPage, CORSOrigins: cfg.CORSOrigins,
 		BodyTimeout: cfg.BodyTimeout, BodyMinRate: cfg.BodyMinRate,
 		Observer: m.metrics, Metrics: m.apiMetrics(),
+		Deliveries: deliveriesOf(cfg, m.deliveries), Presence: presenceOf(cfg, m.pool),
+		PresenceDebounce: cfg.PresenceDebounce, PresenceHeartbeat: cfg.PresenceHeartbeat,
 	})
 	m.tokens.Listen(notifierBus{m.notifier})
 	m.registerGauges()
@@ -301,6 +306,7 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.wm.Advance(start)
 	goRun("websocket hub", func(ctx context.Context) error { return m.api.Run(ctx, start) })
+	goRun("delivery receipts", m.deliveries.Run)
 	select {
 	case <-all(m.api.Listening(), m.tokens.Listening()):
 	case <-time.After(5 * time.Second):

@@ -95,6 +95,14 @@ type Config struct {
 	// MetricsAddr (CHAT_METRICS_ADDR), when set, is the address that alone
 	// serves /metrics; empty: /metrics is served on Addr.
 	MetricsAddr string
+	// Delivery receipts are appended in bulk: when DeliveryBatch
+	// (CHAT_DELIVERY_BATCH) message ids are pending, or DeliveryFlush
+	// (CHAT_DELIVERY_FLUSH) after the first. A user counts as offline
+	// PresenceDebounce (CHAT_PRESENCE_DEBOUNCE) after their last socket
+	// closed; each process heartbeats every PresenceHeartbeat
+	// (CHAT_PRESENCE_HEARTBEAT), and one silent for three is forgotten.
+	DeliveryBatch                                      int
+	DeliveryFlush, PresenceDebounce, PresenceHeartbeat time.Duration
 	// Hooks are for tests; a production server leaves them zero.
 	Hooks TestHooks
 }
@@ -124,6 +132,10 @@ type TestHooks struct {
 	// Now, when set, is the clock of the commands (event times, invite
 	// expiry) and of the request rate limits.
 	Now func() time.Time
+	// QuietRooms records no delivery receipts and sends no presence
+	// frames: for tests that expect exact frame sequences and lists that
+	// do not change by being listed.
+	QuietRooms bool
 }
 
 // DefaultConfig is the configuration of a server told nothing: the one
@@ -151,6 +163,10 @@ func DefaultConfig() Config {
 		SocketsMax:        realtime.DefaultMax,
 		TypingInterval:    realtime.DefaultTypingInterval,
 		InviteTTL:         7 * 24 * time.Hour,
+		DeliveryBatch:     500,
+		DeliveryFlush:     200 * time.Millisecond,
+		PresenceDebounce:  realtime.DefaultPresenceDebounce,
+		PresenceHeartbeat: 10 * time.Second,
 
 		LoginWindow:         15 * time.Minute,
 		LoginPerUserAddress: 5,
@@ -188,6 +204,7 @@ func (c Config) withDefaults() Config {
 		{&c.AccessTTL, &d.AccessTTL}, {&c.RefreshTTL, &d.RefreshTTL}, {&c.RefreshReuseGrace, &d.RefreshReuseGrace}, {&c.ReadyLag, &d.ReadyLag},
 		{&c.ProjectionWait, &d.ProjectionWait}, {&c.IDsWait, &d.IDsWait}, {&c.LeaderRetry, &d.LeaderRetry},
 		{&c.InviteTTL, &d.InviteTTL},
+		{&c.DeliveryFlush, &d.DeliveryFlush}, {&c.PresenceDebounce, &d.PresenceDebounce}, {&c.PresenceHeartbeat, &d.PresenceHeartbeat},
 		{&c.LoginWindow, &d.LoginWindow}, {&c.LoginMaxDelay, &d.LoginMaxDelay},
 		{&c.TypingInterval, &d.TypingInterval},
 		{&c.BodyTimeout, &d.BodyTimeout}, {&c.ReadHeaderTimeout, &d.ReadHeaderTimeout}, {&c.IdleTimeout, &d.IdleTimeout},
@@ -201,6 +218,7 @@ func (c Config) withDefaults() Config {
 		{&c.LoginPerUserAddress, &d.LoginPerUserAddress}, {&c.LoginPerAddress, &d.LoginPerAddress}, {&c.LoginPerUser, &d.LoginPerUser},
 		{&c.ResumeMax, &d.ResumeMax}, {&c.SocketsPerUser, &d.SocketsPerUser}, {&c.SocketsMax, &d.SocketsMax},
 		{&c.MaxFormParts, &d.MaxFormParts},
+		{&c.DeliveryBatch, &d.DeliveryBatch},
 	} {
 		if *f.v <= 0 {
 			*f.v = *f.def

@@ -34,6 +34,19 @@ type serverOption func(*chatd.Config)
 // folder. The server stops at the end of the test.
 func startServer(t testing.TB, opts ...serverOption) *testServer {
 	t.Helper()
+	return startWith(t, serverConfig(t, opts...))
+}
+
+// startLiveServer is startServer with delivery receipts and presence on
+// (startWith turns them off: they add frames and change lists).
+func startLiveServer(t testing.TB, opts ...serverOption) *testServer {
+	t.Helper()
+	return startLive(t, serverConfig(t, opts...))
+}
+
+// serverConfig is the configuration of a test server on a fresh database.
+func serverConfig(t testing.TB, opts ...serverOption) chatd.Config {
+	t.Helper()
 	cfg := chatd.Config{
 		Addr:        "127.0.0.1:0",
 		DatabaseURL: pgtest.NewDatabase(t),
@@ -45,7 +58,7 @@ func startServer(t testing.TB, opts ...serverOption) *testServer {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	return startWith(t, cfg)
+	return cfg
 }
 
 // useEventStore puts the log in EventStoreDB when the suite runs on it:
@@ -67,6 +80,17 @@ func useEventStore(t testing.TB, cfg *chatd.Config) {
 // startWith starts a server with exactly cfg (a second process on the same
 // database, say).
 func startWith(t testing.TB, cfg chatd.Config) *testServer {
+	t.Helper()
+	// Delivery receipts and presence add frames at moments of their own,
+	// and lists record receipts: the suite's tests expect exact frame
+	// sequences and stable lists. Their own tests use startLive.
+	cfg.Hooks.QuietRooms = true
+	return startLive(t, cfg)
+}
+
+// startLive starts a server with exactly cfg, delivery receipts and
+// presence included.
+func startLive(t testing.TB, cfg chatd.Config) *testServer {
 	t.Helper()
 	// The suite sends and registers far faster than a person: a rate
 	// limit left unset is off, and the rate limits' own tests set them.

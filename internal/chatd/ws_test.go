@@ -347,7 +347,7 @@ func TestWSFrames(t *testing.T) {
 		return first
 	}
 	msgKeys := []string{"id", "conversation", "sender", "receivers", "attachment_picture", "attachment_video",
-		"text", "created_at", "updated_at", "read_by", "position", "edited_at", "deleted_at", "reactions", "reply_to"}
+		"text", "created_at", "updated_at", "read_by", "position", "edited_at", "deleted_at", "reactions", "reply_to", "delivered_to"}
 	// checkMessage checks a message frame against the message object that
 	// the send returned: every field the same, plus type and position.
 	checkMessage := func(t testing.TB, f wsFrame, sent []byte) {

@@ -1,0 +1,87 @@
+package projections
+
+import (
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/evchat/evchat/domain"
+	"github.com/evchat/evchat/eventstore"
+)
+
+// The projection of delivery receipts and group administration
+// (API.md section 8): the messages' delivered_to, the members' admin role,
+// and a group's new name and description.
+
+// applyRooms queues the statements of ev that this file owns, after those
+// Chat.apply queued for it.
+func (c *Chat) applyRooms(b *pgx.Batch, ev domain.Event, at time.Time) {
+	switch e := ev.(type) {
+	case domain.ConversationCreated:
+		// The creator is the first admin (domain.Conversation.Apply).
+		b.Queue(`UPDATE members SET admin = true WHERE conversation_id = $1 AND user_id = $2`, e.ConversationID, e.CreatedBy)
+	case domain.AdminPromoted:
+		b.Queue(`UPDATE members SET admin = true WHERE conversation_id = $1 AND user_id = $2`, e.ConversationID, e.UserID)
+		b.Queue(`UPDATE conversations SET updated_at = greatest(updated_at, $2) WHERE id = $1`, e.ConversationID, at)
+	case domain.ConversationUpdated:
+		b.Queue(`UPDATE conversations SET
+				name = CASE WHEN $2 THEN $3 ELSE name END,
+				description = CASE WHEN $4 THEN $5 ELSE description END,
+				updated_at = greatest(updated_at, $6)
+			WHERE id = $1`, e.ConversationID, e.Name != nil, e.Name, e.Description != nil, e.Description, at)
+	case domain.MessagesDelivered:
+		var d deliveries
+		d.add(e.ReceiverID, e.ConversationID, e.MessageIDs)
+		d.queue(b)
+	case domain.MessagesRead:
+		// Read implies delivered.
+		var d deliveries
+		d.add(e.ReaderID, e.ConversationID, e.MessageIDs)
+		d.queue(b)
+	}
+}
+
+// deliveries are (receiver, message, room) triples to add to delivered_to,
+// applied in one statement: adding commutes, so a rebuild applies a whole
+// batch's together.
+type deliveries struct{ receiver, message, room []int64 }
+
+func (d *deliveries) add(receiver, room int64, ids []int64) {
+	for _, id := range ids {
+		d.receiver, d.message, d.room = append(d.receiver, receiver), append(d.message, id), append(d.room, room)
+	}
+}
+
+// deliveredSQL adds each receiver to the delivered_to of their message,
+// when it is a message of that room they received and is not there yet;
+// delivered_to stays ascending and distinct.
+const deliveredSQL = `WITH d AS (
+		SELECT DISTINCT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS d(receiver, message_id, room)),
+	agg AS (
+		SELECT d.message_id, array_agg(d.receiver) AS rs
+		  FROM d JOIN messages m ON m.id = d.message_id AND m.conversation_id = d.room
+		 WHERE d.receiver = ANY(m.receivers) AND NOT d.receiver = ANY(m.delivered_to)
+		 GROUP BY d.message_id)
+	UPDATE messages m SET delivered_to = (SELECT array_agg(DISTINCT x ORDER BY x) FROM unnest(m.delivered_to || agg.rs) AS x)
+	  FROM agg WHERE m.id = agg.message_id`
+
+func (d *deliveries) queue(b *pgx.Batch) {
+	if len(d.message) > 0 {
+		b.Queue(deliveredSQL, d.receiver, d.message, d.room)
+	}
+}
+
+// collectDelivery takes a delivery receipt out of a bulk batch's ordered
+// events into its deliveries; it reports whether re was one.
+func (bb *bulkBatch) collectDelivery(re eventstore.RecordedEvent) (bool, error) {
+	if re.Type != domain.TypeMessagesDelivered {
+		return false, nil
+	}
+	ev, _, ok, err := Decode(bb.chat.registry, re)
+	if err != nil || !ok {
+		return true, err
+	}
+	e := ev.(domain.MessagesDelivered)
+	bb.delivered.add(e.ReceiverID, e.ConversationID, e.MessageIDs)
+	return true, nil
+}
