@@ -60,6 +60,8 @@ type Main struct {
 	metrics    *metrics.Metrics
 	metricsLn  net.Listener
 	metricsSrv *stdhttp.Server
+	// searchWM is how far the search index is projected (search.go).
+	searchWM *projections.Watermark
 }
 
 // New prepares a server: it starts the embedded database if needed, applies
@@ -129,6 +131,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error)
 		return nil, fmt.Errorf("read the log's head: %w", err)
 	}
 	m.wm = projections.NewWatermark()
+	m.searchWM = projections.NewWatermark()
 	cmds := commands.New(commands.Config{
 		Store: m.store, IDs: postgres.NewIDs(m.pool), Lookups: postgres.NewLookups(m.pool),
 		SendKeys: postgres.NewSendKeys(m.pool), Credentials: postgres.NewCredentials(m.pool), Snapshots: postgres.NewSnapshots(m.pool), Registry: domain.NewRegistry(),
@@ -173,6 +176,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error)
 		AuditPage: cfg.Hooks.AuditPage, CORSOrigins: cfg.CORSOrigins,
 		BodyTimeout: cfg.BodyTimeout, BodyMinRate: cfg.BodyMinRate,
 		Observer: m.metrics, Metrics: m.apiMetrics(),
+		Search: m.searchAPI(rm), ChatPaused: m.chatPaused,
 	})
 	m.tokens.Listen(notifierBus{m.notifier})
 	m.registerGauges()
@@ -290,6 +294,7 @@ func (m *Main) Run(ctx context.Context) error {
 	goRun("projection tracker", func(ctx context.Context) error {
 		return projections.Track(ctx, m.pool, m.wm, projections.ChatName, 250*time.Millisecond, m.notifier.Channel(projections.ProjectedChannel))
 	})
+	m.runSearch(goRun)
 	// WebSocket fan-out starts where the read model is now, read before
 	// any request is served: see http.Server.Run.
 	start, cerr := projections.ReadCheckpoint(ctx, m.pool, migrations.ReadModel, projections.ChatName)

@@ -95,6 +95,10 @@ type Config struct {
 	// MetricsAddr (CHAT_METRICS_ADDR), when set, is the address that alone
 	// serves /metrics; empty: /metrics is served on Addr.
 	MetricsAddr string
+	// SearchOff (CHAT_SEARCH_OFF) runs no search projector and answers
+	// /search/ with 503; turning it on later backfills the index from the
+	// log while the server serves.
+	SearchOff bool
 	// Hooks are for tests; a production server leaves them zero.
 	Hooks TestHooks
 }
@@ -105,6 +109,9 @@ type TestHooks struct {
 	// ProjectorBeforeCommit runs inside each projector batch transaction
 	// before it commits.
 	ProjectorBeforeCommit func(ctx context.Context) error
+	// SearchBeforeCommit runs inside each search projector batch
+	// transaction before it commits.
+	SearchBeforeCommit func(ctx context.Context) error
 	// SocketHook runs at the named points of a WebSocket's life.
 	SocketHook func(point chathttp.SocketPoint, user, room int64)
 	// APILog, when set, wraps the log the API and its WebSockets read
