@@ -8,6 +8,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/evchat/evchat/migrations"
 )
 
 // This file is the operators' control of projections: pause and resume,
@@ -159,6 +161,15 @@ func MarkRebuilding(ctx context.Context, pool *pgxpool.Pool, name string, on boo
 		return fmt.Errorf("record the rebuild of %s: %w", name, err)
 	}
 	return nil
+}
+
+// SchemaOf is the schema that holds the tables and checkpoint of
+// projection name: the chat read model's, or the search index's.
+func SchemaOf(name string) migrations.Schema {
+	if name == SearchName {
+		return migrations.Search
+	}
+	return migrations.ReadModel
 }
 
 func known(name string) bool {
