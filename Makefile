@@ -5,7 +5,7 @@ GO          ?= go
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 PKGS        := ./...
 
-.PHONY: run test test-esdb lint fmt vet fuzz bench bench-store bench-rebuild bench-api bench-resume postgres chromium build clean
+.PHONY: run test test-esdb lint fmt vet fuzz bench bench-store bench-rebuild bench-search bench-api bench-resume postgres chromium build clean
 
 # The binary runs in the foreground: Ctrl-C shuts it down cleanly (exit 0).
 run: postgres build
@@ -87,7 +87,7 @@ fmt:
 	gofmt -w $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')
 
 # Benchmarks quote ratios against baselines measured in the same run.
-bench: postgres bench-store bench-rebuild bench-api bench-resume
+bench: postgres bench-store bench-rebuild bench-search bench-api bench-resume
 
 bench-store:
 	$(GO) test -run '^$$' -bench Append -benchtime 5000x -count 3 ./eventstore/postgres/
@@ -97,6 +97,11 @@ bench-store:
 # A rebuild of 1,000,000 events (REBUILD_EVENTS to change) next to a raw COPY.
 bench-rebuild:
 	$(GO) test -run '^$$' -bench Rebuild -benchtime 1x -timeout 20m ./projections/
+
+# The search index backfilled by its live projector from a log of 100,000
+# events (SEARCH_EVENTS to change), then rebuilt.
+bench-search:
+	$(GO) test -run '^$$' -bench SearchBackfill -benchtime 1x -timeout 20m ./projections/
 
 # A WebSocket reconnect 1,000 events back in one room, with 10,000 and
 # 200,000 events of other rooms in the log (RESUME_NOISE to change).

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"math"
 	"net/http"
+	"net/url"
 	"strconv"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -23,7 +25,9 @@ const defaultAuditPage = 100
 const maxAuditLimit = 10000
 
 // auditConversation lists a room's event stream in log order, to members.
-// ?from=<revision> and ?limit= (default 1000, at most 10000) page through it.
+// ?from= (a revision, or an RFC 3339 time: the events recorded from then
+// on), ?to= (an RFC 3339 time: only events recorded before it) and
+// ?limit= (default 1000, at most 10000) select and page through it.
 //
 // The answer is streamed: the status and headers go out after the first
 // page is read (a log that cannot be read is still an error status); a
@@ -38,10 +42,26 @@ func (s *Server) auditConversation(c echo.Context) error {
 	if err := s.checkMember(c, id); err != nil {
 		return err
 	}
-	from, limit := uint64(0), 1000
+	pageSize := s.cfg.AuditPage
+	if pageSize <= 0 {
+		pageSize = defaultAuditPage
+	}
+	ctx := c.Request().Context()
+	cur := &auditCursor{s: s, stream: domain.ConversationStream(id), page: pageSize}
+	limit := 1000
 	if v := c.QueryParam("from"); v != "" {
-		if from, err = strconv.ParseUint(v, 10, 64); err != nil {
-			return domain.FieldError("from", "A valid revision is required.")
+		if cur.rev, err = strconv.ParseUint(v, 10, 64); err != nil {
+			if cur.from, err = time.Parse(time.RFC3339Nano, v); err != nil {
+				return domain.FieldError("from", "A valid revision or RFC 3339 time is required.")
+			}
+		}
+	}
+	if v := c.QueryParam("to"); v != "" {
+		if cur.to, err = time.Parse(time.RFC3339Nano, v); err != nil {
+			return domain.FieldError("to", "A valid RFC 3339 time is required.")
+		}
+		if !cur.from.IsZero() && !cur.to.After(cur.from) {
+			return domain.FieldError("to", "Ensure this time is after from.")
 		}
 	}
 	if v := c.QueryParam("limit"); v != "" {
@@ -51,28 +71,26 @@ func (s *Server) auditConversation(c echo.Context) error {
 		}
 		limit = min(n, maxAuditLimit)
 	}
-	pageSize := s.cfg.AuditPage
-	if pageSize <= 0 {
-		pageSize = defaultAuditPage
-	}
-	ctx := c.Request().Context()
-	stream := domain.ConversationStream(id)
-	asked := min(limit, pageSize)
-	events, err := s.readAudit(ctx, stream, from, asked)
+	first, ok, err := cur.next(ctx)
 	if err != nil {
 		return err
 	}
-	// A stream's revisions count up by one, so the page after this one
-	// starts at from+limit; it is linked when an event is there.
-	if from <= math.MaxUint64-uint64(limit) && len(events) == asked {
-		next := from + uint64(limit)
-		more, err := s.readAudit(ctx, stream, next, 1)
+	// A stream's revisions count up by one, and past the first event
+	// nothing is skipped but what follows to, so the page after this one
+	// starts limit revisions after the first; it is linked when an event
+	// in range is there.
+	if ok && first.Revision <= math.MaxUint64-uint64(limit) {
+		next := first.Revision + uint64(limit)
+		more, err := s.readAudit(ctx, cur.stream, next, 1)
 		if err != nil {
 			return err
 		}
-		if len(more) > 0 {
-			c.Response().Header().Set("Link", "<"+s.baseURL(c)+c.Request().URL.Path+
-				"?from="+strconv.FormatUint(next, 10)+"&limit="+strconv.Itoa(limit)+`>; rel="next"`)
+		if len(more) > 0 && cur.inRange(more[0]) {
+			q := url.Values{"from": {strconv.FormatUint(next, 10)}, "limit": {strconv.Itoa(limit)}}
+			if !cur.to.IsZero() {
+				q.Set("to", c.QueryParam("to"))
+			}
+			c.Response().Header().Set("Link", "<"+s.baseURL(c)+c.Request().URL.Path+"?"+q.Encode()+`>; rel="next"`)
 		}
 	}
 	w := c.Response()
@@ -82,33 +100,74 @@ func (s *Server) auditConversation(c echo.Context) error {
 	if _, err := w.Write([]byte("[")); err != nil {
 		return nil // the client went away
 	}
-	written := 0
-	for {
-		for _, e := range events {
-			if written > 0 {
-				if _, err := w.Write([]byte(",")); err != nil {
-					return nil
-				}
-			}
-			if err := enc.Encode(AuditEvent(e)); err != nil {
+	for written := 0; ok && written < limit; written++ {
+		if written > 0 {
+			if _, err := w.Write([]byte(",")); err != nil {
 				return nil
 			}
-			written++
 		}
-		if written >= limit || len(events) < asked {
-			break // the limit, or a short page: the stream's end
+		if err := enc.Encode(AuditEvent(first)); err != nil {
+			return nil
 		}
-		asked = min(pageSize, limit-written)
-		next := events[len(events)-1].Revision + 1
-		if events, err = s.readAudit(ctx, stream, next, asked); err != nil {
+		if written+1 == limit {
+			break
+		}
+		if first, ok, err = cur.next(ctx); err != nil {
 			if ctx.Err() == nil {
-				s.log.Error("audit stream cut short", "stream", stream, "revision", next, "err", err)
+				s.log.Error("audit stream cut short", "stream", cur.stream, "revision", cur.rev, "err", err)
 			}
 			panic(http.ErrAbortHandler)
 		}
 	}
 	_, _ = w.Write([]byte("]\n"))
 	return nil
+}
+
+// auditCursor reads a stream's events a page at a time from revision rev,
+// skipping those recorded before from and ending at the first recorded at
+// or after to (a zero time: no bound). Events of one stream are recorded
+// in revision order, so their times rise with their revisions.
+type auditCursor struct {
+	s        *Server
+	stream   string
+	rev      uint64
+	from, to time.Time
+	page     int
+	buf      []eventstore.RecordedEvent
+	done     bool
+}
+
+func (a *auditCursor) inRange(e eventstore.RecordedEvent) bool {
+	return a.to.IsZero() || e.Created.Before(a.to)
+}
+
+// next returns the next event in range; ok is false at the end.
+func (a *auditCursor) next(ctx context.Context) (e eventstore.RecordedEvent, ok bool, err error) {
+	for len(a.buf) == 0 {
+		if a.done {
+			return e, false, nil
+		}
+		events, err := a.s.readAudit(ctx, a.stream, a.rev, a.page)
+		if err != nil {
+			return e, false, err
+		}
+		a.done = len(events) < a.page
+		if len(events) > 0 {
+			a.rev = events[len(events)-1].Revision + 1
+		}
+		for _, ev := range events {
+			if !a.from.IsZero() && ev.Created.Before(a.from) {
+				continue
+			}
+			if !a.inRange(ev) {
+				a.done = true
+				break
+			}
+			a.buf = append(a.buf, ev)
+		}
+	}
+	e, a.buf = a.buf[0], a.buf[1:]
+	return e, true, nil
 }
 
 // readAudit reads up to count events of stream from revision from; a

@@ -49,7 +49,9 @@ func (s *Server) healthz(c echo.Context) error {
 }
 
 // readyz reports ready when the database and the event store answer and the
-// read model is not lagging the log by more than ReadyLag.
+// read model is not lagging the log by more than ReadyLag, or lags because
+// an operator paused its projection. The search index is not checked: it
+// may backfill for a long time, and chat works without it.
 func (s *Server) readyz(c echo.Context) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
 	defer cancel()
@@ -70,6 +72,14 @@ func (s *Server) readyz(c echo.Context) error {
 	checks["projection"] = "ok"
 	if err == nil && lag > s.cfg.ReadyLag {
 		checks["projection"], ok = "lagging "+lag.Round(time.Millisecond).String(), false
+		// A projection an operator paused lags on purpose: taking the
+		// process out of rotation would not help, and would take every
+		// process out at once.
+		if s.cfg.ChatPaused != nil {
+			if paused, perr := s.cfg.ChatPaused(ctx); perr == nil && paused {
+				checks["projection"], ok = "paused", checks["database"] == "ok"
+			}
+		}
 	}
 	status := http.StatusOK
 	if !ok {

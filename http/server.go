@@ -129,6 +129,12 @@ type Config struct {
 	// Presence it is alive (zero: the realtime package's defaults).
 	Presence                            Presence
 	PresenceDebounce, PresenceHeartbeat time.Duration
+	// Search answers GET /search/; zero: search is off (503).
+	Search Searcher
+	// ChatPaused reports whether an operator paused the chat projection
+	// (chatctl projections pause chat): its lag is then deliberate and
+	// /readyz stays ready; zero: never paused.
+	ChatPaused func(ctx context.Context) (bool, error)
 }
 
 // Server is the HTTP API. It is an http.Handler.
@@ -245,6 +251,7 @@ func (s *Server) routes() *echo.Echo {
 	e.GET("/media/:key/", s.serveMedia, auth)
 	e.HEAD("/media/:key/", s.serveMedia, auth)
 	e.GET("/audit/conversations/:id/", s.auditConversation, auth)
+	e.GET("/search/", s.search, auth)
 	e.GET("/ws/chat/:id/", s.serveWS)
 
 	e.GET("/healthz/", s.healthz)

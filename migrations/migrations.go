@@ -1,11 +1,12 @@
 // Package migrations holds the numbered SQL files of the database schema and
 // applies them.
 //
-// There are two sets. core/ holds what is never rebuilt: the event log, the
+// There are three sets. core/ holds what is never rebuilt: the event log, the
 // id sequences, auth state. readmodel/ holds the projected tables; its files
 // use unqualified names and are applied with search_path set to a read-model
 // schema, so that a rebuild can apply the same files to a fresh schema beside
-// the live one and swap the two.
+// the live one and swap the two. search/ holds the full-text search index,
+// a projection of its own in a schema of its own, applied the same way.
 //
 // The runner is deliberately small: files are applied in order, each in its
 // own transaction together with its row in schema_migrations, under a
@@ -27,13 +28,16 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-//go:embed core/*.sql readmodel/*.sql
+//go:embed core/*.sql readmodel/*.sql search/*.sql
 var files embed.FS
 
 // The sets: the folders of numbered files.
 const (
 	CoreSet      = "core"
 	ReadModelSet = "readmodel"
+	// SearchSet holds the search index's tables, applied to the schema
+	// Search (and to one beside it by a rebuild of the index).
+	SearchSet = "search"
 )
 
 // lockKey is the advisory lock taken while migrating ("evchat-m").
@@ -82,7 +86,17 @@ func Apply(ctx context.Context, pool *pgxpool.Pool) ([]string, error) {
 		return nil, err
 	}
 	rm, err := apply(ctx, pool, ReadModelSet, ReadModel.Name())
-	return append(core, rm...), err
+	if err != nil {
+		return append(core, rm...), err
+	}
+	search, err := apply(ctx, pool, SearchSet, Search.Name())
+	return append(append(core, rm...), search...), err
+}
+
+// ApplySearch creates schema (if needed) and applies the search set to it.
+func ApplySearch(ctx context.Context, pool *pgxpool.Pool, schema Schema) error {
+	_, err := apply(ctx, pool, SearchSet, schema.Name())
+	return err
 }
 
 // ApplyReadModel creates schema (if needed) and applies the read-model set to it.

@@ -17,6 +17,10 @@ type Schema struct{ name string }
 // serves at once.
 var ReadModel = Schema{name: "readmodel"}
 
+// Search is the schema of the live search index (the search set): its own
+// checkpoints and tables, swapped on their own by a rebuild of the index.
+var Search = Schema{name: "search"}
+
 // Name is the schema's name, as stored in catalogs and schema_migrations.
 func (s Schema) Name() string { return s.name }
 

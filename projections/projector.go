@@ -69,6 +69,7 @@ type Projector struct {
 	log       *slog.Logger
 	schema    migrations.Schema
 	onApplied Applied
+	channel   string
 	// beforeCommit is a test hook: it runs inside the batch transaction.
 	beforeCommit func(ctx context.Context) error
 }
@@ -83,6 +84,10 @@ type ProjectorOptions struct {
 	OnApplied Applied
 	// BeforeCommit, for tests, runs inside each batch transaction before commit.
 	BeforeCommit func(ctx context.Context) error
+	// Channel is where each committed batch announces its position (see
+	// Track); default ProjectedChannel for the live read model, none for
+	// any other schema.
+	Channel string
 }
 
 // NewProjector returns a projector of proj that reads store and writes pool.
@@ -93,7 +98,11 @@ func NewProjector(pool *pgxpool.Pool, store Subscriber, proj Projection, o Proje
 	if o.Schema == (migrations.Schema{}) {
 		o.Schema = migrations.ReadModel
 	}
-	return &Projector{pool: pool, store: store, proj: proj, log: o.Logger, schema: o.Schema, onApplied: o.OnApplied, beforeCommit: o.BeforeCommit}
+	if o.Channel == "" && o.Schema == migrations.ReadModel {
+		o.Channel = ProjectedChannel
+	}
+	return &Projector{pool: pool, store: store, proj: proj, log: o.Logger, schema: o.Schema, onApplied: o.OnApplied,
+		beforeCommit: o.BeforeCommit, channel: o.Channel}
 }
 
 // Checkpoint returns the stored position of the projection.
@@ -147,6 +156,13 @@ func (p *Projector) run(ctx context.Context, lease *Lease) error {
 			// batch rolled back, nothing is lost.
 			p.log.Warn("projector batch refused, restarting from the stored checkpoint", "projection", p.proj.Name(), "err", err)
 			continue
+		case errors.Is(err, ErrPaused):
+			// An operator paused it: the batch rolled back, the checkpoint
+			// stays, and it carries on from there once resumed.
+			if err := p.waitResumed(ctx); err != nil {
+				return err
+			}
+			continue
 		}
 		if time.Since(started) > time.Minute {
 			delay = 0 // it ran well for a while: this is a new failure, not the same one
@@ -173,13 +189,16 @@ func (p *Projector) RunOnce(ctx context.Context) error { return p.runOnce(ctx, n
 // what keeps the read-your-writes wait short: the applier never waits for a
 // read, and its transactions grow with the load instead of its queue.
 func (p *Projector) runOnce(ctx context.Context, lease *Lease) error {
+	if err := p.prepareState(ctx); err != nil {
+		return err
+	}
 	from, err := p.Checkpoint(ctx)
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	queue := make(chan []eventstore.RecordedEvent, applyQueue)
+	queue := make(chan eventstore.Delivery, applyQueue)
 	applied := make(chan error, 1)
 	go func() {
 		err := p.applyLoop(ctx, from, lease, queue)
@@ -187,11 +206,11 @@ func (p *Projector) runOnce(ctx context.Context, lease *Lease) error {
 		applied <- err
 	}()
 	err = p.store.SubscribeAll(ctx, from, func(ctx context.Context, d eventstore.Delivery) error {
-		if len(d.Events) == 0 {
+		if len(d.Events) == 0 && !d.CaughtUp {
 			return nil
 		}
 		select {
-		case queue <- d.Events:
+		case queue <- d:
 			return nil
 		case <-ctx.Done():
 			return context.Cause(ctx)
@@ -214,27 +233,39 @@ const (
 // applyLoop applies what the subscription queues from position at on,
 // merging queued deliveries, until ctx ends (it returns context.Cause(ctx))
 // or an apply fails.
-func (p *Projector) applyLoop(ctx context.Context, at eventstore.Position, lease *Lease, queue <-chan []eventstore.RecordedEvent) error {
+//
+// The first time it has applied all the subscription read before telling
+// it reached the head, the projection is marked caught up (no longer
+// backfilling: see markCaughtUp).
+func (p *Projector) applyLoop(ctx context.Context, at eventstore.Position, lease *Lease, queue <-chan eventstore.Delivery) error {
+	caughtUp, marked := false, false
 	for {
 		var events []eventstore.RecordedEvent
 		select {
 		case <-ctx.Done():
 			return context.Cause(ctx)
-		case events = <-queue:
+		case d := <-queue:
+			events, caughtUp = d.Events, caughtUp || d.CaughtUp
 		}
 	merge:
 		for len(events) < maxApply {
 			select {
 			case more := <-queue:
-				events = append(events, more...)
+				events, caughtUp = append(events, more.Events...), caughtUp || more.CaughtUp
 			default:
 				break merge
 			}
 		}
-		if err := p.applyBatch(ctx, at, lease, events); err != nil {
-			return err
+		if len(events) > 0 {
+			if err := p.applyBatch(ctx, at, lease, events); err != nil {
+				return err
+			}
+			at = events[len(events)-1].Position
 		}
-		at = events[len(events)-1].Position
+		if caughtUp && !marked {
+			marked = true
+			p.markCaughtUp(ctx)
+		}
 	}
 }
 
@@ -260,6 +291,9 @@ func (p *Projector) applyBatch(ctx context.Context, from eventstore.Position, le
 	// parked batch then runs against the swapped-in read model, and the
 	// fence below refuses it there: that model's checkpoint is past from.
 	b.Queue(`LOCK TABLE checkpoints IN ROW EXCLUSIVE MODE`)
+	// Refused (EV003) while an operator has it paused; holds the control
+	// row so that a pause waits for this batch (core 0012).
+	b.Queue(`SELECT public.projection_unpaused($1)`, p.proj.Name())
 	if err := p.proj.Apply(b, events); err != nil {
 		return fmt.Errorf("project %s: %w", p.proj.Name(), err)
 	}
@@ -271,8 +305,8 @@ func (p *Projector) applyBatch(ctx context.Context, from eventstore.Position, le
 	}
 	b.Queue(fenceCheckpoint, p.proj.Name(), int64(from.Commit), int64(from.Prepare),
 		int64(through.Commit), int64(through.Prepare), name, holder, epoch)
-	if p.schema == migrations.ReadModel {
-		b.Queue(`SELECT pg_notify($1, $2)`, ProjectedChannel, through.String())
+	if p.channel != "" {
+		b.Queue(`SELECT pg_notify($1, $2)`, p.channel, through.String())
 	}
 	if p.beforeCommit == nil {
 		b.Queue(`COMMIT`)
@@ -296,6 +330,7 @@ const fenceCheckpoint = `SELECT public.projector_checkpoint($1, $2, $3, $4, $5, 
 const (
 	sqlstateFenced    = "EV001"
 	sqlstateLeaseLost = "EV002"
+	sqlstatePaused    = "EV003"
 )
 
 // fenceError marks the fence's refusals with ErrFenced or ErrLeaseLost.
@@ -307,6 +342,8 @@ func fenceError(err error) error {
 			return fmt.Errorf("%w: %w", ErrFenced, err)
 		case sqlstateLeaseLost:
 			return fmt.Errorf("%w: %w", ErrLeaseLost, err)
+		case sqlstatePaused:
+			return fmt.Errorf("%w: %w", ErrPaused, err)
 		}
 	}
 	return err

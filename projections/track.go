@@ -25,6 +25,12 @@ type Announcements interface {
 // every (re)connect of the announcements, which covers lost ones. It
 // returns ctx.Err() when ctx ends.
 func Track(ctx context.Context, pool *pgxpool.Pool, w *Watermark, name string, interval time.Duration, ann Announcements) error {
+	return TrackIn(ctx, pool, w, migrations.ReadModel, name, interval, ann)
+}
+
+// TrackIn is Track for the checkpoint of a projection kept in schema (the
+// search index's, say), announced on its own channel.
+func TrackIn(ctx context.Context, pool *pgxpool.Pool, w *Watermark, schema migrations.Schema, name string, interval time.Duration, ann Announcements) error {
 	look := make(chan struct{}, 1)
 	stop := ann.Listen(func(payload string) {
 		if p, err := eventstore.ParsePosition(payload); err == nil {
@@ -40,7 +46,7 @@ func Track(ctx context.Context, pool *pgxpool.Pool, w *Watermark, name string, i
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
-		if p, err := ReadCheckpoint(ctx, pool, migrations.ReadModel, name); err == nil {
+		if p, err := ReadCheckpoint(ctx, pool, schema, name); err == nil {
 			w.Advance(p)
 		}
 		select {

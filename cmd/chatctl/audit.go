@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/evchat/evchat/domain"
 	"github.com/evchat/evchat/eventstore"
@@ -18,27 +19,32 @@ func (e *env) audit(ctx context.Context, args []string) error {
 		return fmt.Errorf("%w: audit needs stream or user", errUsage)
 	}
 	var asJSON bool
-	define := func(fs *flag.FlagSet) { fs.BoolVar(&asJSON, "json", false, "one JSON object per line") }
+	var w window
+	define := func(fs *flag.FlagSet) {
+		fs.BoolVar(&asJSON, "json", false, "one JSON object per line")
+		fs.Func("from", "only events recorded at or after this RFC 3339 time", w.set(&w.from))
+		fs.Func("to", "only events recorded before this RFC 3339 time", w.set(&w.to))
+	}
 	switch args[0] {
 	case "stream":
-		fs, err := e.subcommand("audit stream", "audit stream [--json] <stream>", args[1:], define)
+		fs, err := e.subcommand("audit stream", "audit stream [--json] [--from TIME] [--to TIME] <stream>", args[1:], define)
 		if err != nil {
-			return err
+			return usageIfFlag(err)
 		}
 		if fs.NArg() != 1 {
 			return fmt.Errorf("%w: audit stream needs one stream name, like conversation-1", errUsage)
 		}
-		return e.auditStream(ctx, fs.Arg(0), asJSON)
+		return e.auditStream(ctx, fs.Arg(0), asJSON, w)
 	case "user":
-		fs, err := e.subcommand("audit user", "audit user [--json] <id>", args[1:], define)
+		fs, err := e.subcommand("audit user", "audit user [--json] [--from TIME] [--to TIME] <id>", args[1:], define)
 		if err != nil {
-			return err
+			return usageIfFlag(err)
 		}
 		id, err := strconv.ParseInt(fs.Arg(0), 10, 64)
 		if fs.NArg() != 1 || err != nil || id <= 0 {
 			return fmt.Errorf("%w: audit user needs one user id", errUsage)
 		}
-		return e.auditUser(ctx, id, asJSON)
+		return e.auditUser(ctx, id, asJSON, w)
 	case "-h", "--help", "help":
 		fmt.Fprint(e.errOut, usage)
 		return flag.ErrHelp
@@ -46,7 +52,39 @@ func (e *env) audit(ctx context.Context, args []string) error {
 	return fmt.Errorf("%w: unknown audit command %q", errUsage, args[0])
 }
 
-func (e *env) auditStream(ctx context.Context, stream string, asJSON bool) error {
+// window bounds the events an audit prints by the time they were
+// recorded: from (inclusive) and to (exclusive), zero for no bound.
+type window struct{ from, to time.Time }
+
+func (w *window) set(t *time.Time) func(string) error {
+	return func(v string) error {
+		p, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			return fmt.Errorf("not an RFC 3339 time (like 2024-05-01T12:00:00Z): %q", v)
+		}
+		*t = p
+		return nil
+	}
+}
+
+// before reports whether e was recorded before the window, after whether
+// at or after its end.
+func (w window) before(e eventstore.RecordedEvent) bool {
+	return !w.from.IsZero() && e.Created.Before(w.from)
+}
+func (w window) after(e eventstore.RecordedEvent) bool {
+	return !w.to.IsZero() && !e.Created.Before(w.to)
+}
+
+// usageIfFlag marks a flag that did not parse as a usage error (exit 2).
+func usageIfFlag(err error) error {
+	if errors.Is(err, flag.ErrHelp) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", errUsage, err)
+}
+
+func (e *env) auditStream(ctx context.Context, stream string, asJSON bool, w window) error {
 	c, err := e.open(ctx)
 	if err != nil {
 		return err
@@ -61,6 +99,12 @@ func (e *env) auditStream(ctx context.Context, stream string, asJSON bool) error
 			return err
 		}
 		for _, ev := range events {
+			if w.after(ev) {
+				return nil // a stream's events are recorded in revision order
+			}
+			if w.before(ev) {
+				continue
+			}
 			if err := e.printEvent(ev, asJSON); err != nil {
 				return err
 			}
@@ -74,7 +118,7 @@ func (e *env) auditStream(ctx context.Context, stream string, asJSON bool) error
 
 // auditUser lists the events a user caused (their actor id) across the
 // whole log, in log order.
-func (e *env) auditUser(ctx context.Context, id int64, asJSON bool) error {
+func (e *env) auditUser(ctx context.Context, id int64, asJSON bool, w window) error {
 	c, err := e.open(ctx)
 	if err != nil {
 		return err
@@ -91,6 +135,9 @@ func (e *env) auditUser(ctx context.Context, id int64, asJSON bool) error {
 		}
 		for _, ev := range events {
 			var md domain.Metadata
+			if w.before(ev) || w.after(ev) {
+				continue // the whole log's times need not rise with its order across streams
+			}
 			if json.Unmarshal(ev.Metadata, &md) == nil && md.ActorID == id {
 				found = true
 				if err := e.printEvent(ev, asJSON); err != nil {

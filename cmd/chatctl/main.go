@@ -37,12 +37,15 @@ Usage:
 
 Commands:
   migrate                          apply database migrations
-  projections status               checkpoint, log head and lag of each projection
-  projections rebuild [name]       rebuild a read model beside the live one and swap it in
+  projections list                 each projection's checkpoint, lag and state
+  projections status               the list, the log head and the processes that project
+  projections pause <name>         stop applying a projection in every process (chat, search)
+  projections resume <name>        let it catch up from its checkpoint again
+  projections rebuild [name]       rebuild chat (default) or search beside the live one and swap it in
   projections replay --from POS    apply the log after POS to the live read model again
   projections verify               rebuild into scratch tables and compare with the live ones
-  audit stream <stream>            the events of one stream, in log order
-  audit user <id>                  the events a user caused, in log order
+  audit stream <stream>            the events of one stream, in log order (--from/--to TIME)
+  audit user <id>                  the events a user caused, in log order (--from/--to TIME)
   media gc                         remove attachment files no message names
   version                          print the build (module version, commit, commit time)
 

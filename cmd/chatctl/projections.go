@@ -6,23 +6,28 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 
 	"github.com/evchat/evchat/eventstore"
-	"github.com/evchat/evchat/migrations"
+	"github.com/evchat/evchat/internal/chatd"
 	"github.com/evchat/evchat/projections"
 )
 
 func (e *env) projections(ctx context.Context, args []string) error {
 	if len(args) == 0 {
-		return fmt.Errorf("%w: projections needs status, rebuild, replay or verify", errUsage)
+		return fmt.Errorf("%w: projections needs list, status, pause, resume, rebuild, replay or verify", errUsage)
 	}
 	switch args[0] {
 	case "status":
 		return e.status(ctx, args[1:])
+	case "list":
+		return e.list(ctx, args[1:])
+	case "pause", "resume":
+		return e.pauseResume(ctx, args[0], args[1:])
 	case "rebuild":
 		return e.rebuild(ctx, args[1:])
 	case "replay":
@@ -36,18 +41,22 @@ func (e *env) projections(ctx context.Context, args []string) error {
 	return fmt.Errorf("%w: unknown projections command %q", errUsage, args[0])
 }
 
-// projectionName checks the optional projection name argument.
-func projectionName(fs *flag.FlagSet) error {
+// projectionName checks the optional projection name argument against
+// the projections the command serves (the first is the default), and
+// returns the name.
+func projectionName(fs *flag.FlagSet, allowed ...string) (string, error) {
 	switch fs.NArg() {
 	case 0:
-		return nil
+		return allowed[0], nil
 	case 1:
-		if fs.Arg(0) == projections.ChatName {
-			return nil
+		for _, a := range allowed {
+			if fs.Arg(0) == a {
+				return a, nil
+			}
 		}
-		return fmt.Errorf("%w: unknown projection %q (there is one: %s)", errUsage, fs.Arg(0), projections.ChatName)
+		return "", fmt.Errorf("%w: unknown projection %q (this command serves: %s)", errUsage, fs.Arg(0), strings.Join(allowed, ", "))
 	}
-	return fmt.Errorf("%w: too many arguments", errUsage)
+	return "", fmt.Errorf("%w: too many arguments", errUsage)
 }
 
 func (e *env) status(ctx context.Context, args []string) error {
@@ -67,50 +76,33 @@ func (e *env) status(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	cp, err := projections.ReadCheckpoint(ctx, c.pool, migrations.ReadModel, projections.ChatName)
-	if err != nil {
-		return err
-	}
-	var updated *time.Time
-	_ = c.pool.QueryRow(ctx, `SELECT updated_at FROM `+migrations.ReadModel.Qualified(migrations.CheckpointsTable)+` WHERE projection = $1`, projections.ChatName).Scan(&updated)
-	lagEvents, lagSince, err := lag(ctx, c.store, cp)
-	if err != nil {
-		return err
-	}
 	fmt.Fprintf(e.out, "log head: %s\n", head)
-	fmt.Fprintf(e.out, "%-12s %-20s %-12s %-12s %s\n", "PROJECTION", "CHECKPOINT", "LAG EVENTS", "LAG", "UPDATED")
-	lagText := "0s"
-	if lagEvents > 0 {
-		lagText = time.Since(lagSince).Round(time.Millisecond).String()
-	}
-	up := "never"
-	if updated != nil {
-		up = updated.UTC().Format(time.RFC3339)
-	}
-	count := fmt.Sprint(lagEvents)
-	if lagEvents >= lagCountLimit {
-		count = fmt.Sprintf(">=%d", lagCountLimit)
-	}
-	fmt.Fprintf(e.out, "%-12s %-20s %-12s %-12s %s\n", projections.ChatName, cp, count, lagText, up)
-	lease, held, err := projections.ReadLease(ctx, c.pool, projections.ProjectorLease)
-	if err != nil {
+	if err := e.projectionTable(ctx, c); err != nil {
 		return err
 	}
-	fmt.Fprintln(e.out, leaseLine(lease, held))
+	for _, l := range []struct{ label, lease string }{
+		{"projector", projections.ProjectorLease}, {"search projector", chatd.SearchLease},
+	} {
+		lease, held, err := projections.ReadLease(ctx, c.pool, l.lease)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(e.out, leaseLine(l.label, lease, held))
+	}
 	return nil
 }
 
 // leaseLine describes who projects: the holder of the projector lease.
-func leaseLine(l projections.LeaseState, taken bool) string {
+func leaseLine(label string, l projections.LeaseState, taken bool) string {
 	switch {
 	case !taken:
-		return "projector: no process has projected yet"
+		return label + ": no process has projected yet"
 	case l.ExpiresIn <= 0:
-		return fmt.Sprintf("projector: none (the lease of %s, epoch %d, expired %s ago)",
-			l.HolderName, l.Epoch, (-l.ExpiresIn).Round(time.Millisecond))
+		return fmt.Sprintf("%s: none (the lease of %s, epoch %d, expired %s ago)",
+			label, l.HolderName, l.Epoch, (-l.ExpiresIn).Round(time.Millisecond))
 	}
-	return fmt.Sprintf("projector: %s (epoch %d, since %s, lease expires in %s)",
-		l.HolderName, l.Epoch, l.AcquiredAt.UTC().Format(time.RFC3339), l.ExpiresIn.Round(time.Millisecond))
+	return fmt.Sprintf("%s: %s (epoch %d, since %s, lease expires in %s)",
+		label, l.HolderName, l.Epoch, l.AcquiredAt.UTC().Format(time.RFC3339), l.ExpiresIn.Round(time.Millisecond))
 }
 
 const lagCountLimit = 1_000_000
@@ -206,7 +198,7 @@ func (e *env) projectionRun(ctx context.Context, label, synopsis string, args []
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := projectionName(fs); err != nil {
+	if _, err := projectionName(fs, projections.ChatName); err != nil {
 		return nil, nil, err
 	}
 	if check != nil {
@@ -223,16 +215,29 @@ func (e *env) projectionRun(ctx context.Context, label, synopsis string, args []
 
 func (e *env) rebuild(ctx context.Context, args []string) error {
 	var batch int
-	c, p, err := e.projectionRun(ctx, "rebuild", "projections rebuild [name]", args, func(fs *flag.FlagSet) {
+	fs, err := e.subcommand("projections rebuild", "projections rebuild [chat|search]", args, func(fs *flag.FlagSet) {
 		fs.IntVar(&batch, "batch", 5000, "events per transaction")
-	}, nil)
+	})
+	if err != nil {
+		return err
+	}
+	name, err := projectionName(fs, projections.ChatName, projections.SearchName)
+	if err != nil {
+		return err
+	}
+	c, err := e.open(ctx)
 	if err != nil {
 		return err
 	}
 	defer c.close()
-	n, err := projections.Rebuild(ctx, c.pool, c.store, c.chat, projections.RebuildOptions{
-		Logger: e.log, BatchSize: batch, Progress: p.update,
-	})
+	p := e.newProgress(ctx, c, "rebuild "+name)
+	o := projections.RebuildOptions{Logger: e.log, BatchSize: batch, Progress: p.update}
+	var n int64
+	if name == projections.SearchName {
+		n, err = projections.RebuildSearch(ctx, c.pool, c.store, projections.NewSearch(c.registry), o)
+	} else {
+		n, err = rebuildChat(ctx, c, o)
+	}
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
 			fmt.Fprintln(e.errOut, "rebuild interrupted: the live read model is untouched; run it again to start over")
@@ -240,8 +245,19 @@ func (e *env) rebuild(ctx context.Context, args []string) error {
 		return err
 	}
 	p.finish(n)
-	fmt.Fprintln(e.out, "the rebuilt read model is live")
+	fmt.Fprintf(e.out, "the rebuilt %s projection is live\n", name)
 	return nil
+}
+
+// rebuildChat rebuilds the chat read model, shown as rebuilding meanwhile.
+func rebuildChat(ctx context.Context, c *conn, o projections.RebuildOptions) (int64, error) {
+	if err := projections.MarkRebuilding(ctx, c.pool, projections.ChatName, true); err != nil {
+		return 0, err
+	}
+	defer func() {
+		_ = projections.MarkRebuilding(context.WithoutCancel(ctx), c.pool, projections.ChatName, false)
+	}()
+	return projections.Rebuild(ctx, c.pool, c.store, c.chat, o)
 }
 
 func (e *env) replay(ctx context.Context, args []string) error {

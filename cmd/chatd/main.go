@@ -19,6 +19,7 @@
 //	CHAT_LOG_FORMAT        text, json or auto: text on a terminal, JSON otherwise (default auto)
 //	CHAT_DEBUG_ADDR        address of a profiling listener (net/http/pprof); unset: none
 //	CHAT_METRICS_ADDR      address that alone serves /metrics; unset: /metrics on CHAT_ADDR
+//	CHAT_SEARCH_OFF        true: no search index (GET /search/ answers 503); default false
 //
 // Request bounds and rate limits (CHAT_MAX_FORM_PARTS and the others that
 // chatd -h lists) are in limits.go.
@@ -82,6 +83,7 @@ Environment (flags override it):
   CHAT_INVITE_TTL        how long an invite to an invite-only group admits (default %s)
   CHAT_DEBUG_ADDR        address of a profiling listener (net/http/pprof); unset: none
   CHAT_METRICS_ADDR      address that alone serves /metrics (Prometheus); unset: /metrics on CHAT_ADDR
+  CHAT_SEARCH_OFF        true: no search index (GET /search/ answers 503); default false
 `, d.Addr, d.DataDir, d.MaxGroup, d.AccessTTL, d.RefreshTTL, d.ReadyLag, d.InviteTTL) + limitsEnvironment()
 }
 
@@ -129,6 +131,11 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&cfg.InviteTTL, "invite-ttl", inviteTTL, "how long an invite to an invite-only group admits")
 	fs.StringVar(&debugAddr, "debug-addr", env("CHAT_DEBUG_ADDR", ""), "profiling listener (net/http/pprof), e.g. 127.0.0.1:6060")
 	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", env("CHAT_METRICS_ADDR", ""), "address that alone serves /metrics, e.g. 127.0.0.1:9090 (unset: /metrics on -addr)")
+	searchOff, err := strconv.ParseBool(env("CHAT_SEARCH_OFF", "false"))
+	if err != nil {
+		return fmt.Errorf("CHAT_SEARCH_OFF: %w", err)
+	}
+	fs.BoolVar(&cfg.SearchOff, "search-off", searchOff, "run no search index projector; GET /search/ answers 503")
 	fs.StringVar(&level, "log-level", env("CHAT_LOG_LEVEL", "info"), "log level: debug, info, warn or error")
 	fs.StringVar(&format, "log-format", env("CHAT_LOG_FORMAT", "auto"), "log format: text, json or auto")
 	version := fs.Bool("version", false, "print the build and exit")

@@ -62,6 +62,8 @@ type Main struct {
 	metricsSrv *stdhttp.Server
 	// deliveries records delivery receipts in bulk (run by Run).
 	deliveries *commands.Deliveries
+	// searchWM is how far the search index is projected (search.go).
+	searchWM *projections.Watermark
 }
 
 // New prepares a server: it starts the embedded database if needed, applies
@@ -131,6 +133,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error)
 		return nil, fmt.Errorf("read the log's head: %w", err)
 	}
 	m.wm = projections.NewWatermark()
+	m.searchWM = projections.NewWatermark()
 	cmds := commands.New(commands.Config{
 		Store: m.store, IDs: postgres.NewIDs(m.pool), Lookups: postgres.NewLookups(m.pool),
 		SendKeys: postgres.NewSendKeys(m.pool), Credentials: postgres.NewCredentials(m.pool), Snapshots: postgres.NewSnapshots(m.pool), Registry: domain.NewRegistry(),
@@ -179,6 +182,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error)
 		Observer: m.metrics, Metrics: m.apiMetrics(),
 		Deliveries: deliveriesOf(cfg, m.deliveries), Presence: presenceOf(cfg, m.pool),
 		PresenceDebounce: cfg.PresenceDebounce, PresenceHeartbeat: cfg.PresenceHeartbeat,
+		Search: m.searchAPI(rm), ChatPaused: m.chatPaused,
 	})
 	m.tokens.Listen(notifierBus{m.notifier})
 	m.registerGauges()
@@ -296,6 +300,7 @@ func (m *Main) Run(ctx context.Context) error {
 	goRun("projection tracker", func(ctx context.Context) error {
 		return projections.Track(ctx, m.pool, m.wm, projections.ChatName, 250*time.Millisecond, m.notifier.Channel(projections.ProjectedChannel))
 	})
+	m.runSearch(goRun)
 	// WebSocket fan-out starts where the read model is now, read before
 	// any request is served: see http.Server.Run.
 	start, cerr := projections.ReadCheckpoint(ctx, m.pool, migrations.ReadModel, projections.ChatName)

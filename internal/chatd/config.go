@@ -103,6 +103,10 @@ type Config struct {
 	// (CHAT_PRESENCE_HEARTBEAT), and one silent for three is forgotten.
 	DeliveryBatch                                      int
 	DeliveryFlush, PresenceDebounce, PresenceHeartbeat time.Duration
+	// SearchOff (CHAT_SEARCH_OFF) runs no search projector and answers
+	// /search/ with 503; turning it on later backfills the index from the
+	// log while the server serves.
+	SearchOff bool
 	// Hooks are for tests; a production server leaves them zero.
 	Hooks TestHooks
 }
@@ -113,6 +117,9 @@ type TestHooks struct {
 	// ProjectorBeforeCommit runs inside each projector batch transaction
 	// before it commits.
 	ProjectorBeforeCommit func(ctx context.Context) error
+	// SearchBeforeCommit runs inside each search projector batch
+	// transaction before it commits.
+	SearchBeforeCommit func(ctx context.Context) error
 	// SocketHook runs at the named points of a WebSocket's life.
 	SocketHook func(point chathttp.SocketPoint, user, room int64)
 	// APILog, when set, wraps the log the API and its WebSockets read
