@@ -78,7 +78,7 @@ func sentMessageView(m domain.MessageSent, at time.Time, pos eventstore.Position
 		ID: m.MessageID, Conversation: m.ConversationID, Sender: m.SenderID, Receivers: nonNil(m.Receivers),
 		AttachmentPicture: u.of(m.Picture), AttachmentVideo: u.of(m.Video), Text: &m.Text,
 		CreatedAt: formatTime(at), UpdatedAt: formatTime(at), ReadBy: []int64{}, Position: pos.String(),
-		lifeView: sentLifeView(m),
+		lifeView:    sentLifeView(m),
 		DeliveredTo: []int64{},
 	}
 }
