@@ -328,7 +328,7 @@ func TestLifecycleFrames(t *testing.T) {
 	sent := sock.expectMessage(t, id)
 
 	msgKeys := wsSorted("type", "id", "conversation", "sender", "receivers", "attachment_picture", "attachment_video",
-		"text", "created_at", "updated_at", "read_by", "position", "edited_at", "deleted_at", "reactions", "reply_to")
+		"text", "created_at", "updated_at", "read_by", "position", "edited_at", "deleted_at", "reactions", "reply_to", "delivered_to")
 	reactionKeys := wsSorted("type", "conversation", "message", "user", "emoji", "added", "position")
 	type frame struct {
 		Type      string             `json:"type"`
