@@ -93,6 +93,9 @@ type Config struct {
 	TypingInterval time.Duration
 	// Clock tells sockets the time (token expiry, typing); zero: the system's.
 	Clock realtime.Clock
+	// WriteWait is how long a write to a socket may block before the
+	// socket is closed; zero: 5 s.
+	WriteWait time.Duration
 	// MaxFormParts bounds the parts of a multipart send-message form and
 	// MaxFormField the bytes of each of its fields other than text and
 	// the attachments.

@@ -62,6 +62,9 @@ func newHub(srv *Server) *hub {
 	m.Config.MaxMessageSize = 6*int64(srv.cmd.Limits().MaxTextBytes) + 4<<10
 	m.Config.MessageBufferSize = socketQueue
 	m.Config.WriteWait = 5 * time.Second
+	if srv.cfg.WriteWait > 0 {
+		m.Config.WriteWait = srv.cfg.WriteWait
+	}
 	m.Upgrader = &websocket.Upgrader{
 		ReadBufferSize: 1024, WriteBufferSize: 1024,
 		WriteBufferPool: &sync.Pool{},

@@ -177,7 +177,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error)
 		TypingInterval: cfg.TypingInterval, Clock: cfg.Hooks.Clock,
 		MaxFormParts: cfg.MaxFormParts, MaxFormField: cfg.MaxFormField,
 		RegisterLimit: cfg.RegisterRate, SendLimit: cfg.SendRate, ReadLimit: cfg.ReadRate, Now: cfg.Hooks.Now,
-		AuditPage: cfg.Hooks.AuditPage, CORSOrigins: cfg.CORSOrigins,
+		AuditPage: cfg.Hooks.AuditPage, CORSOrigins: cfg.CORSOrigins, WriteWait: cfg.Hooks.WSWriteWait,
 		BodyTimeout: cfg.BodyTimeout, BodyMinRate: cfg.BodyMinRate,
 		Observer: m.metrics, Metrics: m.apiMetrics(),
 		Deliveries: deliveriesOf(cfg, m.deliveries), Presence: presenceOf(cfg, m.pool),

@@ -139,6 +139,9 @@ type TestHooks struct {
 	// Now, when set, is the clock of the commands (event times, invite
 	// expiry) and of the request rate limits.
 	Now func() time.Time
+	// WSWriteWait, when set, is how long a write to a WebSocket may block
+	// before the socket is closed (default 5 s).
+	WSWriteWait time.Duration
 	// QuietRooms records no delivery receipts and sends no presence
 	// frames: for tests that expect exact frame sequences and lists that
 	// do not change by being listed.
