@@ -44,6 +44,7 @@ func limitSettings(cfg *chatd.Config) []limitSetting {
 		{"CHAT_LOGIN_PER_ADDRESS", "login-per-address", "login attempts from one address before 429", intSetting(&cfg.LoginPerAddress)},
 		{"CHAT_LOGIN_PER_USER", "login-per-user", "failed logins at one username from anywhere before it is slowed", intSetting(&cfg.LoginPerUser)},
 		{"CHAT_LOGIN_MAX_DELAY", "login-max-delay", "longest delay between attempts at a slowed username", durationSetting(&cfg.LoginMaxDelay)},
+		{"CHAT_READ_WAIT", "read-wait", "what a read waits for to show its caller's writes: head (the log's head; any number of processes) or user (the caller's writes through this process)", textSetting(&cfg.ReadWait)},
 	}
 }
 

@@ -173,6 +173,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error)
 		AuditPage: cfg.Hooks.AuditPage, CORSOrigins: cfg.CORSOrigins,
 		BodyTimeout: cfg.BodyTimeout, BodyMinRate: cfg.BodyMinRate,
 		Observer: m.metrics, Metrics: m.apiMetrics(),
+		ReadWait: cfg.ReadWait, WriteMarks: &chathttp.WriteMarks{}, ReadWaiting: cfg.ReadWaiting,
 	})
 	m.tokens.Listen(notifierBus{m.notifier})
 	m.registerGauges()
