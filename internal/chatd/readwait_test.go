@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/evchat/evchat/internal/chatd"
 	chathttp "github.com/evchat/evchat/http"
+	"github.com/evchat/evchat/internal/chatd"
 	"github.com/evchat/evchat/internal/pgtest"
 )
 
