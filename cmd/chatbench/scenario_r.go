@@ -23,6 +23,9 @@ type readAfterWriteResult struct {
 	// sent to, over and over.
 	Send          summary `json:"send"`
 	ListAfterSend summary `json:"list_after_send"`
+	// ListEchoed is a list after a send that echoes the send's
+	// X-Chat-Position: it waits for that position only.
+	ListEchoed summary `json:"list_echoed"`
 	// Stale counts lists after a send that did not show it.
 	Stale int64 `json:"stale"`
 }
@@ -56,24 +59,34 @@ func runR(ctx context.Context, e *env) (*readAfterWriteResult, error) {
 		return nil, err
 	}
 	// Each worker alternates: a send (bucket 0), then a list of that room
-	// (bucket 1) that must show the send.
-	type last struct{ room, id int64 }
+	// (bucket 1, or 2 every other time: echoing the send's position) that
+	// must show the send.
+	type last struct {
+		room, id int64
+		pos      string
+		n        int
+	}
 	pending := make([]last, loadClients)
 	var stale atomic.Int64
-	sums, err := closedLoop(ctx, loadSpec{name: "r", workers: loadClients, buckets: 2, warmup: e.opts.warmup, duration: half, cpu: e.cpuNow},
+	sums, err := closedLoop(ctx, loadSpec{name: "r", workers: loadClients, buckets: 3, warmup: e.opts.warmup, duration: half, cpu: e.cpuNow},
 		e.errs, func(ctx context.Context, w int, rng *rand.Rand) (int, error) {
 			if p := pending[w]; p.id != 0 {
-				pending[w] = last{}
+				pending[w].id = 0
+				bucket := 1
+				if p.n%2 == 1 {
+					bucket = 2
+					ctx = context.WithValue(ctx, headerKey{}, [2]string{"X-Chat-Position", p.pos})
+				}
 				msgs, err := e.api.listRoomMessages(ctx, clients[w], p.room)
 				if err == nil && !slices.ContainsFunc(msgs, func(m message) bool { return m.ID == p.id }) {
 					stale.Add(1)
 				}
-				return 1, err
+				return bucket, err
 			}
 			room := mine[w][rng.IntN(len(mine[w]))]
-			id, err := e.api.sendID(ctx, clients[w], room, "chatbench r "+strconv.FormatUint(rng.Uint64(), 36))
+			m, err := e.api.sendMessage(ctx, clients[w], room, "chatbench r "+strconv.FormatUint(rng.Uint64(), 36))
 			if err == nil {
-				pending[w] = last{room, id}
+				pending[w] = last{room, m.ID, m.Position, pending[w].n + 1}
 			}
 			return 0, err
 		})
@@ -81,14 +94,17 @@ func runR(ctx context.Context, e *env) (*readAfterWriteResult, error) {
 		return nil, err
 	}
 	return &readAfterWriteResult{Clients: loadClients, Rooms: spreadRooms, QuietList: quiet[0],
-		Send: sums[0], ListAfterSend: sums[1], Stale: stale.Load()}, nil
+		Send: sums[0], ListAfterSend: sums[1], ListEchoed: sums[2], Stale: stale.Load()}, nil
 }
 
-// sendID posts a text message and returns its id.
-func (a *api) sendID(ctx context.Context, u *user, room int64, text string) (int64, error) {
+// headerKey carries one request header in a request's context.
+type headerKey struct{}
+
+// sendMessage posts a text message and returns it.
+func (a *api) sendMessage(ctx context.Context, u *user, room int64, text string) (message, error) {
 	var m message
 	err := a.do(ctx, http.MethodPost, "/send-message/", u.token, sendBody{room, text}, http.StatusCreated, &m)
-	return m.ID, err
+	return m, err
 }
 
 // Goals of scenario r.
@@ -104,8 +120,11 @@ func rowsR(r *readAfterWriteResult, goals []goal) []row {
 	q := loadRow(fmt.Sprintf("r: list, %d clients, no writes", r.Clients), r.QuietList, "lists/s")
 	q.ratio = "-"
 	s := loadRow("r: send (then list)", r.Send, "sends/s")
-	l := loadRow("r: list after own send", r.ListAfterSend, "lists/s")
+	l := loadRow("r: list after own send, head", r.ListAfterSend, "lists/s")
 	l.ratio = fmt.Sprintf("after-send/quiet p50 = %s, p99 = %s", fmtRatio(ratio(r.ListAfterSend.P50Ms, r.QuietList.P50Ms)),
 		fmtRatio(ratio(r.ListAfterSend.P99Ms, r.QuietList.P99Ms)))
-	return []row{q, s, l.with(goalOf(goals, "r"))}
+	x := loadRow("r: list after own send, echoed", r.ListEchoed, "lists/s")
+	x.ratio = fmt.Sprintf("echoed/quiet p50 = %s, p99 = %s", fmtRatio(ratio(r.ListEchoed.P50Ms, r.QuietList.P50Ms)),
+		fmtRatio(ratio(r.ListEchoed.P99Ms, r.QuietList.P99Ms)))
+	return []row{q, s, l.with(goalOf(goals, "r")), x}
 }
