@@ -85,6 +85,11 @@ func (s *Server) requireAuth(next echo.HandlerFunc) echo.HandlerFunc {
 			return err
 		}
 		c.SetRequest(c.Request().WithContext(context.WithValue(c.Request().Context(), userKey, cl)))
+		if readsModel(c) {
+			if err := s.readsOwnWrites(c, cl.UserID); err != nil {
+				return err
+			}
+		}
 		return next(c)
 	}
 }

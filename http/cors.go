@@ -23,8 +23,8 @@ func (s *Server) cors() echo.MiddlewareFunc {
 	return middleware.CORSWithConfig(middleware.CORSConfig{
 		AllowOrigins:  s.cfg.CORSOrigins,
 		AllowMethods:  []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete},
-		AllowHeaders:  []string{echo.HeaderAuthorization, echo.HeaderContentType, "Idempotency-Key", echo.HeaderXRequestID},
-		ExposeHeaders: []string{"Link", "Retry-After", echo.HeaderXRequestID},
+		AllowHeaders:  []string{echo.HeaderAuthorization, echo.HeaderContentType, "Idempotency-Key", echo.HeaderXRequestID, PositionHeader},
+		ExposeHeaders: []string{"Link", "Retry-After", echo.HeaderXRequestID, PositionHeader},
 		MaxAge:        corsMaxAge,
 	})
 }

@@ -36,7 +36,7 @@ func TestCORS(t *testing.T) {
 		for k, want := range map[string]string{
 			"Access-Control-Allow-Origin":  allowed,
 			"Access-Control-Allow-Methods": "GET,HEAD,POST,PUT,PATCH,DELETE",
-			"Access-Control-Allow-Headers": "Authorization,Content-Type,Idempotency-Key,X-Request-Id",
+			"Access-Control-Allow-Headers": "Authorization,Content-Type,Idempotency-Key,X-Request-Id,X-Chat-Position",
 			"Access-Control-Max-Age":       "600",
 		} {
 			if got.Get(k) != want {
@@ -51,8 +51,8 @@ func TestCORS(t *testing.T) {
 	t.Run("a listed origin's request exposes the headers clients read", func(t *testing.T) {
 		rec := simple(h, allowed)
 		if rec.Code != http.StatusOK || rec.Header().Get("Access-Control-Allow-Origin") != allowed ||
-			rec.Header().Get("Access-Control-Expose-Headers") != "Link,Retry-After,X-Request-Id" {
-			t.Errorf("status %d, headers %v; want 200 with Allow-Origin %s and Link, Retry-After, X-Request-Id exposed", rec.Code, rec.Header(), allowed)
+			rec.Header().Get("Access-Control-Expose-Headers") != "Link,Retry-After,X-Request-Id,X-Chat-Position" {
+			t.Errorf("status %d, headers %v; want 200 with Allow-Origin %s and Link, Retry-After, X-Request-Id, X-Chat-Position exposed", rec.Code, rec.Header(), allowed)
 		}
 	})
 

@@ -85,10 +85,11 @@ func (s *Server) sendMessage(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := s.waitProjected(c, sent.Position); err != nil {
-		return err
-	}
 	if sent.Replayed {
+		// The original answer is read back from the read model.
+		if err := s.waitProjected(c, sent.Position); err != nil {
+			return err
+		}
 		m, err := s.rm.Message(ctx, sent.Message.MessageID)
 		if errors.Is(err, readmodel.ErrNotFound) {
 			// The read model is behind by more than the wait: answer from
@@ -104,6 +105,9 @@ func (s *Server) sendMessage(c echo.Context) error {
 		}
 		return c.JSON(http.StatusCreated, newMessageView(m, s.mediaURLs(c)))
 	}
+	// Durable in the log: the answer is the command's own result, and the
+	// caller's next read waits for the projection (readwait.go).
+	s.written(c, caller(c).UserID, sent.Position)
 	return c.JSON(http.StatusCreated, sentMessageView(sent.Message, sent.At, sent.Position, s.mediaURLs(c)))
 }
 
@@ -244,9 +248,7 @@ func (s *Server) readMessage(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := s.waitProjected(c, r.Position); err != nil {
-		return err
-	}
+	s.written(c, caller(c).UserID, r.Position)
 	return c.JSON(http.StatusOK, map[string]bool{"success": true})
 }
 

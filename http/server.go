@@ -138,6 +138,15 @@ type Config struct {
 	// (chatctl projections pause chat): its lag is then deliberate and
 	// /readyz stays ready; zero: never paused.
 	ChatPaused func(ctx context.Context) (bool, error)
+	// ReadWait is how a read that must show its caller's writes finds how
+	// far to wait for the projection (see readwait.go); zero: ReadWaitHead.
+	// WriteMarks keeps each user's last unprojected write of this process;
+	// nil: none are kept (ReadWaitUser then relies on X-Chat-Position).
+	// ReadWaiting, a test hook, is called when a read is about to wait for
+	// the projection.
+	ReadWait    ReadWait
+	WriteMarks  *WriteMarks
+	ReadWaiting func(user int64)
 }
 
 // Server is the HTTP API. It is an http.Handler.

@@ -412,9 +412,13 @@ func (s *Server) onFrame(ms *melody.Session, msg []byte) {
 		if err = allow(s.lim.send, so.User()); err != nil {
 			break
 		}
-		_, err = s.cmd.SendMessage(ctx, a, commands.SendMessage{
+		var sent commands.Sent
+		sent, err = s.cmd.SendMessage(ctx, a, commands.SendMessage{
 			ConversationID: so.Room(), Content: domain.MessageContent{Text: text}, IdempotencyKey: in.ClientID,
 		})
+		if err == nil { // the user's next REST read shows it (readwait.go)
+			s.noteWritten(so.User(), sent.Position)
+		}
 	case "read":
 		b := body{}
 		if len(in.MessageIDs) > 0 {
@@ -430,7 +434,11 @@ func (s *Server) onFrame(ms *melody.Session, msg []byte) {
 			err = allow(s.lim.read, so.User())
 		}
 		if err == nil {
-			_, err = s.cmd.MarkRead(ctx, a, commands.MarkRead{ConversationID: so.Room(), MessageIDs: ids})
+			var r commands.Read
+			r, err = s.cmd.MarkRead(ctx, a, commands.MarkRead{ConversationID: so.Room(), MessageIDs: ids})
+			if err == nil {
+				s.noteWritten(so.User(), r.Position)
+			}
 		}
 	case "typing":
 		typing := in.IsTyping == nil || *in.IsTyping

@@ -224,10 +224,14 @@ func (p *Projector) runOnce(ctx context.Context, lease *Lease) error {
 }
 
 // applyQueue is how many deliveries the subscription may read ahead of the
-// applier; maxApply bounds the events of one apply transaction.
+// applier; maxApply bounds the events of one apply transaction, and
+// maxApplyBytes the event data merged into one (sends answer before they
+// are projected, so a burst of large messages can queue up: one huge
+// transaction would hold every socket of the process back until it ends).
 const (
-	applyQueue = 4
-	maxApply   = 4096
+	applyQueue    = 4
+	maxApply      = 4096
+	maxApplyBytes = 1 << 20
 )
 
 // applyLoop applies what the subscription queues from position at on,
@@ -247,11 +251,13 @@ func (p *Projector) applyLoop(ctx context.Context, at eventstore.Position, lease
 		case d := <-queue:
 			events, caughtUp = d.Events, caughtUp || d.CaughtUp
 		}
+		size := dataBytes(events)
 	merge:
-		for len(events) < maxApply {
+		for len(events) < maxApply && size < maxApplyBytes {
 			select {
 			case more := <-queue:
 				events, caughtUp = append(events, more.Events...), caughtUp || more.CaughtUp
+				size += dataBytes(more.Events)
 			default:
 				break merge
 			}
@@ -371,4 +377,13 @@ func (p *Projector) send(ctx context.Context, b *pgx.Batch) error {
 		_, _ = conn.Exec(context.WithoutCancel(ctx), `ROLLBACK`)
 	}
 	return err
+}
+
+// dataBytes is the size of the events' data.
+func dataBytes(events []eventstore.RecordedEvent) int {
+	n := 0
+	for _, e := range events {
+		n += len(e.Data)
+	}
+	return n
 }

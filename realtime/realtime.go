@@ -296,11 +296,14 @@ func (h *Hub) follow(ctx context.Context, from *eventstore.Position) error {
 		if len(d.Events) == 0 {
 			return nil
 		}
-		// Only after the read model shows them.
-		if err := h.cfg.Watermark.Wait(ctx, d.Events[len(d.Events)-1].Position); err != nil {
-			return err
-		}
+		// Each only after the read model shows it: event by event, not
+		// the whole delivery at once, so that frames go out as the
+		// projector commits (a delivery may span several of its
+		// transactions).
 		for _, e := range d.Events {
+			if err := h.cfg.Watermark.Wait(ctx, e.Position); err != nil {
+				return err
+			}
 			h.broadcast(e)
 			*from = e.Position // a restart goes on from here
 		}

@@ -85,6 +85,9 @@ func (a *api) do(ctx context.Context, method, path, token string, body any, want
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
+	if h, ok := ctx.Value(headerKey{}).([2]string); ok {
+		req.Header.Set(h[0], h[1])
+	}
 	resp, err := a.hc.Do(req)
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", method, genericPath(path), stripURL(err))
@@ -174,6 +177,7 @@ type message struct {
 	ID           int64  `json:"id"`
 	Conversation int64  `json:"conversation"`
 	Text         string `json:"text"`
+	Position     string `json:"position"`
 }
 
 // listRoom gets the newest page of a room's messages and discards it.

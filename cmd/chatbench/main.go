@@ -24,6 +24,8 @@
 //	          messages posted over REST at a fixed rate; every delivery is
 //	          counted and timed
 //	e         chatd's resident memory per idle WebSocket (10,000 of them)
+//	r         read-your-writes: a list right after the client's own send
+//	          against lists with no writes going on (half -duration each)
 //
 // c also times the first send to each room after a chatd restart, when the
 // room's state is not cached. Every load is bounded by -duration after a
@@ -67,12 +69,12 @@ type options struct {
 	jsonPath    string
 }
 
-var allScenarios = []string{"a", "b", "c", "d", "e"}
+var allScenarios = []string{"a", "b", "c", "d", "e", "r"}
 
 func parseFlags(args []string) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("chatbench", flag.ContinueOnError)
-	list := fs.String("scenarios", strings.Join(allScenarios, ","), "scenarios to run, comma-separated (a,b,c,d,e)")
+	list := fs.String("scenarios", strings.Join(allScenarios, ","), "scenarios to run, comma-separated (a,b,c,d,e,r)")
 	fs.DurationVar(&o.duration, "duration", 15*time.Second, "measured time of each load")
 	fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "unmeasured warm-up before each load")
 	fs.IntVar(&o.rate, "rate", 1000, "d: total sends per second")
@@ -238,6 +240,8 @@ func runScenarios(ctx context.Context, e *env, res *results) {
 				res.D, err = runD(ctx, e)
 			case "e":
 				res.E, err = runE(ctx, e)
+			case "r":
+				res.R, err = runR(ctx, e)
 			}
 			return err
 		})

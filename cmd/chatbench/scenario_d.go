@@ -50,7 +50,7 @@ type fanoutResult struct {
 const (
 	fanoutRoomSize = 10
 	fanoutSenders  = 128 // concurrent REST senders
-	fanoutMaxUsers = 100
+	fanoutMaxUsers = 20  // users of the sockets (each in many rooms): registering is slow (bcrypt), sockets are what is measured
 	drainTimeout   = 10 * time.Second
 )
 

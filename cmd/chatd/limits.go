@@ -48,6 +48,7 @@ func limitSettings(cfg *chatd.Config) []limitSetting {
 		{"CHAT_DELIVERY_FLUSH", "delivery-flush", "longest wait before delivery receipts are appended", durationSetting(&cfg.DeliveryFlush)},
 		{"CHAT_PRESENCE_DEBOUNCE", "presence-debounce", "how long a user's last socket may be gone before they count as offline", durationSetting(&cfg.PresenceDebounce)},
 		{"CHAT_PRESENCE_HEARTBEAT", "presence-heartbeat", "how often a process tells the others it is alive (its users go offline after 3 missed)", durationSetting(&cfg.PresenceHeartbeat)},
+		{"CHAT_READ_WAIT", "read-wait", "what a read waits for to show its caller's writes: head (the log's head; any number of processes) or user (the caller's writes through this process)", textSetting(&cfg.ReadWait)},
 	}
 }
 

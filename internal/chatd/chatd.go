@@ -183,6 +183,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error)
 		Deliveries: deliveriesOf(cfg, m.deliveries), Presence: presenceOf(cfg, m.pool),
 		PresenceDebounce: cfg.PresenceDebounce, PresenceHeartbeat: cfg.PresenceHeartbeat,
 		Search: m.searchAPI(rm), ChatPaused: m.chatPaused,
+		ReadWait: cfg.ReadWait, WriteMarks: &chathttp.WriteMarks{}, ReadWaiting: cfg.ReadWaiting,
 	})
 	m.tokens.Listen(notifierBus{m.notifier})
 	m.registerGauges()

@@ -109,6 +109,17 @@ type Config struct {
 	SearchOff bool
 	// Hooks are for tests; a production server leaves them zero.
 	Hooks TestHooks
+
+	// ReadWait (CHAT_READ_WAIT) is what a read waits for so that it shows
+	// its caller's writes, which answer before the projection: the log's
+	// head (chathttp.ReadWaitHead, the default and the zero value: right
+	// with any number of processes) or the caller's last write through this
+	// process (ReadWaitUser: one process, or a balancer that keeps each user
+	// on one). A client that echoes X-Chat-Position needs neither.
+	ReadWait chathttp.ReadWait
+	// ReadWaiting is a test hook: it runs when a read is about to wait for
+	// the projection to show its caller's writes.
+	ReadWaiting func(user int64)
 }
 
 // TestHooks let tests observe and steer a server at named points. None of

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -95,7 +94,7 @@ func TestProjectorFailingBatches(t *testing.T) {
 	read := slices.Clone(sent)
 	before := calls.Load()
 	failures.Store(3)
-	// Sends wait (bounded) for the projection, so run them at once.
+	// Run them at once, so that they meet the failing batches.
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for i := range 10 {
@@ -123,6 +122,7 @@ func TestProjectorFailingBatches(t *testing.T) {
 	}
 	// One more write proves the projector is past the failures.
 	sent = append(sent, s.send(a, room, "after"))
+	s.caughtUp() // sends answer before the projection
 	if failures.Load() >= 0 || calls.Load()-before < 4 {
 		t.Fatalf("hook ran %d times with %d failures left; want the 3 failures used", calls.Load()-before, failures.Load())
 	}
@@ -154,40 +154,19 @@ func TestProjectorKilledMidBatch(t *testing.T) {
 		sent = append(sent, s.send(a, room, fmt.Sprintf("before %d", i)))
 	}
 
+	s.caughtUp() // sends answer before the projection: the 5 are projected before the hold
+
 	block.Store(true)
-	// The send appends, then waits for the read model, which the held batch
-	// never reaches. Once the projector holds it, drop the request (an open
-	// transaction holds back every log reader of the cluster, so keep this
-	// short) and stop the process; the log tells which message it was.
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() {
-		req, err := http.NewRequestWithContext(ctx, "POST", s.base+"/send-message/",
-			strings.NewReader(fmt.Sprintf(`{"conversation_id": %d, "text": "in flight"}`, room)))
-		if err != nil {
-			done <- err
-			return
-		}
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Authorization", "Bearer "+b.Access)
-		resp, err := noRedirect.Do(req)
-		if err == nil {
-			err = fmt.Errorf("send answered %d before the batch committed", resp.StatusCode)
-			resp.Body.Close()
-		}
-		done <- err
-	}()
+	// The send answers once its event is in the log, without waiting for
+	// the read model; the projector then holds the batch with it open. Stop
+	// the process while it does (an open transaction holds back every log
+	// reader of the cluster, so keep this short); the log tells which
+	// message it was.
+	inFlight := s.send(b, room, "in flight")
 	select {
 	case <-entered:
-	case err := <-done:
-		t.Fatalf("send: %v", err)
 	case <-time.After(30 * time.Second):
 		t.Fatal("the projector never reached the held batch")
-	}
-	cancel()
-	if err := <-done; !errors.Is(err, context.Canceled) {
-		t.Fatalf("send: %v; want it cancelled", err)
 	}
 	s.stop()
 	if got := countReadModel(t, cfg.DatabaseURL, room); got.Messages != 5 || got.Inbox != 10 {
@@ -212,8 +191,8 @@ func TestProjectorKilledMidBatch(t *testing.T) {
 			sent = append(sent, e.Data.MessageID)
 		}
 	}
-	if len(sent) != 6 {
-		t.Fatalf("the log has %d messages; want 6", len(sent))
+	if len(sent) != 6 || sent[5] != inFlight {
+		t.Fatalf("the log has messages %v; want 6, the last %d", sent, inFlight)
 	}
 	sent = append(sent, s2.send(a, room, "after the restart"))
 	wantProjected(t, s2, cfg.DatabaseURL, a, room, sent, 2, 0)
