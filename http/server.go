@@ -120,6 +120,12 @@ type Config struct {
 	// Metrics, when set, is served at /metrics; zero: /metrics is 404 (the
 	// metrics have a listener of their own, or none).
 	Metrics http.Handler
+
+	// AdminToken, when set, admits operators to the /admin/ routes with
+	// Authorization: Bearer <it>; Forgetter forgets users there. Zero
+	// (either): the admin routes answer 404.
+	AdminToken string
+	Forgetter  Forgetter
 }
 
 // Server is the HTTP API. It is an http.Handler.
@@ -224,6 +230,9 @@ func (s *Server) routes() *echo.Echo {
 	e.HEAD("/media/:key/", s.serveMedia, auth)
 	e.GET("/audit/conversations/:id/", s.auditConversation, auth)
 	e.GET("/ws/chat/:id/", s.serveWS)
+
+	// Operators only (CHAT_ADMIN_TOKEN); 404 when none is configured.
+	e.DELETE("/admin/users/:id/", s.forgetUser, s.requireAdmin)
 
 	e.GET("/healthz/", s.healthz)
 	e.GET("/readyz/", s.readyz)

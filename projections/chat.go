@@ -101,6 +101,8 @@ func (c *Chat) apply(b *pgx.Batch, events []eventstore.RecordedEvent, messagesCo
 			}
 			bump(3, e.MessageID)
 			c.queueMessage(b, e, at, re.Position)
+		case domain.UserForgotten:
+			queueForgotten(b, e)
 		case domain.MessagesRead:
 			b.Queue(`WITH newly AS (
 					UPDATE inbox SET unread = false

@@ -95,6 +95,10 @@ type Config struct {
 	// MetricsAddr (CHAT_METRICS_ADDR), when set, is the address that alone
 	// serves /metrics; empty: /metrics is served on Addr.
 	MetricsAddr string
+	// AdminToken (CHAT_ADMIN_TOKEN), when set, admits operators to the
+	// /admin/ routes (DELETE /admin/users/<id>/ forgets a user) with
+	// Authorization: Bearer <token>; empty: those routes answer 404.
+	AdminToken string
 	// Hooks are for tests; a production server leaves them zero.
 	Hooks TestHooks
 }
@@ -124,6 +128,9 @@ type TestHooks struct {
 	// Now, when set, is the clock of the commands (event times, invite
 	// expiry) and of the request rate limits.
 	Now func() time.Time
+	// KeyCreated runs after the shredder stores a new user key and before
+	// the append that needs it; an error aborts that append (a crash).
+	KeyCreated func(ctx context.Context, user int64) error
 }
 
 // DefaultConfig is the configuration of a server told nothing: the one

@@ -1,0 +1,100 @@
+package shred
+
+import (
+	"bytes"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+)
+
+// KeySize is the size of a user key: AES-256.
+const KeySize = 32
+
+// sealPrefix versions the sealed form: "v1:" is AES-256-GCM with a 12-byte
+// random nonce, base64 (standard, padded) of nonce then ciphertext.
+const sealPrefix = "v1:"
+
+// sealed is the JSON form of a sealed value. It is an object, never a
+// string, so that a legacy plaintext value (a string, an attachment object
+// with a key, null) is never taken for one: only an object whose one
+// member is "sealed" is.
+type sealed struct {
+	Sealed string `json:"sealed"`
+}
+
+// ErrCorrupt is returned when a sealed value does not open with its
+// owner's key: the log or the key table was altered.
+var ErrCorrupt = errors.New("sealed value does not open with its owner's key")
+
+// NewKey returns a fresh random user key.
+func NewKey() ([]byte, error) {
+	k := make([]byte, KeySize)
+	if _, err := rand.Read(k); err != nil {
+		return nil, fmt.Errorf("new user key: %w", err)
+	}
+	return k, nil
+}
+
+// additional binds a ciphertext to its owner, event type and member: a
+// sealed value copied into another user's event, another event type or
+// another member does not open.
+func additional(owner int64, eventType, field string) []byte {
+	return []byte("evchat/shred/v1|" + strconv.FormatInt(owner, 10) + "|" + eventType + "|" + field)
+}
+
+func newAEAD(key []byte) (cipher.AEAD, error) {
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(block)
+}
+
+// seal encrypts the JSON value plain and returns its sealed JSON form.
+func seal(aead cipher.AEAD, ad, plain []byte) ([]byte, error) {
+	nonce := make([]byte, aead.NonceSize(), aead.NonceSize()+len(plain)+aead.Overhead())
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, fmt.Errorf("seal: nonce: %w", err)
+	}
+	box := aead.Seal(nonce, nonce, plain, ad)
+	return json.Marshal(sealed{Sealed: sealPrefix + base64.StdEncoding.EncodeToString(box)})
+}
+
+// sealedBox returns the box of a sealed JSON value, and false for anything
+// else (plaintext).
+func sealedBox(v json.RawMessage) (string, bool) {
+	v = bytes.TrimSpace(v)
+	if len(v) == 0 || v[0] != '{' || !bytes.Contains(v, []byte(`"sealed"`)) {
+		return "", false
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(v, &m) != nil || len(m) != 1 {
+		return "", false
+	}
+	var s string
+	if raw, ok := m["sealed"]; !ok || json.Unmarshal(raw, &s) != nil {
+		return "", false
+	}
+	return s, true
+}
+
+// open decrypts a sealed box into its JSON value.
+func open(aead cipher.AEAD, ad []byte, box string) ([]byte, error) {
+	if len(box) < len(sealPrefix) || box[:len(sealPrefix)] != sealPrefix {
+		return nil, fmt.Errorf("%w: unknown seal version", ErrCorrupt)
+	}
+	raw, err := base64.StdEncoding.DecodeString(box[len(sealPrefix):])
+	if err != nil || len(raw) < aead.NonceSize() {
+		return nil, fmt.Errorf("%w: malformed", ErrCorrupt)
+	}
+	plain, err := aead.Open(nil, raw[:aead.NonceSize()], raw[aead.NonceSize():], ad)
+	if err != nil {
+		return nil, ErrCorrupt
+	}
+	return plain, nil
+}
