@@ -19,6 +19,7 @@
 //	CHAT_LOG_FORMAT        text, json or auto: text on a terminal, JSON otherwise (default auto)
 //	CHAT_DEBUG_ADDR        address of a profiling listener (net/http/pprof); unset: none
 //	CHAT_METRICS_ADDR      address that alone serves /metrics; unset: /metrics on CHAT_ADDR
+//	CHAT_ADMIN_TOKEN       bearer token of the operators' /admin/ routes; unset: they answer 404
 //
 // Request bounds and rate limits (CHAT_MAX_FORM_PARTS and the others that
 // chatd -h lists) are in limits.go.
@@ -82,6 +83,7 @@ Environment (flags override it):
   CHAT_INVITE_TTL        how long an invite to an invite-only group admits (default %s)
   CHAT_DEBUG_ADDR        address of a profiling listener (net/http/pprof); unset: none
   CHAT_METRICS_ADDR      address that alone serves /metrics (Prometheus); unset: /metrics on CHAT_ADDR
+  CHAT_ADMIN_TOKEN       bearer token of the operators' /admin/ routes (forgetting users); unset: they answer 404
 `, d.Addr, d.DataDir, d.MaxGroup, d.AccessTTL, d.RefreshTTL, d.ReadyLag, d.InviteTTL) + limitsEnvironment()
 }
 
@@ -129,6 +131,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&cfg.InviteTTL, "invite-ttl", inviteTTL, "how long an invite to an invite-only group admits")
 	fs.StringVar(&debugAddr, "debug-addr", env("CHAT_DEBUG_ADDR", ""), "profiling listener (net/http/pprof), e.g. 127.0.0.1:6060")
 	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", env("CHAT_METRICS_ADDR", ""), "address that alone serves /metrics, e.g. 127.0.0.1:9090 (unset: /metrics on -addr)")
+	// Prefer the environment: a flag's value shows in the process list.
+	fs.StringVar(&cfg.AdminToken, "admin-token", env("CHAT_ADMIN_TOKEN", ""), "bearer token of the /admin/ routes (prefer CHAT_ADMIN_TOKEN); unset: they answer 404")
 	fs.StringVar(&level, "log-level", env("CHAT_LOG_LEVEL", "info"), "log level: debug, info, warn or error")
 	fs.StringVar(&format, "log-format", env("CHAT_LOG_FORMAT", "auto"), "log format: text, json or auto")
 	version := fs.Bool("version", false, "print the build and exit")

@@ -116,4 +116,3 @@ func openShredder(cfg Config, inner eventstore.Store, pool *pgxpool.Pool, bus sh
 // Shredder is the shredding store under the metrics (for tools and tests:
 // its Inner is the log as stored, sealed).
 func (m *Main) Shredder() *shred.Store { return m.shred }
-
