@@ -66,21 +66,33 @@ func seal(aead cipher.AEAD, ad, plain []byte) ([]byte, error) {
 }
 
 // sealedBox returns the box of a sealed JSON value, and false for anything
-// else (plaintext).
+// else (plaintext). It reads the one shape sealed values have, whitespace
+// aside (jsonb re-spaces it): an object whose only member is "sealed", a
+// string without escapes (base64 needs none). Anything else, a second
+// member or an escape included, is plaintext. It is on every read's path:
+// no reflection, no allocation but the result.
 func sealedBox(v json.RawMessage) (string, bool) {
 	v = bytes.TrimSpace(v)
-	if len(v) == 0 || v[0] != '{' || !bytes.Contains(v, []byte(`"sealed"`)) {
+	if len(v) < 2 || v[0] != '{' || v[len(v)-1] != '}' {
 		return "", false
 	}
-	var m map[string]json.RawMessage
-	if json.Unmarshal(v, &m) != nil || len(m) != 1 {
+	rest, ok := bytes.CutPrefix(bytes.TrimSpace(v[1:len(v)-1]), []byte(`"sealed"`))
+	if !ok {
 		return "", false
 	}
-	var s string
-	if raw, ok := m["sealed"]; !ok || json.Unmarshal(raw, &s) != nil {
+	rest = bytes.TrimSpace(rest)
+	if len(rest) == 0 || rest[0] != ':' {
 		return "", false
 	}
-	return s, true
+	rest = bytes.TrimSpace(rest[1:])
+	if len(rest) < 2 || rest[0] != '"' || rest[len(rest)-1] != '"' {
+		return "", false
+	}
+	box := rest[1 : len(rest)-1]
+	if bytes.ContainsAny(box, "\\\"") {
+		return "", false
+	}
+	return string(box), true
 }
 
 // open decrypts a sealed box into its JSON value.
