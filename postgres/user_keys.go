@@ -74,3 +74,21 @@ func (k *UserKeys) Forget(ctx context.Context, user int64) error {
 	}
 	return nil
 }
+
+// StreamSecret returns the server's secret for stream names (see
+// shred.Options.StreamKey), making it on first use; concurrent first uses
+// agree on one.
+func StreamSecret(ctx context.Context, db DB) ([]byte, error) {
+	fresh, err := shred.NewKey()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := db.Exec(ctx, `INSERT INTO stream_secret (secret) VALUES ($1) ON CONFLICT (id) DO NOTHING`, fresh); err != nil {
+		return nil, fmt.Errorf("stream secret: %w", err)
+	}
+	var secret []byte
+	if err := db.QueryRow(ctx, `SELECT secret FROM stream_secret`).Scan(&secret); err != nil {
+		return nil, fmt.Errorf("stream secret: %w", err)
+	}
+	return secret, nil
+}

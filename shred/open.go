@@ -12,7 +12,7 @@ import (
 
 // ReadStream reads from the decorated store and opens the events.
 func (s *Store) ReadStream(ctx context.Context, stream string, dir eventstore.Direction, from uint64, count int) ([]eventstore.RecordedEvent, error) {
-	evs, err := s.inner.ReadStream(ctx, stream, dir, from, count)
+	evs, err := s.readStream(ctx, stream, dir, from, count)
 	if err != nil {
 		return evs, err
 	}

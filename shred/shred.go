@@ -9,9 +9,9 @@
 // the store (commands, projections, rebuilds, audits, WebSocket resume)
 // sees plaintext or placeholders and knows nothing of keys.
 //
-// What it does not do: stream names are not sealed (username-<name> names
-// a user; see README), and event metadata is not personal by declaration
-// (ids, times, request ids).
+// Stream names hold no personal data but one: username-<name>, which the
+// shredder stores under a keyed hash of the name (streams.go). Event
+// metadata is not personal by declaration (ids, times, request ids).
 package shred
 
 import (
@@ -64,6 +64,9 @@ type Options struct {
 	// MaxCached bounds the users whose key state is cached (default
 	// 100000); past it the cache starts over.
 	MaxCached int
+	// StreamKey, when set, names username reservation streams by a keyed
+	// hash of the name instead of the name (see streams.go).
+	StreamKey []byte
 	// KeyCreated, for tests, runs after a new key is stored and before
 	// the append that needs it; an error aborts the append (a crash).
 	KeyCreated func(ctx context.Context, user int64) error
@@ -251,6 +254,10 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 			out, copied = slices.Clone(events), true // the caller's slice stays as it was
 		}
 		out[i].Data = data
+	}
+	stream, err := s.appendStream(ctx, stream, expected)
+	if err != nil {
+		return eventstore.AppendResult{}, err
 	}
 	return s.inner.Append(ctx, stream, expected, out...)
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 
@@ -42,13 +43,21 @@ func (m *memStore) Append(_ context.Context, stream string, _ eventstore.Expecte
 	return res, nil
 }
 
-func (m *memStore) ReadStream(_ context.Context, stream string, _ eventstore.Direction, from uint64, count int) ([]eventstore.RecordedEvent, error) {
+func (m *memStore) ReadStream(_ context.Context, stream string, dir eventstore.Direction, from uint64, count int) ([]eventstore.RecordedEvent, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var out []eventstore.RecordedEvent
-	for _, r := range m.log {
-		if r.Stream == stream && r.Revision >= from && len(out) < count {
-			out = append(out, r)
+	if dir == eventstore.Backwards {
+		for i := len(m.log) - 1; i >= 0; i-- {
+			if r := m.log[i]; r.Stream == stream && r.Revision <= from && len(out) < count {
+				out = append(out, r)
+			}
+		}
+	} else {
+		for _, r := range m.log {
+			if r.Stream == stream && r.Revision >= from && len(out) < count {
+				out = append(out, r)
+			}
 		}
 	}
 	if len(out) == 0 {
@@ -382,5 +391,46 @@ func TestNoPersonalDataNeedsNoKey(t *testing.T) {
 	}
 	if len(keys.keys) != 0 {
 		t.Errorf("%d keys made; want none", len(keys.keys))
+	}
+}
+
+// With a stream key, username streams are stored under a keyed hash; a
+// legacy stream named in the clear keeps serving its name.
+func TestUsernameStreamsHashed(t *testing.T) {
+	ctx := context.Background()
+	inner, keys := &memStore{}, newKeys()
+	s := shred.New(inner, keys, shred.Options{StreamKey: []byte("0123456789abcdef0123456789abcdef")})
+	reserve := func(name string, id int64) eventstore.EventData {
+		return event(t, domain.UsernameReserved{Username: name, UserID: id})
+	}
+	if _, err := s.Append(ctx, domain.UsernameStream("alice"), eventstore.NoStream(), reserve("alice", 1)); err != nil {
+		t.Fatal(err)
+	}
+	if st := inner.log[0].Stream; strings.Contains(st, "alice") || !strings.HasPrefix(st, "uname-") {
+		t.Errorf("stored under %q; want a hashed name", st)
+	}
+	evs, err := s.ReadStream(ctx, domain.UsernameStream("alice"), eventstore.Forwards, 0, 10)
+	if err != nil || len(evs) != 1 || decode(t, evs[0]).(domain.UsernameReserved).Username != "alice" {
+		t.Fatalf("ReadStream(username-alice) = %v, %v", evs, err)
+	}
+	// A legacy stream, named in the clear before names were hashed.
+	if _, err := inner.Append(ctx, domain.UsernameStream("bob"), eventstore.NoStream(), reserve("bob", 2)); err != nil {
+		t.Fatal(err)
+	}
+	var wrong *eventstore.WrongExpectedVersionError
+	if _, err := s.Append(ctx, domain.UsernameStream("bob"), eventstore.NoStream(), reserve("bob", 3)); !errors.As(err, &wrong) || wrong.Actual != 0 {
+		t.Fatalf("reserving a legacy name = %v; want a wrong expected version at 0", err)
+	}
+	if _, err := s.Append(ctx, domain.UsernameStream("bob"), eventstore.Exact(0), reserve("bob", 4)); err != nil {
+		t.Fatal(err)
+	}
+	evs, err = s.ReadStream(ctx, domain.UsernameStream("bob"), eventstore.Forwards, 0, 10)
+	if err != nil || len(evs) != 2 || evs[1].Stream != domain.UsernameStream("bob") {
+		t.Fatalf("the legacy stream = %v, %v; want both reservations in it", evs, err)
+	}
+	// Another key names the stream differently.
+	other := shred.New(inner, keys, shred.Options{StreamKey: []byte("another key, another name........")})
+	if _, err := other.ReadStream(ctx, domain.UsernameStream("alice"), eventstore.Forwards, 0, 10); !errors.Is(err, eventstore.ErrStreamNotFound) {
+		t.Errorf("read under another key = %v; want not found", err)
 	}
 }

@@ -255,7 +255,12 @@ func OpenStore(ctx context.Context, cfg Config, pool *pgxpool.Pool, n *notifier.
 	if err != nil {
 		return nil, nil, err
 	}
-	return openShredder(cfg, inner, pool, notifierBus{n}, log), closeFn, nil
+	s, err := openShredder(ctx, cfg, inner, pool, notifierBus{n}, log)
+	if err != nil {
+		closeFn()
+		return nil, nil, err
+	}
+	return s, closeFn, nil
 }
 
 func openConfiguredStore(ctx context.Context, cfg Config, pool *pgxpool.Pool, n *notifier.Notifier, log *slog.Logger) (eventstore.Store, func(), error) {

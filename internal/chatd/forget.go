@@ -104,13 +104,18 @@ func (f *Forgetter) ForgetUser(ctx context.Context, user int64) (chathttp.Forgot
 
 // openShredder decorates the configured store with the shredder: every
 // reader and writer above it sees plaintext, or placeholders for forgotten
-// users, and the log holds personal data sealed (package shred).
-func openShredder(cfg Config, inner eventstore.Store, pool *pgxpool.Pool, bus shred.Bus, log *slog.Logger) *shred.Store {
-	s := shred.New(inner, postgres.NewUserKeys(pool), shred.Options{Logger: log, KeyCreated: cfg.Hooks.KeyCreated})
+// users, and the log holds personal data sealed and username streams under
+// a keyed hash (package shred).
+func openShredder(ctx context.Context, cfg Config, inner eventstore.Store, pool *pgxpool.Pool, bus shred.Bus, log *slog.Logger) (*shred.Store, error) {
+	secret, err := postgres.StreamSecret(ctx, pool)
+	if err != nil {
+		return nil, err
+	}
+	s := shred.New(inner, postgres.NewUserKeys(pool), shred.Options{Logger: log, StreamKey: secret, KeyCreated: cfg.Hooks.KeyCreated})
 	if bus != nil {
 		s.Listen(bus)
 	}
-	return s
+	return s, nil
 }
 
 // Shredder is the shredding store under the metrics (for tools and tests:

@@ -10,7 +10,7 @@ import (
 	"github.com/evchat/evchat/migrations"
 )
 
-// userKeyRow is a row of the user_keys table.
+// userKeyRow is a row of the user_keys table; User 0 is the stream secret.
 type userKeyRow struct {
 	User      int64
 	Key       []byte
@@ -36,7 +36,11 @@ func userKeyRows(t testing.TB, s *testServer) []userKeyRow {
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
 	}
-	return out
+	var secret []byte
+	if err := s.Pool().QueryRow(context.Background(), `SELECT secret FROM stream_secret`).Scan(&secret); err != nil {
+		t.Fatalf("read the stream secret: %v", err)
+	}
+	return append(out, userKeyRow{Key: secret})
 }
 
 // restoreUserKeys migrates the database of cfg and writes keys into it, as
@@ -53,6 +57,12 @@ func restoreUserKeys(t testing.TB, cfg chatd.Config, keys []userKeyRow) {
 		t.Fatal(err)
 	}
 	for _, k := range keys {
+		if k.User == 0 {
+			if _, err := pool.Exec(ctx, `INSERT INTO stream_secret (secret) VALUES ($1)`, k.Key); err != nil {
+				t.Fatalf("restore the stream secret: %v", err)
+			}
+			continue
+		}
 		if _, err := pool.Exec(ctx, `INSERT INTO user_keys (user_id, key, forgotten_at) VALUES ($1, $2, $3)`, k.User, k.Key, k.Forgotten); err != nil {
 			t.Fatalf("restore key of user %d: %v", k.User, err)
 		}

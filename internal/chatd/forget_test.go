@@ -135,6 +135,9 @@ func TestForget(t *testing.T) {
 		gone.Name, other.Name, "other's first words", onlyPath[7:71]}
 	checkRaw := func(t *testing.T) {
 		for _, e := range rawLog(t, s) {
+			if strings.Contains(e.Stream, gone.Name) || strings.Contains(e.Stream, other.Name) {
+				t.Errorf("the raw log names a stream after a user: %s", e.Stream)
+			}
 			for _, p := range plain {
 				if bytes.Contains(e.Data, []byte(p)) {
 					t.Errorf("the raw log holds %q in plaintext: %s %s", p, e.Type, e.Data)
@@ -334,6 +337,9 @@ func TestForgetLegacyPlaintextLog(t *testing.T) {
 	if legacy.ID != legacyID {
 		t.Fatalf("legacy login as user %d; want %d", legacy.ID, legacyID)
 	}
+	// The legacy reservation stream (named in the clear) still holds the name.
+	r := s.do("POST", "/auth/register/", "", map[string]string{"username": name, "password": "another-pass-1"})
+	wantStatus(t, r, http.StatusBadRequest)
 	mine := s.send(legacy, roomID, "sealed from now on")
 	verify(t, s)
 
@@ -354,7 +360,7 @@ func TestForgetLegacyPlaintextLog(t *testing.T) {
 			t.Errorf("audit shows %s", e.Data)
 		}
 	}
-	r := s.do("POST", "/auth/login/", "", map[string]string{"username": name, "password": "legacy-pass-1"})
+	r = s.do("POST", "/auth/login/", "", map[string]string{"username": name, "password": "legacy-pass-1"})
 	wantStatus(t, r, http.StatusUnauthorized)
 	rebuildAndVerify(t, s)
 	if m := s.roomMessages(t, other, roomID)[msgID]; m.Text != domain.ForgottenText {
@@ -420,7 +426,7 @@ func TestForgetKeyStoredBeforeAppend(t *testing.T) {
 		t.Fatalf("after a restart the message reads %+v", m)
 	}
 	rebuildAndVerify(t, b)
-	if len(keysBefore) != 1 {
+	if len(keysBefore) != 2 { // the key and the stream secret
 		t.Errorf("%d keys after the crash; want the one made before it", len(keysBefore))
 	}
 }

@@ -19,3 +19,15 @@ CREATE TABLE user_keys (
     forgotten_at timestamptz,
     CONSTRAINT user_keys_key_or_forgotten CHECK ((key IS NULL) = (forgotten_at IS NOT NULL))
 );
+
+-- The server's secret that names username reservation streams by a keyed
+-- hash (uname-<HMAC-SHA256(secret, name)>) instead of the name itself
+-- (username-<name>), so that the log's stream names do not name forgotten
+-- users. One row, made once. Losing it makes the reservations of existing
+-- names unfindable (their names could be registered again): back it up
+-- with the keys.
+CREATE TABLE stream_secret (
+    id         boolean PRIMARY KEY DEFAULT true CHECK (id),
+    secret     bytea NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
