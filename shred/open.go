@@ -2,7 +2,6 @@ package shred
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -45,11 +44,11 @@ func (s *Store) Head(ctx context.Context) (eventstore.Position, error) { return 
 // Ping is the decorated store's.
 func (s *Store) Ping(ctx context.Context) error { return s.inner.Ping(ctx) }
 
-// personalEvent is an event of evs with personal data, parsed.
+// personalEvent is an event of evs with personal data, located.
 type personalEvent struct {
 	i     int
 	p     domain.Personal
-	m     map[string]json.RawMessage
+	m     map[string]span
 	owner int64
 }
 
@@ -69,11 +68,11 @@ func (s *Store) open(ctx context.Context, evs []eventstore.RecordedEvent) error 
 		if !ok {
 			continue
 		}
-		var m map[string]json.RawMessage
-		if err := json.Unmarshal(evs[i].Data, &m); err != nil {
+		m, ok := members(evs[i].Data)
+		if !ok {
 			continue // not ours to judge: the decoder reports it
 		}
-		owner, ok := ownerOf(m, p)
+		owner, ok := ownerOf(evs[i].Data, m, p)
 		if !ok {
 			continue
 		}
@@ -91,7 +90,7 @@ func (s *Store) open(ctx context.Context, evs []eventstore.RecordedEvent) error 
 	// was made since (by another process, committed before the append).
 	var stale []int64
 	for _, pe := range todo {
-		if c := states[pe.owner]; c.aead == nil && !c.state.Forgotten && hasSealed(pe) {
+		if c := states[pe.owner]; c.aead == nil && !c.state.Forgotten && hasSealed(evs[pe.i].Data, pe) {
 			stale = append(stale, pe.owner)
 		}
 	}
@@ -106,35 +105,28 @@ func (s *Store) open(ctx context.Context, evs []eventstore.RecordedEvent) error 
 	for _, pe := range todo {
 		e := &evs[pe.i]
 		c := states[pe.owner]
-		changed := false
+		var edits []edit
 		for _, f := range pe.p.Fields {
-			v, ok := pe.m[f.Name]
-			if !ok || isNull(v) {
+			at, ok := pe.m[f.Name]
+			if !ok || isNullValue(e.Data[at.start:at.end]) {
 				continue
 			}
-			box, isSealed := sealedBox(v)
+			box, isSealed := sealedBox(e.Data[at.start:at.end])
 			switch {
 			case isSealed && c.aead != nil:
 				plain, err := open(c.aead, additional(pe.owner, e.Type, f.Name), box)
 				if err != nil {
 					return fmt.Errorf("open %s.%s of event %s: %w", e.Type, f.Name, e.ID, err)
 				}
-				pe.m[f.Name] = plain
+				edits = append(edits, edit{at: at, value: plain})
 			case isSealed && !c.state.Forgotten:
 				return fmt.Errorf("open %s.%s of event %s: user %d: %w", e.Type, f.Name, e.ID, pe.owner, ErrKeyMissing)
 			case c.state.Forgotten:
-				pe.m[f.Name] = json.RawMessage(f.Forgotten)
-			default:
-				continue // plaintext of a user who is not forgotten
+				edits = append(edits, edit{at: at, value: []byte(f.Forgotten)})
 			}
-			changed = true
 		}
-		if changed {
-			b, err := json.Marshal(pe.m)
-			if err != nil {
-				return fmt.Errorf("open event %s: %w", e.ID, err)
-			}
-			e.Data = b
+		if len(edits) > 0 {
+			e.Data = splice(e.Data, edits)
 		}
 	}
 	return nil
@@ -144,10 +136,12 @@ func (s *Store) open(ctx context.Context, evs []eventstore.RecordedEvent) error 
 func (s *Store) Inner() eventstore.Store { return s.inner }
 
 // hasSealed reports whether any personal field of pe is sealed.
-func hasSealed(pe personalEvent) bool {
+func hasSealed(data []byte, pe personalEvent) bool {
 	for _, f := range pe.p.Fields {
-		if _, ok := sealedBox(pe.m[f.Name]); ok {
-			return true
+		if at, ok := pe.m[f.Name]; ok {
+			if _, ok := sealedBox(data[at.start:at.end]); ok {
+				return true
+			}
 		}
 	}
 	return false

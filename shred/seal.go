@@ -6,7 +6,6 @@ import (
 	"crypto/cipher"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -19,13 +18,10 @@ const KeySize = 32
 // random nonce, base64 (standard, padded) of nonce then ciphertext.
 const sealPrefix = "v1:"
 
-// sealed is the JSON form of a sealed value. It is an object, never a
-// string, so that a legacy plaintext value (a string, an attachment object
-// with a key, null) is never taken for one: only an object whose one
+// A sealed value is the JSON object {"sealed":"v1:..."}: an object, never
+// a string, so that a legacy plaintext value (a string, an attachment
+// object with a key, null) is never taken for one: only an object whose one
 // member is "sealed" is.
-type sealed struct {
-	Sealed string `json:"sealed"`
-}
 
 // ErrCorrupt is returned when a sealed value does not open with its
 // owner's key: the log or the key table was altered.
@@ -62,7 +58,12 @@ func seal(aead cipher.AEAD, ad, plain []byte) ([]byte, error) {
 		return nil, fmt.Errorf("seal: nonce: %w", err)
 	}
 	box := aead.Seal(nonce, nonce, plain, ad)
-	return json.Marshal(sealed{Sealed: sealPrefix + base64.StdEncoding.EncodeToString(box)})
+	// {"sealed":"v1:<base64>"}, written by hand: base64 needs no escaping.
+	const head, tail = `{"sealed":"` + sealPrefix, `"}`
+	out := make([]byte, 0, len(head)+base64.StdEncoding.EncodedLen(len(box))+len(tail))
+	out = append(out, head...)
+	out = base64.StdEncoding.AppendEncode(out, box)
+	return append(out, tail...), nil
 }
 
 // sealedBox returns the box of a sealed JSON value, and false for anything
@@ -71,40 +72,44 @@ func seal(aead cipher.AEAD, ad, plain []byte) ([]byte, error) {
 // string without escapes (base64 needs none). Anything else, a second
 // member or an escape included, is plaintext. It is on every read's path:
 // no reflection, no allocation but the result.
-func sealedBox(v json.RawMessage) (string, bool) {
+func sealedBox(v []byte) ([]byte, bool) {
 	v = bytes.TrimSpace(v)
 	if len(v) < 2 || v[0] != '{' || v[len(v)-1] != '}' {
-		return "", false
+		return nil, false
 	}
 	rest, ok := bytes.CutPrefix(bytes.TrimSpace(v[1:len(v)-1]), []byte(`"sealed"`))
 	if !ok {
-		return "", false
+		return nil, false
 	}
 	rest = bytes.TrimSpace(rest)
 	if len(rest) == 0 || rest[0] != ':' {
-		return "", false
+		return nil, false
 	}
 	rest = bytes.TrimSpace(rest[1:])
 	if len(rest) < 2 || rest[0] != '"' || rest[len(rest)-1] != '"' {
-		return "", false
+		return nil, false
 	}
 	box := rest[1 : len(rest)-1]
-	if bytes.ContainsAny(box, "\\\"") {
-		return "", false
+	if bytes.IndexByte(box, '"') >= 0 || bytes.IndexByte(box, '\\') >= 0 {
+		return nil, false
 	}
-	return string(box), true
+	return box, true
 }
 
-// open decrypts a sealed box into its JSON value.
-func open(aead cipher.AEAD, ad []byte, box string) ([]byte, error) {
-	if len(box) < len(sealPrefix) || box[:len(sealPrefix)] != sealPrefix {
+// open decrypts a sealed box into its JSON value, in a buffer of its own
+// (decoded, then decrypted in place).
+func open(aead cipher.AEAD, ad, box []byte) ([]byte, error) {
+	enc, ok := bytes.CutPrefix(box, []byte(sealPrefix))
+	if !ok {
 		return nil, fmt.Errorf("%w: unknown seal version", ErrCorrupt)
 	}
-	raw, err := base64.StdEncoding.DecodeString(box[len(sealPrefix):])
-	if err != nil || len(raw) < aead.NonceSize() {
+	raw := make([]byte, base64.StdEncoding.DecodedLen(len(enc)))
+	n, err := base64.StdEncoding.Decode(raw, enc)
+	if err != nil || n < aead.NonceSize() {
 		return nil, fmt.Errorf("%w: malformed", ErrCorrupt)
 	}
-	plain, err := aead.Open(nil, raw[:aead.NonceSize()], raw[aead.NonceSize():], ad)
+	nonce, sealed := raw[:aead.NonceSize()], raw[aead.NonceSize():n]
+	plain, err := aead.Open(sealed[:0], nonce, sealed, ad)
 	if err != nil {
 		return nil, ErrCorrupt
 	}

@@ -20,7 +20,7 @@ func TestSealedBox(t *testing.T) {
 		{`{}`, "", false},
 	} {
 		box, ok := sealedBox([]byte(c.in))
-		if ok != c.want || box != c.box {
+		if ok != c.want || string(box) != c.box {
 			t.Errorf("sealedBox(%s) = %q, %v; want %q, %v", c.in, box, ok, c.box, c.want)
 		}
 	}

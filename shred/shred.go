@@ -17,7 +17,6 @@ package shred
 import (
 	"context"
 	"crypto/cipher"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -265,14 +264,14 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 // sealEvent returns the payload with its personal fields sealed, or nil
 // when it holds none to seal.
 func (s *Store) sealEvent(ctx context.Context, eventType string, p domain.Personal, data []byte) ([]byte, error) {
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(data, &m); err != nil {
-		return nil, fmt.Errorf("seal %s: %w", eventType, err)
+	m, ok := members(data)
+	if !ok {
+		return nil, fmt.Errorf("seal %s: the payload is not a JSON object this package reads", eventType)
 	}
 	var todo []string
 	for _, f := range p.Fields {
-		if v, ok := m[f.Name]; ok && !isNull(v) {
-			if _, already := sealedBox(v); !already {
+		if at, ok := m[f.Name]; ok && !isNullValue(data[at.start:at.end]) {
+			if _, already := sealedBox(data[at.start:at.end]); !already {
 				todo = append(todo, f.Name)
 			}
 		}
@@ -280,7 +279,7 @@ func (s *Store) sealEvent(ctx context.Context, eventType string, p domain.Person
 	if len(todo) == 0 {
 		return nil, nil
 	}
-	owner, ok := ownerOf(m, p)
+	owner, ok := ownerOf(data, m, p)
 	if !ok {
 		return nil, fmt.Errorf("seal %s: no owner in %v", eventType, p.Owner)
 	}
@@ -288,24 +287,23 @@ func (s *Store) sealEvent(ctx context.Context, eventType string, p domain.Person
 	if err != nil {
 		return nil, err
 	}
+	edits := make([]edit, 0, len(todo))
 	for _, name := range todo {
-		if m[name], err = seal(aead, additional(owner, eventType, name), m[name]); err != nil {
+		at := m[name]
+		v, err := seal(aead, additional(owner, eventType, name), data[at.start:at.end])
+		if err != nil {
 			return nil, err
 		}
+		edits = append(edits, edit{at: at, value: v})
 	}
-	return json.Marshal(m)
+	return splice(data, edits), nil
 }
 
-func isNull(v json.RawMessage) bool { return len(v) == 0 || string(v) == "null" }
-
 // ownerOf returns the user id in the first owner member present.
-func ownerOf(m map[string]json.RawMessage, p domain.Personal) (int64, bool) {
+func ownerOf(data []byte, m map[string]span, p domain.Personal) (int64, bool) {
 	for _, name := range p.Owner {
-		if v, ok := m[name]; ok {
-			var id int64
-			if json.Unmarshal(v, &id) == nil && id != 0 {
-				return id, true
-			}
+		if id, ok := memberInt(data, m, name); ok && id != 0 {
+			return id, true
 		}
 	}
 	return 0, false
