@@ -222,6 +222,7 @@ func NewRegistry() *Registry {
 	register[DirectChatClaimed](r, 1, nil)
 	register[InviteCreated](r, 1, nil)
 	registerLifecycle(r)
+	registerPersonal(r)
 	return r
 }
 

@@ -147,6 +147,11 @@ type Config struct {
 	ReadWait    ReadWait
 	WriteMarks  *WriteMarks
 	ReadWaiting func(user int64)
+	// AdminToken, when set, admits operators to the /admin/ routes with
+	// Authorization: Bearer <it>; Forgetter forgets users there. Zero
+	// (either): the admin routes answer 404.
+	AdminToken string
+	Forgetter  Forgetter
 }
 
 // Server is the HTTP API. It is an http.Handler.
@@ -265,6 +270,9 @@ func (s *Server) routes() *echo.Echo {
 	e.GET("/audit/conversations/:id/", s.auditConversation, auth)
 	e.GET("/search/", s.search, auth)
 	e.GET("/ws/chat/:id/", s.serveWS)
+
+	// Operators only (CHAT_ADMIN_TOKEN); 404 when none is configured.
+	e.DELETE("/admin/users/:id/", s.forgetUser, s.requireAdmin)
 
 	e.GET("/healthz/", s.healthz)
 	e.GET("/readyz/", s.readyz)

@@ -79,8 +79,11 @@ func (c *Chat) apply(b *pgx.Batch, events []eventstore.RecordedEvent, messagesCo
 				users[i], mids[i] = m.UserID, m.MembershipID
 				bump(2, m.MembershipID)
 			}
-			b.Queue(`INSERT INTO conversations (id, type, name, description, created_by, created_at, updated_at, last_activity_at)
-				VALUES ($1, $2, $3, $4, $5, $6, $6, $6) ON CONFLICT DO NOTHING`,
+			b.Queue(`INSERT INTO conversations (id, type, name, description, created_by, created_at, updated_at, last_activity_at,
+					name_by, description_by)
+				VALUES ($1, $2, $3, $4, $5, $6, $6, $6,
+					CASE WHEN $3::text IS NOT NULL THEN $5::bigint END, CASE WHEN $4::text IS NOT NULL THEN $5::bigint END)
+				ON CONFLICT DO NOTHING`,
 				e.ConversationID, string(e.Type), e.Name, e.Description, e.CreatedBy, at)
 			b.Queue(`INSERT INTO members (conversation_id, user_id, membership_id, joined_at)
 				SELECT $1, u, m, $4 FROM unnest($2::bigint[], $3::bigint[]) AS t(u, m) ON CONFLICT DO NOTHING`,
@@ -103,6 +106,8 @@ func (c *Chat) apply(b *pgx.Batch, events []eventstore.RecordedEvent, messagesCo
 			c.queueMessage(b, e, at, re.Position)
 		case domain.MessageEdited, domain.MessageDeleted, domain.ReactionAdded, domain.ReactionRemoved:
 			queueMessageLife(b, e, at, re.Position)
+		case domain.UserForgotten:
+			queueForgotten(b, e)
 		case domain.MessagesRead:
 			b.Queue(`WITH newly AS (
 					UPDATE inbox SET unread = false

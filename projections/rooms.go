@@ -26,9 +26,11 @@ func (c *Chat) applyRooms(b *pgx.Batch, ev domain.Event, at time.Time) {
 	case domain.ConversationUpdated:
 		b.Queue(`UPDATE conversations SET
 				name = CASE WHEN $2 THEN $3 ELSE name END,
+				name_by = CASE WHEN $2 THEN $7 ELSE name_by END,
 				description = CASE WHEN $4 THEN $5 ELSE description END,
+				description_by = CASE WHEN $4 THEN $7 ELSE description_by END,
 				updated_at = greatest(updated_at, $6)
-			WHERE id = $1`, e.ConversationID, e.Name != nil, e.Name, e.Description != nil, e.Description, at)
+			WHERE id = $1`, e.ConversationID, e.Name != nil, e.Name, e.Description != nil, e.Description, at, e.UpdatedBy)
 	case domain.MessagesDelivered:
 		var d deliveries
 		d.add(e.ReceiverID, e.ConversationID, e.MessageIDs)

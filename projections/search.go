@@ -24,7 +24,7 @@ type Search struct {
 	// The statements, on the tables of the schema written to: they are
 	// qualified, because a batch's statements are prepared under the
 	// connection's search path, which finds the chat read model's.
-	insert, edit, del string
+	insert, edit, del, forget string
 }
 
 var _ Projection = (*Search)(nil)
@@ -35,7 +35,8 @@ func NewSearch(r *domain.Registry) *Search { return newSearchIn(r, migrations.Se
 // newSearchIn returns the search projection writing to schema.
 func newSearchIn(r *domain.Registry, schema migrations.Schema) *Search {
 	t := schema.Qualified("messages")
-	return &Search{registry: r, insert: fmt.Sprintf(searchInsert, t), edit: fmt.Sprintf(searchEdit, t), del: fmt.Sprintf(searchDelete, t)}
+	return &Search{registry: r, insert: fmt.Sprintf(searchInsert, t), edit: fmt.Sprintf(searchEdit, t), del: fmt.Sprintf(searchDelete, t),
+		forget: fmt.Sprintf(searchForget, t)}
 }
 
 // Name implements Projection.
@@ -59,7 +60,11 @@ const searchDelete = `UPDATE %s s SET text = NULL, changed_commit = v.c, changed
 	  FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS v(id, c, p)
 	 WHERE s.message_id = v.id AND (s.changed_commit, s.changed_prepare) < (v.c, v.p)`
 
-// Apply implements Projection: at most three statements a batch, however
+// searchForget makes every message of forgotten users a tombstone: the
+// placeholder their sealed texts read as must not match either.
+const searchForget = `UPDATE %s SET text = NULL WHERE sender_id = ANY($1::bigint[]) AND text IS NOT NULL`
+
+// Apply implements Projection: at most four statements a batch, however
 // long, which is what makes a backfill of a long log fast.
 func (s *Search) Apply(b *pgx.Batch, events []eventstore.RecordedEvent) error {
 	var ins struct {
@@ -72,9 +77,10 @@ func (s *Search) Apply(b *pgx.Batch, events []eventstore.RecordedEvent) error {
 	}
 	edits := map[int64]change{}
 	deletes := map[int64]change{}
+	var forgotten []int64
 	for _, re := range events {
 		switch re.Type {
-		case domain.TypeMessageSent, domain.TypeMessageEdited, domain.TypeMessageDeleted:
+		case domain.TypeMessageSent, domain.TypeMessageEdited, domain.TypeMessageDeleted, domain.TypeUserForgotten:
 		default:
 			continue // not decoded: most of a log is other events
 		}
@@ -94,6 +100,8 @@ func (s *Search) Apply(b *pgx.Batch, events []eventstore.RecordedEvent) error {
 			edits[e.MessageID] = change{text: readmodel.IndexText(e.Text), c: c, p: p} // the last edit wins
 		case domain.MessageDeleted:
 			deletes[e.MessageID] = change{c: c, p: p}
+		case domain.UserForgotten:
+			forgotten = append(forgotten, e.UserID)
 		}
 	}
 	if len(ins.id) > 0 {
@@ -115,6 +123,10 @@ func (s *Search) Apply(b *pgx.Batch, events []eventstore.RecordedEvent) error {
 			id, c, p = append(id, k), append(c, v.c), append(p, v.p)
 		}
 		b.Queue(s.del, id, c, p)
+	}
+	// Last: a user's sends in this batch are forgotten with the rest.
+	if len(forgotten) > 0 {
+		b.Queue(s.forget, forgotten)
 	}
 	return nil
 }

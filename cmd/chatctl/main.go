@@ -1,6 +1,6 @@
 // Command chatctl operates a chat installation: migrations, projection
 // status, rebuild, replay and verification, audit trails, and collection of
-// attachment files that no message names.
+// attachment files that no message names, and forgetting users.
 //
 // It reads the same configuration as chatd (flags over DATABASE_URL,
 // CHAT_DATA_DIR, EVENTSTORE_URL). With no DATABASE_URL it reaches the
@@ -47,6 +47,7 @@ Commands:
   audit stream <stream>            the events of one stream, in log order (--from/--to TIME)
   audit user <id>                  the events a user caused, in log order (--from/--to TIME)
   media gc                         remove attachment files no message names
+  users forget <id>                forget a user: their personal data becomes unreadable everywhere
   version                          print the build (module version, commit, commit time)
 
 Global flags (also from the environment, like chatd):
@@ -99,6 +100,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = e.audit(ctx, rest[1:])
 	case "media":
 		err = e.media(ctx, rest[1:])
+	case "users":
+		err = e.users(ctx, rest[1:])
 	case "version":
 		fmt.Fprintln(stdout, buildinfo.Read().Line("chatctl"))
 		return 0

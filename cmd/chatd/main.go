@@ -20,6 +20,7 @@
 //	CHAT_DEBUG_ADDR        address of a profiling listener (net/http/pprof); unset: none
 //	CHAT_METRICS_ADDR      address that alone serves /metrics; unset: /metrics on CHAT_ADDR
 //	CHAT_SEARCH_OFF        true: no search index (GET /search/ answers 503); default false
+//	CHAT_ADMIN_TOKEN       bearer token of the operators' /admin/ routes; unset: they answer 404
 //
 // Request bounds and rate limits (CHAT_MAX_FORM_PARTS and the others that
 // chatd -h lists) are in limits.go.
@@ -84,6 +85,7 @@ Environment (flags override it):
   CHAT_DEBUG_ADDR        address of a profiling listener (net/http/pprof); unset: none
   CHAT_METRICS_ADDR      address that alone serves /metrics (Prometheus); unset: /metrics on CHAT_ADDR
   CHAT_SEARCH_OFF        true: no search index (GET /search/ answers 503); default false
+  CHAT_ADMIN_TOKEN       bearer token of the operators' /admin/ routes (forgetting users); unset: they answer 404
 `, d.Addr, d.DataDir, d.MaxGroup, d.AccessTTL, d.RefreshTTL, d.ReadyLag, d.InviteTTL) + limitsEnvironment()
 }
 
@@ -136,6 +138,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("CHAT_SEARCH_OFF: %w", err)
 	}
 	fs.BoolVar(&cfg.SearchOff, "search-off", searchOff, "run no search index projector; GET /search/ answers 503")
+	// Prefer the environment: a flag's value shows in the process list.
+	fs.StringVar(&cfg.AdminToken, "admin-token", env("CHAT_ADMIN_TOKEN", ""), "bearer token of the /admin/ routes (prefer CHAT_ADMIN_TOKEN); unset: they answer 404")
 	fs.StringVar(&level, "log-level", env("CHAT_LOG_LEVEL", "info"), "log level: debug, info, warn or error")
 	fs.StringVar(&format, "log-format", env("CHAT_LOG_FORMAT", "auto"), "log format: text, json or auto")
 	version := fs.Bool("version", false, "print the build and exit")

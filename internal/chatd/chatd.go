@@ -34,6 +34,7 @@ import (
 	"github.com/evchat/evchat/postgres/notifier"
 	"github.com/evchat/evchat/projections"
 	"github.com/evchat/evchat/readmodel"
+	"github.com/evchat/evchat/shred"
 )
 
 // Main is a running server.
@@ -55,6 +56,8 @@ type Main struct {
 	srv          *stdhttp.Server
 	wm           *projections.Watermark
 	tokens       *auth.Tokens
+	// shred is the shredding store under the metrics (package shred).
+	shred *shred.Store
 	// metrics are the process's series; metricsLn and metricsSrv serve
 	// them on their own address when Config.MetricsAddr is set.
 	metrics    *metrics.Metrics
@@ -117,6 +120,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error)
 	if m.store, m.close, err = OpenStore(ctx, cfg, m.pool, m.notifier, log); err != nil {
 		return nil, err
 	}
+	m.shred = m.store.(*shred.Store) // the forget flow drops its cached keys
 	m.metrics = metrics.New()
 	m.store = m.metrics.TimedStore(m.store)
 	key, err := auth.LoadOrCreateSigningKey(cfg.JWTKeyFile)
@@ -142,6 +146,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error)
 		InviteTTL: cfg.InviteTTL, Now: cfg.Hooks.Now, Observe: m.metrics.Command,
 		Messages: postgres.NewLookups(m.pool),
 	})
+	// A forgotten user's room names may be in the command state this
+	// process caches: it is dropped when any process forgets a user.
+	notifierBus{m.notifier}.Subscribe(shred.Channel, func(string) { cmds.DropCachedState() }, cmds.DropCachedState)
 	// A logout closes the session's sockets on every process: the bus
 	// tells each, and each closes its own (m.api is set before Listen).
 	var now func() time.Time // the system's, unless a test gives a clock
@@ -184,6 +191,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error)
 		PresenceDebounce: cfg.PresenceDebounce, PresenceHeartbeat: cfg.PresenceHeartbeat,
 		Search: m.searchAPI(rm), ChatPaused: m.chatPaused,
 		ReadWait: cfg.ReadWait, WriteMarks: &chathttp.WriteMarks{}, ReadWaiting: cfg.ReadWaiting,
+		AdminToken: cfg.AdminToken, Forgetter: NewForgetter(m.pool, cmds, m.shred, filepath.Join(cfg.DataDir, "media"), log),
 	})
 	m.tokens.Listen(notifierBus{m.notifier})
 	m.registerGauges()
@@ -249,7 +257,24 @@ func stopQuietly(pg *embeddedpg.Server) {
 // OpenStore opens the event store that cfg selects. The PostgreSQL store
 // hints other processes of its appends through n, and wakes on theirs when
 // n runs.
+//
+// The store returned is the shredder (package shred) around the configured
+// one: personal data is sealed on append and opened, or replaced by
+// placeholders for forgotten users, on every read.
 func OpenStore(ctx context.Context, cfg Config, pool *pgxpool.Pool, n *notifier.Notifier, log *slog.Logger) (eventstore.Store, func(), error) {
+	inner, closeFn, err := openConfiguredStore(ctx, cfg, pool, n, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	s, err := openShredder(ctx, cfg, inner, pool, notifierBus{n}, log)
+	if err != nil {
+		closeFn()
+		return nil, nil, err
+	}
+	return s, closeFn, nil
+}
+
+func openConfiguredStore(ctx context.Context, cfg Config, pool *pgxpool.Pool, n *notifier.Notifier, log *slog.Logger) (eventstore.Store, func(), error) {
 	if cfg.EventStoreURL != "" {
 		return openESDB(ctx, cfg.EventStoreURL, cfg.Hooks.EventStorePrefix, log)
 	}

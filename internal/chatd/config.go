@@ -107,6 +107,10 @@ type Config struct {
 	// /search/ with 503; turning it on later backfills the index from the
 	// log while the server serves.
 	SearchOff bool
+	// AdminToken (CHAT_ADMIN_TOKEN), when set, admits operators to the
+	// /admin/ routes (DELETE /admin/users/<id>/ forgets a user) with
+	// Authorization: Bearer <token>; empty: those routes answer 404.
+	AdminToken string
 	// Hooks are for tests; a production server leaves them zero.
 	Hooks TestHooks
 
@@ -157,6 +161,9 @@ type TestHooks struct {
 	// frames: for tests that expect exact frame sequences and lists that
 	// do not change by being listed.
 	QuietRooms bool
+	// KeyCreated runs after the shredder stores a new user key and before
+	// the append that needs it; an error aborts that append (a crash).
+	KeyCreated func(ctx context.Context, user int64) error
 }
 
 // DefaultConfig is the configuration of a server told nothing: the one

@@ -206,9 +206,13 @@ func TestRebuildIntoEmptyDatabase(t *testing.T) {
 	}
 	last := newest[0]
 	creds := credentialRows(t, a)
+	keys := userKeyRows(t, a)
 	a.stop()
 
 	cfg.DatabaseURL = pgtest.NewDatabase(t) // empty: no read model, no sessions, fresh sequences
+	// The keys that open the log's personal data are write-side state as
+	// well: restored from the backup before the log is projected.
+	restoreUserKeys(t, cfg, keys)
 	b := startWith(t, cfg)
 	// Password hashes are write-side state, never in the log: they come
 	// back from the database's backup, as sessions would.
