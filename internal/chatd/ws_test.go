@@ -900,12 +900,21 @@ func TestWSSlowConsumerDropped(t *testing.T) {
 // and then closes the leaver's sockets for that room only.
 func TestWSLeaveClosesSockets(t *testing.T) {
 	t.Parallel()
-	s := startServer(t)
+	// A socket's handshake answers before it registers: one that has not
+	// registered when the leave lands is refused as a stranger (1008)
+	// instead of hearing member_left. Each is let register first.
+	var registered chan int64
+	s := startServer(t, func(c *chatd.Config) { registered, _ = socketEvents(c) })
 	a, b := s.newUser(), s.newUser()
 	room, other := s.room(a, b), s.room(b, a)
-	leaver1, leaver2 := s.wsConnect(b, room, ""), s.wsConnect(b, room, "")
-	elsewhere := s.wsConnect(b, other, "")
-	stayer := s.wsConnect(a, room, "")
+	connect := func(u user, room int64) *wsConn {
+		so := s.wsConnect(u, room, "")
+		<-registered
+		return so
+	}
+	leaver1, leaver2 := connect(b, room), connect(b, room)
+	elsewhere := connect(b, other)
+	stayer := connect(a, room)
 
 	if r := s.do("DELETE", fmt.Sprintf("/leave-chatroom/%d/", room), b.Access, nil); r.Status != http.StatusOK {
 		t.Fatalf("leave: %d %s", r.Status, r.Body)
