@@ -80,8 +80,14 @@ func (s *Server) joinChatroom(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	// An existing membership may come from a racing join not projected
-	// yet: wait for it as for a new one.
+	return s.answerMembership(c, j)
+}
+
+// answerMembership answers a join or an admin's add once the read model
+// shows it: 201 with a new membership, 200 with one that existed. An
+// existing membership may come from a racing join not projected yet: it is
+// waited for as a new one.
+func (s *Server) answerMembership(c echo.Context, j commands.Joined) error {
 	if err := s.waitProjected(c, j.Position); err != nil {
 		return err
 	}

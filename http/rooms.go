@@ -62,15 +62,7 @@ func (s *Server) answerChatroom(c echo.Context, id int64, w commands.Written) er
 // membership, or 200 with the existing one when the user is a member
 // already (as a join answers).
 func (s *Server) addMember(c echo.Context) error {
-	id, err := pathID(c, domain.ErrConversationNotFound)
-	if err != nil {
-		return err
-	}
-	b, err := readJSON(c)
-	if err != nil {
-		return err
-	}
-	user, err := b.id("user")
+	id, user, err := roomAndUser(c)
 	if err != nil {
 		return err
 	}
@@ -78,14 +70,20 @@ func (s *Server) addMember(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := s.waitProjected(c, j.Position); err != nil {
-		return err
+	return s.answerMembership(c, j)
+}
+
+// roomAndUser reads the room of the path and the "user" of the JSON body.
+func roomAndUser(c echo.Context) (room, user int64, err error) {
+	if room, err = pathID(c, domain.ErrConversationNotFound); err != nil {
+		return 0, 0, err
 	}
-	status := http.StatusOK
-	if j.New {
-		status = http.StatusCreated
+	b, err := readJSON(c)
+	if err != nil {
+		return 0, 0, err
 	}
-	return c.JSON(status, membershipView{ID: j.MembershipID, Conversation: j.ConversationID, User: j.UserID})
+	user, err = b.id("user")
+	return room, user, err
 }
 
 // removeMember is DELETE /chatrooms/<id>/members/<user>/. The removed
@@ -111,15 +109,7 @@ func (s *Server) removeMember(c echo.Context) error {
 
 // promoteAdmin is POST /chatrooms/<id>/admins/ {"user"}: 200 with the room.
 func (s *Server) promoteAdmin(c echo.Context) error {
-	id, err := pathID(c, domain.ErrConversationNotFound)
-	if err != nil {
-		return err
-	}
-	b, err := readJSON(c)
-	if err != nil {
-		return err
-	}
-	user, err := b.id("user")
+	id, user, err := roomAndUser(c)
 	if err != nil {
 		return err
 	}
