@@ -20,24 +20,34 @@ const (
 	spreadSize  = 4   // members of each room of scenario a
 )
 
-// runA: loadClients clients post to random rooms of theirs among
-// spreadRooms rooms of spreadSize members; no room is hot.
-func runA(ctx context.Context, e *env) (*sendLoadResult, error) {
+// spreadRooms provisions loadClients clients and spreadRooms rooms of
+// spreadSize members named by prefix, and returns each client's rooms:
+// client i is member k of room r when i == (r*size+k) % clients.
+func (e *env) spreadRooms(ctx context.Context, prefix string) (clients []*user, mine [][]int64, err error) {
 	if err := e.provisionUsers(ctx, loadClients); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	clients := e.users[:loadClients]
-	rooms, err := e.createRooms(ctx, "a", clients, spreadRooms, spreadSize)
+	clients = e.users[:loadClients]
+	rooms, err := e.createRooms(ctx, prefix, clients, spreadRooms, spreadSize)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	// Client i is member k of room r when i == (r*size+k) % clients.
-	mine := make([][]int64, loadClients)
+	mine = make([][]int64, loadClients)
 	for r, rm := range rooms {
 		for k := range spreadSize {
 			i := (r*spreadSize + k) % loadClients
 			mine[i] = append(mine[i], rm.id)
 		}
+	}
+	return clients, mine, nil
+}
+
+// runA: loadClients clients post to random rooms of theirs among
+// spreadRooms rooms of spreadSize members; no room is hot.
+func runA(ctx context.Context, e *env) (*sendLoadResult, error) {
+	clients, mine, err := e.spreadRooms(ctx, "a")
+	if err != nil {
+		return nil, err
 	}
 	e.logf("a: %d clients sending to %d rooms of %d members for %s (+%s warm-up)",
 		loadClients, spreadRooms, spreadSize, e.opts.duration, e.opts.warmup)

@@ -33,20 +33,9 @@ type readAfterWriteResult struct {
 // runR measures a list right after the client's own send against a list
 // with no writes going on.
 func runR(ctx context.Context, e *env) (*readAfterWriteResult, error) {
-	if err := e.provisionUsers(ctx, loadClients); err != nil {
-		return nil, err
-	}
-	clients := e.users[:loadClients]
-	rooms, err := e.createRooms(ctx, "r", clients, spreadRooms, spreadSize)
+	clients, mine, err := e.spreadRooms(ctx, "r")
 	if err != nil {
 		return nil, err
-	}
-	mine := make([][]int64, loadClients)
-	for r, rm := range rooms {
-		for k := range spreadSize {
-			i := (r*spreadSize + k) % loadClients
-			mine[i] = append(mine[i], rm.id)
-		}
 	}
 	half := e.opts.duration / 2
 	e.logf("r: %d clients listing rooms for %s, then sending and listing for %s (+%s warm-up each)",
