@@ -70,14 +70,7 @@ type Conversation struct {
 func (c *Conversation) IsAdmin(user int64) bool { return c.admins[user] }
 
 // Admins returns the admin ids in ascending order.
-func (c *Conversation) Admins() []int64 {
-	out := make([]int64, 0, len(c.admins))
-	for u := range c.admins {
-		out = append(out, u)
-	}
-	slices.Sort(out)
-	return out
-}
+func (c *Conversation) Admins() []int64 { return sortedKeys(c.admins) }
 
 // Exists reports whether the conversation has been created.
 func (c *Conversation) Exists() bool { return c.ID != 0 }
@@ -89,13 +82,11 @@ func (c *Conversation) MembershipOf(user int64) (int64, bool) {
 }
 
 // Members returns the member ids in ascending order.
-func (c *Conversation) Members() []int64 {
-	out := make([]int64, 0, len(c.members))
-	for u := range c.members {
-		out = append(out, u)
-	}
-	slices.Sort(out)
-	return out
+func (c *Conversation) Members() []int64 { return sortedKeys(c.members) }
+
+// sortedKeys returns the keys of m in ascending order, never nil.
+func sortedKeys[V any](m map[int64]V) []int64 {
+	return append(make([]int64, 0, len(m)), slices.Sorted(maps.Keys(m))...)
 }
 
 // Clone returns a deep copy, so a cached state can be evolved safely.

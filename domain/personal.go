@@ -1,6 +1,9 @@
 package domain
 
-import "sort"
+import (
+	"maps"
+	"slices"
+)
 
 // Personal data in the log (the right to be forgotten).
 //
@@ -91,14 +94,7 @@ func NoPersonalData() []string {
 }
 
 // Types returns the wire names of every registered event type, sorted.
-func (r *Registry) Types() []string {
-	out := make([]string, 0, len(r.types))
-	for t := range r.types {
-		out = append(out, t)
-	}
-	sort.Strings(out)
-	return out
-}
+func (r *Registry) Types() []string { return slices.Sorted(maps.Keys(r.types)) }
 
 // registerPersonal adds the events of this file to r.
 func registerPersonal(r *Registry) {

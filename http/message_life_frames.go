@@ -2,19 +2,11 @@ package http
 
 import (
 	"context"
-	"encoding/json"
-	"strings"
-	"time"
 
 	"github.com/evchat/evchat/domain"
-	"github.com/evchat/evchat/eventstore"
 )
 
-// lifeFrameWait bounds the read-model look-up of an edit's or a delete's
-// frame.
-const lifeFrameWait = 5 * time.Second
-
-// lifeFrame renders the frame of an event of a message's life (handled is
+// lifeFrame renders the frame of an event of a message's life (ok is
 // false for other events): message_edited and message_deleted carry every
 // field of the message, and reaction who put which emoji on or off.
 //
@@ -24,21 +16,7 @@ const lifeFrameWait = 5 * time.Second
 // event's own change over it: the edit's text and time, or the tombstone.
 // What changed after the event (reactions, read receipts) shows as it is
 // now; those changes have frames of their own.
-func (s *Server) lifeFrame(e eventstore.RecordedEvent, base string) (frame []byte, room int64, ok, handled bool) {
-	switch e.Type {
-	case domain.TypeMessageEdited, domain.TypeMessageDeleted, domain.TypeReactionAdded, domain.TypeReactionRemoved:
-	default:
-		return nil, 0, false, false
-	}
-	if !strings.HasPrefix(e.Stream, "conversation-") {
-		return nil, 0, false, true
-	}
-	ev, md, ok, err := s.cmd.Registry().DecodeRecorded(e.ID.String(), e.Type, e.Data, e.Metadata, e.Created)
-	if err != nil || !ok {
-		return nil, 0, false, true
-	}
-	pos := e.Position.String()
-	var v any
+func (s *Server) lifeFrame(ev domain.Event, md domain.Metadata, pos, base string) (v any, room int64, ok bool) {
 	switch ev := ev.(type) {
 	case domain.ReactionAdded:
 		room = ev.ConversationID
@@ -57,14 +35,14 @@ func (s *Server) lifeFrame(e eventstore.RecordedEvent, base string) (frame []byt
 			ed := ev.(domain.MessageEdited)
 			id, room = ed.MessageID, ed.ConversationID
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), lifeFrameWait)
+		ctx, cancel := context.WithTimeout(context.Background(), stateFrameWait)
 		defer cancel()
 		m, err := s.rm.Message(ctx, id)
 		if err != nil {
 			s.log.Error("render message frame", "message", id, "err", err)
-			return nil, room, false, true
+			return nil, room, false
 		}
-		mv := newMessageView(m, func(key string) string { return base + "/media/" + key + "/" })
+		mv := newMessageView(m, mediaAt(base))
 		at := formatTime(md.Time)
 		if ed, isEdit := ev.(domain.MessageEdited); isEdit && m.DeletedAt != nil {
 			// Deleted since: a resumed edit shows the tombstone, not the
@@ -82,8 +60,7 @@ func (s *Server) lifeFrame(e eventstore.RecordedEvent, base string) (frame []byt
 			messageView
 		}{typ, mv}
 	default:
-		return nil, 0, false, true
+		return nil, 0, false
 	}
-	b, err := json.Marshal(v)
-	return b, room, err == nil, true
+	return v, room, true
 }

@@ -5,19 +5,7 @@ import (
 	"time"
 
 	"github.com/evchat/evchat/domain"
-	"github.com/evchat/evchat/readmodel"
 )
-
-// roomReader reads a room as the read model shows it now.
-type roomReader func(ctx context.Context, id int64) (readmodel.Chatroom, error)
-
-// roomNow is the server's roomReader.
-func (s *Server) roomNow(ctx context.Context, id int64) (readmodel.Chatroom, error) {
-	return s.rm.Chatroom(ctx, id)
-}
-
-// roomFrameWait bounds the read of a room for its chatroom_updated frame.
-const roomFrameWait = 5 * time.Second
 
 // withBy adds "by" to a member frame when an admin acted (by is not 0).
 func withBy(v map[string]any, by int64) map[string]any {
@@ -34,33 +22,44 @@ func withBy(v map[string]any, by int64) map[string]any {
 // is rendered, which is at or after its event (fan-out waits for the read
 // model; a resume renders it later): its position tells which change it
 // reports, its fields the room's state since.
-func roomsFrame(ev domain.Event, pos, base string, roomNow roomReader) (any, int64, bool) {
+func (s *Server) roomsFrame(ev domain.Event, pos, base string) (any, int64, bool) {
 	switch ev := ev.(type) {
 	case domain.MessagesDelivered:
 		return map[string]any{"type": "delivered", "conversation": ev.ConversationID, "user": ev.ReceiverID,
 			"message_ids": ev.MessageIDs, "position": pos}, ev.ConversationID, true
 	case domain.ConversationUpdated:
-		return chatroomUpdatedFrame(ev.ConversationID, pos, base, roomNow)
+		return s.chatroomUpdatedFrame(ev.ConversationID, pos, base)
 	case domain.AdminPromoted:
-		return chatroomUpdatedFrame(ev.ConversationID, pos, base, roomNow)
+		return s.chatroomUpdatedFrame(ev.ConversationID, pos, base)
 	}
 	return nil, 0, false
 }
 
-func chatroomUpdatedFrame(id int64, pos, base string, roomNow roomReader) (any, int64, bool) {
-	if roomNow == nil {
-		return nil, 0, false
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), roomFrameWait)
+func (s *Server) chatroomUpdatedFrame(id int64, pos, base string) (any, int64, bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), stateFrameWait)
 	defer cancel()
-	room, err := roomNow(ctx, id)
+	room, err := s.rm.Chatroom(ctx, id)
 	if err != nil {
 		return nil, 0, false
 	}
-	view := newChatroomView(room, func(key string) string { return base + "/media/" + key + "/" }, false)
+	view := newChatroomView(room, mediaAt(base), false)
 	return struct {
 		Type string `json:"type"`
 		chatroomView
 		Position string `json:"position"`
 	}{"chatroom_updated", view, pos}, id, true
+}
+
+// stateFrameWait bounds the read-model look-up of a frame that shows a
+// message's or a room's state (message_edited, message_deleted,
+// chatroom_updated).
+const stateFrameWait = 5 * time.Second
+
+// stateFrame renders the frames frameOf leaves to the events of a
+// message's life and of group administration.
+func (s *Server) stateFrame(ev domain.Event, md domain.Metadata, pos, base string) (any, int64, bool) {
+	if v, room, ok := s.lifeFrame(ev, md, pos, base); ok {
+		return v, room, true
+	}
+	return s.roomsFrame(ev, pos, base)
 }

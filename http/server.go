@@ -434,8 +434,10 @@ func (s *Server) baseURL(c echo.Context) string {
 }
 
 // mediaURLs returns the attachment URL maker for a request.
-func (s *Server) mediaURLs(c echo.Context) mediaURL {
-	base := s.baseURL(c)
+func (s *Server) mediaURLs(c echo.Context) mediaURL { return mediaAt(s.baseURL(c)) }
+
+// mediaAt returns the attachment URL maker for the API at base.
+func mediaAt(base string) mediaURL {
 	return func(key string) string { return base + "/media/" + key + "/" }
 }
 

@@ -89,12 +89,7 @@ func newHub(srv *Server) *hub {
 		CoMembers: func(ctx context.Context, user int64) ([]int64, error) {
 			return srv.rm.CoMembers(ctx, user)
 		},
-		Render: func(e eventstore.RecordedEvent, base string) ([]byte, int64, bool) {
-			if f, room, ok, handled := srv.lifeFrame(e, base); handled {
-				return f, room, ok // message_life_frames.go
-			}
-			return frameOf(srv.cmd.Registry(), e, base, srv.roomNow)
-		},
+		Render: srv.frameOf,
 	})}
 	// melody's connect handler is global; each upgrade leaves its own start hook.
 	m.HandleConnect(func(ms *melody.Session) {
@@ -295,14 +290,14 @@ func (s *Server) originAllowed(c echo.Context) bool {
 	return slices.ContainsFunc(s.cfg.AllowedOrigins, func(o string) bool { return strings.EqualFold(o, origin) })
 }
 
-// frameOf renders the frame of a room event, and its room. roomNow reads a
-// room as the read model shows it (chatroom_updated frames).
-func frameOf(reg *domain.Registry, e eventstore.RecordedEvent, base string, roomNow roomReader) ([]byte, int64, bool) {
+// frameOf renders the frame of a room event, and its room. The frames of
+// a message's life and of group administration are rendered by stateFrame.
+func (s *Server) frameOf(e eventstore.RecordedEvent, base string) ([]byte, int64, bool) {
 	if !strings.HasPrefix(e.Stream, "conversation-") && !strings.HasPrefix(e.Stream, "receipts-") &&
 		!strings.HasPrefix(e.Stream, "deliveries-") {
 		return nil, 0, false
 	}
-	ev, md, ok, err := reg.DecodeRecorded(e.ID.String(), e.Type, e.Data, e.Metadata, e.Created)
+	ev, md, ok, err := s.cmd.Registry().DecodeRecorded(e.ID.String(), e.Type, e.Data, e.Metadata, e.Created)
 	if err != nil || !ok {
 		return nil, 0, false
 	}
@@ -312,7 +307,7 @@ func frameOf(reg *domain.Registry, e eventstore.RecordedEvent, base string, room
 	switch ev := ev.(type) {
 	case domain.MessageSent:
 		room = ev.ConversationID
-		mv := sentMessageView(ev, md.Time, e.Position, func(key string) string { return base + "/media/" + key + "/" })
+		mv := sentMessageView(ev, md.Time, e.Position, mediaAt(base))
 		v = struct {
 			Type string `json:"type"`
 			messageView
@@ -328,7 +323,7 @@ func frameOf(reg *domain.Registry, e eventstore.RecordedEvent, base string, room
 		v = withBy(map[string]any{"type": "member_left", "conversation": room, "user": ev.UserID, "position": pos}, ev.By)
 	default:
 		var ok bool
-		if v, room, ok = roomsFrame(ev, pos, base, roomNow); !ok {
+		if v, room, ok = s.stateFrame(ev, md, pos, base); !ok {
 			return nil, 0, false
 		}
 	}
