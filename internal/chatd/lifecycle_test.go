@@ -376,14 +376,23 @@ func TestLifecycleFrames(t *testing.T) {
 		{Type: "reaction", Message: id, User: a.ID, Emoji: "🎉", Added: &no},
 		{Type: "message_deleted", ID: id},
 	}
-	decodeLife(t, s.do("PATCH", msgPath(id, ""), a.Access, map[string]string{"text": text}))
-	decodeLife(t, s.do("PUT", reactionPath(id, "🎉"), a.Access, nil))
-	decodeLife(t, s.do("DELETE", reactionPath(id, "🎉"), a.Access, nil))
-	wantStatus(t, s.do("DELETE", msgPath(id, ""), a.Access, nil), http.StatusOK)
+	// Each change is made once the frame of the one before has arrived:
+	// an edit's frame shows the message as the read model has it when the
+	// frame is rendered, which a delete made meanwhile would have turned
+	// into the tombstone (as a resume shows it, below).
+	changes := []func(t *testing.T){
+		func(t *testing.T) {
+			decodeLife(t, s.do("PATCH", msgPath(id, ""), a.Access, map[string]string{"text": text}))
+		},
+		func(t *testing.T) { decodeLife(t, s.do("PUT", reactionPath(id, "🎉"), a.Access, nil)) },
+		func(t *testing.T) { decodeLife(t, s.do("DELETE", reactionPath(id, "🎉"), a.Access, nil)) },
+		func(t *testing.T) { wantStatus(t, s.do("DELETE", msgPath(id, ""), a.Access, nil), http.StatusOK) },
+	}
 
 	t.Run("live", func(t *testing.T) {
 		last := wsPosition(t, sent)
-		for _, w := range wantFrames {
+		for i, w := range wantFrames {
+			changes[i](t)
 			f := sock.expect(t, w.Type)
 			check(t, f, w)
 			if p := wsPosition(t, f); !last.Less(p) {
