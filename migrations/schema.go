@@ -70,5 +70,6 @@ func (Schema) Tables() []Table {
 		{Name: "attachments", Key: []string{"key", "conversation_id"}},
 		{Name: "message_edits", Key: []string{"message_id", "commit_pos", "prepare_pos"}},
 		{Name: "reactions", Key: []string{"message_id", "emoji", "user_id"}},
+		{Name: "past_members", Key: []string{"user_id", "conversation_id"}},
 	}
 }

@@ -88,10 +88,12 @@ func (c *Chat) apply(b *pgx.Batch, events []eventstore.RecordedEvent, messagesCo
 			b.Queue(`INSERT INTO members (conversation_id, user_id, membership_id, joined_at)
 				SELECT $1, u, m, $4 FROM unnest($2::bigint[], $3::bigint[]) AS t(u, m) ON CONFLICT DO NOTHING`,
 				e.ConversationID, users, mids, at)
+			b.Queue(pastMembers, e.ConversationID, users)
 		case domain.MemberJoined:
 			bump(2, e.MembershipID)
 			b.Queue(`INSERT INTO members (conversation_id, user_id, membership_id, joined_at)
 				VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`, e.ConversationID, e.UserID, e.MembershipID, at)
+			b.Queue(pastMembers, e.ConversationID, []int64{e.UserID})
 			b.Queue(`UPDATE conversations SET updated_at = greatest(updated_at, $2) WHERE id = $1`, e.ConversationID, at)
 		case domain.MemberLeft:
 			b.Queue(`DELETE FROM members WHERE conversation_id = $1 AND user_id = $2 AND membership_id = $3`,
@@ -129,6 +131,11 @@ func (c *Chat) apply(b *pgx.Batch, events []eventstore.RecordedEvent, messagesCo
 	}
 	return nil
 }
+
+// pastMembers records that users are, and so have been, members of a room
+// (a leave keeps the row): a past listing of their rooms looks there.
+const pastMembers = `INSERT INTO past_members (user_id, conversation_id)
+	SELECT u, $1 FROM unnest($2::bigint[]) AS u ON CONFLICT DO NOTHING`
 
 func (c *Chat) queueMessage(b *pgx.Batch, e domain.MessageSent, at time.Time, pos eventstore.Position) {
 	receivers := e.Receivers
