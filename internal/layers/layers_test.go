@@ -50,15 +50,18 @@ var rules = []rule{
 	{layer: "domain", mayImport: []string{}, stdlibOnly: true, allowLibs: []string{"golang.org/x/text/", "github.com/rivo/uniseg"}},
 	{layer: "commands", mayImport: []string{"domain", "eventstore!"}, never: []string{pgx, "github.com/labstack", "github.com/olahol", prom}},
 	{layer: "eventstore", mayImport: []string{"eventstore", "internal/wait", "internal/pgerr"}, never: []string{module + "domain", prom}},
-	{layer: "postgres", mayImport: []string{"commands", "auth", "domain", "eventstore!", "postgres", "shred", "internal/wait"}, never: []string{prom}},
+	{layer: "postgres", mayImport: []string{"commands", "auth", "domain", "eventstore!", "history", "postgres", "shred", "internal/wait"}, never: []string{prom}},
 	// The shredder decorates the event-store port; its keys are behind a port.
 	{layer: "shred", mayImport: []string{"domain", "eventstore!"}, never: []string{pgx, prom}},
 	{layer: "projections", mayImport: []string{"domain", "readmodel", "eventstore!", "migrations", "internal/wait"}, never: []string{prom}},
 	{layer: "readmodel", mayImport: []string{"domain", "eventstore!"}, never: []string{prom}},
+	// Time travel reads the log through ports; its answers are the read
+	// model's types.
+	{layer: "history", mayImport: []string{"domain", "eventstore!", "readmodel"}, never: []string{pgx, prom}},
 	{layer: "realtime", mayImport: []string{"domain", "eventstore!", "readmodel", "internal/wait"},
 		never: []string{"github.com/labstack/echo", "github.com/olahol/melody", pgx, prom}},
 	{layer: "auth", mayImport: []string{"domain"}, never: []string{pgx, "github.com/labstack", "github.com/olahol", prom}},
-	{layer: "http", mayImport: []string{"commands", "readmodel", "realtime", "auth", "domain", "eventstore!", "web", "internal/ratelimit"},
+	{layer: "http", mayImport: []string{"commands", "history", "readmodel", "realtime", "auth", "domain", "eventstore!", "web", "internal/ratelimit"},
 		never: []string{pgx, prom}},
 	{layer: "web", mayImport: []string{}},
 	{layer: "migrations", mayImport: []string{}},
