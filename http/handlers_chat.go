@@ -99,6 +99,12 @@ func (s *Server) answerMembership(c echo.Context, j commands.Joined) error {
 }
 
 func (s *Server) listChatrooms(c echo.Context) error {
+	if cut, past, err := s.asOf(c); err != nil || past {
+		if err != nil {
+			return err
+		}
+		return s.pastChatrooms(c, cut)
+	}
 	rooms, err := s.rm.UserChatrooms(c.Request().Context(), caller(c).UserID)
 	if err != nil {
 		return err

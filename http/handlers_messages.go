@@ -187,6 +187,12 @@ func (s *Server) listConversationMessages(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if cut, past, err := s.asOf(c); err != nil || past {
+		if err != nil {
+			return err
+		}
+		return s.pastConversationMessages(c, id, cut, p)
+	}
 	ctx := c.Request().Context()
 	if err := s.checkMember(c, id); err != nil {
 		return err
@@ -219,7 +225,7 @@ func (s *Server) writePage(c echo.Context, res readmodel.PageResult) error {
 	for i, m := range res.Messages {
 		out[i] = newMessageView(m, urls)
 	}
-	if link := linkHeader(c, s.baseURL(c), res.Prev, res.Next); link != "" {
+	if link := linkHeader(c, s.baseURL(c), res.Prev, res.Next, ""); link != "" {
 		c.Response().Header().Set("Link", link)
 	}
 	return c.JSON(http.StatusOK, out)

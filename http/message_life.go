@@ -38,6 +38,16 @@ func (s *Server) roomMessage(c echo.Context) (readmodel.Message, error) {
 }
 
 func (s *Server) getMessage(c echo.Context) error {
+	if cut, past, err := s.asOf(c); err != nil || past {
+		if err != nil {
+			return err
+		}
+		id, err := pathID(c, domain.ErrMessageNotFound)
+		if err != nil {
+			return err
+		}
+		return s.pastMessage(c, id, cut)
+	}
 	m, err := s.roomMessage(c)
 	if err != nil {
 		return err

@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -224,9 +225,14 @@ func page(c echo.Context) (p readmodel.Page, err error) {
 
 // linkHeader builds an RFC 8288 Link header for the prev/next pages (nil:
 // none).
-func linkHeader(c echo.Context, base string, prev, next *readmodel.Page) string {
+func linkHeader(c echo.Context, base string, prev, next *readmodel.Page, asOf string) string {
 	var links []string
 	u := base + c.Request().URL.Path
+	extra := ""
+	if asOf != "" {
+		// A page of the past links to the pages of the same moment.
+		extra = "&as_of=" + url.QueryEscape(asOf)
+	}
 	for _, l := range []struct {
 		p   *readmodel.Page
 		rel string
@@ -234,11 +240,11 @@ func linkHeader(c echo.Context, base string, prev, next *readmodel.Page) string 
 		switch {
 		case l.p == nil:
 		case l.p.Before > 0:
-			links = append(links, fmt.Sprintf(`<%s?before=%d&limit=%d>; rel="%s"`, u, l.p.Before, l.p.Limit, l.rel))
+			links = append(links, fmt.Sprintf(`<%s?before=%d&limit=%d%s>; rel="%s"`, u, l.p.Before, l.p.Limit, extra, l.rel))
 		case l.p.After > 0 || l.p.Forward:
-			links = append(links, fmt.Sprintf(`<%s?after=%d&limit=%d>; rel="%s"`, u, l.p.After, l.p.Limit, l.rel))
+			links = append(links, fmt.Sprintf(`<%s?after=%d&limit=%d%s>; rel="%s"`, u, l.p.After, l.p.Limit, extra, l.rel))
 		default: // the newest page
-			links = append(links, fmt.Sprintf(`<%s?limit=%d>; rel="%s"`, u, l.p.Limit, l.rel))
+			links = append(links, fmt.Sprintf(`<%s?limit=%d%s>; rel="%s"`, u, l.p.Limit, extra, l.rel))
 		}
 	}
 	return strings.Join(links, ", ")

@@ -152,6 +152,8 @@ type Config struct {
 	// (either): the admin routes answer 404.
 	AdminToken string
 	Forgetter  Forgetter
+	// Past answers ?as_of= from the log; zero: time travel is off (503).
+	Past Past
 }
 
 // Server is the HTTP API. It is an http.Handler.

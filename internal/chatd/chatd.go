@@ -25,6 +25,7 @@ import (
 	"github.com/evchat/evchat/domain"
 	"github.com/evchat/evchat/eventstore"
 	pgstore "github.com/evchat/evchat/eventstore/postgres"
+	"github.com/evchat/evchat/history"
 	chathttp "github.com/evchat/evchat/http"
 	"github.com/evchat/evchat/internal/embeddedpg"
 	"github.com/evchat/evchat/internal/metrics"
@@ -192,6 +193,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (m *Main, err error)
 		Search: m.searchAPI(rm), ChatPaused: m.chatPaused,
 		ReadWait: cfg.ReadWait, WriteMarks: &chathttp.WriteMarks{}, ReadWaiting: cfg.ReadWaiting,
 		AdminToken: cfg.AdminToken, Forgetter: NewForgetter(m.pool, cmds, m.shred, filepath.Join(cfg.DataDir, "media"), log),
+		Past: history.New(history.Config{
+			Log: m.store, Registry: cmds.Registry(), Blocks: postgres.NewHistoryBlocks(m.pool), Rooms: rm, Logger: log,
+		}),
 	})
 	m.tokens.Listen(notifierBus{m.notifier})
 	m.registerGauges()
