@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -224,4 +225,51 @@ type Store interface {
 	Head(ctx context.Context) (Position, error)
 	// Ping checks that the store can be reached.
 	Ping(ctx context.Context) error
+}
+
+// StreamRead is one stream's read of a ReadStreams call: up to Count events
+// of Stream from revision From (inclusive) in direction Dir.
+type StreamRead struct {
+	Stream string
+	Dir    Direction
+	From   uint64
+	Count  int
+}
+
+// StreamsReader is implemented by stores that read several streams in one
+// round trip. Callers use ReadStreams, which falls back to one ReadStream a
+// stream for stores that do not.
+type StreamsReader interface {
+	// ReadStreams answers each of reads as ReadStream would, in the same
+	// order; a stream with no events reads as empty instead of failing.
+	ReadStreams(ctx context.Context, reads []StreamRead) ([][]RecordedEvent, error)
+}
+
+// ReadStreams answers each of reads as s.ReadStream would, a stream with no
+// events as empty: in one call when s is a StreamsReader, otherwise with
+// up to eight ReadStream calls at a time.
+func ReadStreams(ctx context.Context, s Store, reads []StreamRead) ([][]RecordedEvent, error) {
+	if m, ok := s.(StreamsReader); ok {
+		return m.ReadStreams(ctx, reads)
+	}
+	out := make([][]RecordedEvent, len(reads))
+	errs := make([]error, len(reads))
+	sem := make(chan struct{}, 8)
+	var wg sync.WaitGroup
+	for i, rd := range reads {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			evs, err := s.ReadStream(ctx, rd.Stream, rd.Dir, rd.From, rd.Count)
+			if errors.Is(err, ErrStreamNotFound) {
+				evs, err = nil, nil
+			}
+			out[i], errs[i] = evs, err
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return out, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/evchat/evchat/domain"
 	"github.com/evchat/evchat/eventstore"
@@ -16,6 +17,33 @@ func (s *Store) ReadStream(ctx context.Context, stream string, dir eventstore.Di
 		return evs, err
 	}
 	return evs, s.open(ctx, evs)
+}
+
+// ReadStreams reads from the decorated store and opens the events. Reads of
+// username streams, whose stored names differ, go one by one.
+func (s *Store) ReadStreams(ctx context.Context, reads []eventstore.StreamRead) ([][]eventstore.RecordedEvent, error) {
+	var out [][]eventstore.RecordedEvent
+	if slices.ContainsFunc(reads, func(rd eventstore.StreamRead) bool { _, hashed := s.hashedStream(rd.Stream); return hashed }) {
+		out = make([][]eventstore.RecordedEvent, len(reads))
+		for i, rd := range reads {
+			evs, err := s.readStream(ctx, rd.Stream, rd.Dir, rd.From, rd.Count)
+			if err != nil && !errors.Is(err, eventstore.ErrStreamNotFound) {
+				return nil, err
+			}
+			out[i] = evs
+		}
+	} else {
+		var err error
+		if out, err = eventstore.ReadStreams(ctx, s.inner, reads); err != nil {
+			return nil, err
+		}
+	}
+	for _, evs := range out {
+		if err := s.open(ctx, evs); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // ReadAll reads from the decorated store and opens the events.

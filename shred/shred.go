@@ -88,7 +88,10 @@ type cached struct {
 	aead  cipher.AEAD
 }
 
-var _ eventstore.Store = (*Store)(nil)
+var (
+	_ eventstore.Store         = (*Store)(nil)
+	_ eventstore.StreamsReader = (*Store)(nil)
+)
 
 // New decorates inner with the keys of keys.
 func New(inner eventstore.Store, keys Keys, o Options) *Store {

@@ -42,6 +42,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"ExpectedRevision", testExpectedRevision},
 		{"IdempotentRetry", testIdempotentRetry},
 		{"ReadStreamDirectionsAndBounds", testReadStream},
+		{"ReadStreamsManyAtOnce", testReadStreams},
 		{"ReadAll", testReadAll},
 		{"SubscribeCatchUpThenLive", testSubscribe},
 		{"SubscribeResume", testSubscribeResume},
@@ -268,6 +269,57 @@ func testReadStream(t *testing.T, newStore Factory) {
 		if _, err := s.ReadStream(ctx, "missing-stream", dir, 0, 10); !errors.Is(err, eventstore.ErrStreamNotFound) {
 			t.Errorf("read missing stream (dir %d): err = %v; want ErrStreamNotFound", dir, err)
 		}
+	}
+}
+
+// testReadStreams checks eventstore.ReadStreams, which uses the store's own
+// many-stream read when it has one: each read answered as ReadStream
+// would, in the order asked, a missing stream as empty.
+func testReadStreams(t *testing.T, newStore Factory) {
+	s := newStore(t, Options{})
+	ctx := ctxFor(t)
+	a, b := streamName("many-a"), streamName("many-b")
+	mustAppend(t, s, a, eventstore.NoStream(), events(10)...)
+	mustAppend(t, s, b, eventstore.NoStream(), events(4)...)
+	reads := []eventstore.StreamRead{
+		{Stream: a, Dir: eventstore.Forwards, From: 3, Count: 4},
+		{Stream: "missing-" + a, Dir: eventstore.Forwards, From: 0, Count: 10},
+		{Stream: b, Dir: eventstore.Backwards, From: eventstore.End, Count: 3},
+		{Stream: a, Dir: eventstore.Backwards, From: 2, Count: 10},
+		{Stream: b, Dir: eventstore.Forwards, From: 20, Count: 10},
+		{Stream: a, Dir: eventstore.Backwards, From: 50, Count: 2},
+		{Stream: b, Dir: eventstore.Forwards, From: 0, Count: 0},
+	}
+	want := []struct {
+		stream string
+		revs   []uint64
+	}{{a, []uint64{3, 4, 5, 6}}, {"", nil}, {b, []uint64{3, 2, 1}}, {a, []uint64{2, 1, 0}}, {"", nil}, {a, []uint64{9, 8}}, {"", nil}}
+	got, err := eventstore.ReadStreams(ctx, s, reads)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(reads) {
+		t.Fatalf("%d answers to %d reads", len(got), len(reads))
+	}
+	for i, evs := range got {
+		var revs []uint64
+		for _, e := range evs {
+			revs = append(revs, e.Revision)
+			if e.Stream != want[i].stream {
+				t.Errorf("read %d: an event of stream %q; want %q", i, e.Stream, want[i].stream)
+			}
+		}
+		if !slices.Equal(revs, want[i].revs) {
+			t.Errorf("read %d (%+v): revisions %v; want %v", i, reads[i], revs, want[i].revs)
+		}
+	}
+	one, err := s.ReadStream(ctx, a, eventstore.Forwards, 3, 1)
+	if err != nil || len(one) != 1 {
+		t.Fatalf("ReadStream: %d events, %v", len(one), err)
+	}
+	if e := got[0][0]; e.ID != one[0].ID || e.Position != one[0].Position || e.Type != one[0].Type ||
+		string(e.Data) != string(one[0].Data) || string(e.Metadata) != string(one[0].Metadata) || !e.Created.Equal(one[0].Created) {
+		t.Errorf("ReadStreams event %+v differs from ReadStream's %+v", e, one[0])
 	}
 }
 

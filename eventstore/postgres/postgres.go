@@ -53,7 +53,10 @@ type Hints interface {
 	Notify(ctx context.Context, payload string) error
 }
 
-var _ eventstore.Store = (*Store)(nil)
+var (
+	_ eventstore.Store         = (*Store)(nil)
+	_ eventstore.StreamsReader = (*Store)(nil)
+)
 
 // Options tune a Store. The zero value is usable.
 type Options struct {
@@ -203,6 +206,59 @@ func (s *Store) ReadStream(ctx context.Context, stream string, dir eventstore.Di
 	return events, nil
 }
 
+// readStreamsSQL answers many stream reads in one statement: each read is a
+// row of the arrays, and its events come back tagged with the read's index.
+const readStreamsSQL = `SELECT r.i, e.event_id, e.stream_id, e.revision, e.tx_id, e.position, e.type, e.data::text, e.metadata::text, e.created_at
+  FROM unnest($1::text[], $2::bigint[], $3::int[], $4::bool[]) WITH ORDINALITY AS r(stream, rev, n, back, i)
+  CROSS JOIN LATERAL (
+      (SELECT * FROM events WHERE NOT r.back AND stream_id = r.stream AND revision >= r.rev ORDER BY revision LIMIT r.n)
+      UNION ALL
+      (SELECT * FROM events WHERE r.back AND stream_id = r.stream AND revision <= r.rev ORDER BY revision DESC LIMIT r.n)
+  ) e
+ ORDER BY r.i, CASE WHEN r.back THEN -e.revision ELSE e.revision END`
+
+// ReadStreams implements eventstore.StreamsReader: one round trip for all
+// the reads.
+func (s *Store) ReadStreams(ctx context.Context, reads []eventstore.StreamRead) ([][]eventstore.RecordedEvent, error) {
+	out := make([][]eventstore.RecordedEvent, len(reads))
+	if len(reads) == 0 {
+		return out, nil
+	}
+	streams := make([]string, len(reads))
+	revs := make([]int64, len(reads))
+	counts := make([]int32, len(reads))
+	back := make([]bool, len(reads))
+	for i, rd := range reads {
+		streams[i], counts[i] = rd.Stream, int32(min(max(rd.Count, 0), 1<<30))
+		back[i] = rd.Dir == eventstore.Backwards
+		switch {
+		case back[i] && (rd.From == eventstore.End || rd.From > 1<<62):
+			revs[i] = 1<<63 - 1
+		case rd.From > 1<<62:
+			revs[i] = 1 << 62
+		default:
+			revs[i] = int64(rd.From)
+		}
+	}
+	rows, err := s.pool.Query(ctx, readStreamsSQL, streams, revs, counts, back)
+	if err != nil {
+		return nil, fmt.Errorf("read %d streams: %w", len(reads), classify(err))
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var i int64
+		e, err := scanEvent(rows, &i)
+		if err != nil {
+			return nil, fmt.Errorf("read %d streams: %w", len(reads), classify(err))
+		}
+		out[i-1] = append(out[i-1], e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read %d streams: %w", len(reads), classify(err))
+	}
+	return out, nil
+}
+
 // ReadAll implements eventstore.Store: only rows of transactions older than
 // every running transaction are read, so the result never has a hole that a
 // later commit could fill. When the batch is not full and rows exist that
@@ -333,19 +389,29 @@ func scanEvents(rows pgx.Rows) ([]eventstore.RecordedEvent, error) {
 	defer rows.Close()
 	var out []eventstore.RecordedEvent
 	for rows.Next() {
-		var e eventstore.RecordedEvent
-		var rev, tx, pos int64
-		var data, meta string
-		if err := rows.Scan(&e.ID, &e.Stream, &rev, &tx, &pos, &e.Type, &data, &meta, &e.Created); err != nil {
+		e, err := scanEvent(rows)
+		if err != nil {
 			return nil, err
 		}
-		e.Revision = uint64(rev)
-		e.Position = eventstore.Position{Commit: uint64(tx), Prepare: uint64(pos)}
-		e.Data, e.Metadata = []byte(data), []byte(meta)
-		e.Created = e.Created.UTC()
 		out = append(out, e)
 	}
 	return out, rows.Err()
+}
+
+// scanEvent scans a row of selectEvent's columns, after the destinations
+// of any columns before them.
+func scanEvent(rows pgx.Rows, before ...any) (eventstore.RecordedEvent, error) {
+	var e eventstore.RecordedEvent
+	var rev, tx, pos int64
+	var data, meta string
+	if err := rows.Scan(append(before, &e.ID, &e.Stream, &rev, &tx, &pos, &e.Type, &data, &meta, &e.Created)...); err != nil {
+		return eventstore.RecordedEvent{}, err
+	}
+	e.Revision = uint64(rev)
+	e.Position = eventstore.Position{Commit: uint64(tx), Prepare: uint64(pos)}
+	e.Data, e.Metadata = []byte(data), []byte(meta)
+	e.Created = e.Created.UTC()
+	return e, nil
 }
 
 // Head implements eventstore.Store. It reports the last committed event,

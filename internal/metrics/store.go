@@ -42,3 +42,9 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 	}
 	return res, err
 }
+
+// ReadStreams implements eventstore.StreamsReader with the wrapped store's
+// (one call when it reads many streams at once).
+func (s *Store) ReadStreams(ctx context.Context, reads []eventstore.StreamRead) ([][]eventstore.RecordedEvent, error) {
+	return eventstore.ReadStreams(ctx, s.Store, reads)
+}
