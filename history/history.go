@@ -102,14 +102,36 @@ type Block struct {
 	// or, from Blocks.Last, the state in force after it (nil: none, for
 	// streams that are not rooms).
 	State json.RawMessage
+	// Marks are where each of the block's events lies in the log and when
+	// it was recorded, in revision order (Save stores them; Last does not
+	// return them).
+	Marks []Mark
+}
+
+// Mark is where an event lies in the log and when it was recorded.
+type Mark struct {
+	Pos eventstore.Position
+	At  time.Time
+}
+
+// Found is where the index places a cut in a stream.
+type Found struct {
+	// Block is the last stored block whose last event the cut includes,
+	// with the state in force after it; HasBlock false when there is none.
+	Block    Block
+	HasBlock bool
+	// Past is how many events after Block (after the stream's start
+	// without one) the cut includes, counted in the next block's marks:
+	// -1 when the index does not know (that block is not stored, or was
+	// stored without marks).
+	Past int
 }
 
 // Blocks is the index's storage.
 type Blocks interface {
-	// Last returns, for each of streams, its last stored block whose last
-	// event the cut includes, with the state in force after it. Streams
-	// without one are absent from the map.
-	Last(ctx context.Context, streams []string, cut Cut) (map[string]Block, error)
+	// Last finds the cut in each of streams. Streams the index knows
+	// nothing of are absent from the map.
+	Last(ctx context.Context, streams []string, cut Cut) (map[string]Found, error)
 	// Save stores blocks; a block already stored is kept as it is. A
 	// block's State may be nil when it equals the block before's.
 	Save(ctx context.Context, blocks []Block) error

@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/evchat/evchat/domain"
@@ -15,7 +13,9 @@ import (
 
 // roomState is what the index keeps of a room after a block: no personal
 // data (names and descriptions stay in the log, where forgetting their
-// author reaches them; the state says which revision set them).
+// author reaches them; the state says which revision set them). The
+// events of messages' lives are not applied (walk reads them): the
+// state's LastMessageID stays unset.
 type roomState struct {
 	conv      *domain.Conversation
 	exists    bool
@@ -108,132 +108,224 @@ type located struct {
 }
 
 // locateAll finds the cut in each stream: one look-up of the index for
-// all, then each stream's reads, a few at a time. Room streams (rooms
-// true) also get the room's state at the cut.
+// all, then the streams' reads together, one round trip for all of them
+// on stores that read many streams at once. Room streams (rooms true) also
+// get the room's state at the cut.
 func (r *Reader) locateAll(ctx context.Context, streams []string, cut Cut, rooms bool) (map[string]located, error) {
 	blocks, err := r.cfg.Blocks.Last(ctx, streams, cut)
 	if err != nil {
 		return nil, fmt.Errorf("history: index look-up: %w", err)
 	}
-	out := make(map[string]located, len(streams))
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	var firstErr error
-	sem := make(chan struct{}, 4)
+	todo := make([]*locating, 0, len(streams))
+	all := make([]*locating, 0, len(streams))
 	for _, stream := range streams {
-		b, ok := blocks[stream]
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			loc, err := r.locate(ctx, stream, cut, rooms, b, ok)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil && firstErr == nil {
-				firstErr = err
-			}
-			out[stream] = loc
-		}()
-	}
-	wg.Wait()
-	if firstErr != nil {
-		return nil, firstErr
-	}
-	return out, nil
-}
-
-// locate reads a stream forward from the block b (the last stored one the
-// cut includes, when ok) to the cut, storing the complete blocks it reads
-// on the way.
-func (r *Reader) locate(ctx context.Context, stream string, cut Cut, room bool, b Block, ok bool) (located, error) {
-	var state *roomState
-	if room {
-		state = newRoomState()
-	}
-	from := uint64(0)
-	if ok {
-		from = uint64((b.Index+1)*BlockSize - 1) // the block's last event, to check it is this log's
-		if room {
-			var good bool
-			if state, good = decodeRoomState(b.State); !good {
-				// A state this build cannot read: the stream's blocks are
-				// made again.
-				if err := r.cfg.Blocks.Drop(ctx, stream); err != nil {
-					return located{}, fmt.Errorf("history: drop blocks of %s: %w", stream, err)
-				}
-				return r.locate(ctx, stream, cut, room, Block{}, false)
-			}
+		f, ok := blocks[stream]
+		if !ok {
+			f.Past = -1
 		}
-	}
-	loc := located{rev: -1, state: state}
-	var pending []Block
-	prevState := []byte(nil)
-	if ok {
-		prevState = b.State
-	}
-	count := BlockSize + 1
-	for done := false; !done; count = 8 * BlockSize {
-		events, err := r.cfg.Log.ReadStream(ctx, stream, eventstore.Forwards, from, count)
-		if errors.Is(err, eventstore.ErrStreamNotFound) {
-			events, err = nil, nil
-		}
+		l, err := r.startLocating(ctx, stream, cut, rooms, f)
 		if err != nil {
-			return located{}, fmt.Errorf("history: read %s: %w", stream, err)
+			return nil, err
 		}
-		if ok && from == uint64((b.Index+1)*BlockSize-1) {
-			if len(events) == 0 || events[0].ID != b.LastID {
-				// Blocks of another log behind this database: forget them
-				// and read the stream from its start.
-				r.cfg.Logger.Warn("history: index does not match the log; reading the stream again", "stream", stream)
-				if err := r.cfg.Blocks.Drop(ctx, stream); err != nil {
-					return located{}, fmt.Errorf("history: drop blocks of %s: %w", stream, err)
-				}
-				return r.locate(ctx, stream, cut, room, Block{}, false)
-			}
-			loc.rev = int64(events[0].Revision)
-			events = events[1:]
-			count-- // the block's last event was asked for on top
+		all = append(all, l)
+		if l.count > 0 {
+			todo = append(todo, l)
 		}
-		for _, e := range events {
-			at := eventTime(e)
-			if !cut.includes(e.Position, at) {
-				done = true
-				break
+	}
+	for len(todo) > 0 {
+		reads := make([]eventstore.StreamRead, len(todo))
+		for i, l := range todo {
+			reads[i] = eventstore.StreamRead{Stream: l.stream, Dir: eventstore.Forwards, From: l.from, Count: l.count}
+		}
+		got, err := eventstore.ReadStreams(ctx, r.cfg.Log, reads)
+		if err != nil {
+			return nil, fmt.Errorf("history: read %d streams: %w", len(reads), err)
+		}
+		next := todo[:0]
+		for i, l := range todo {
+			done, err := r.feed(ctx, l, got[i])
+			if err != nil {
+				return nil, err
 			}
-			if room {
-				ev, _, known, err := r.cfg.Registry.DecodeRecorded(e.ID.String(), e.Type, e.Data, e.Metadata, e.Created)
-				if err != nil {
-					return located{}, fmt.Errorf("history: %w", err)
-				}
-				if known {
-					state.apply(ev, int64(e.Revision), at)
-				}
-			}
-			loc.rev = int64(e.Revision)
-			loc.tail = append(loc.tail, e)
-			if (e.Revision+1)%BlockSize == 0 {
-				blk := Block{Stream: stream, Index: int64(e.Revision / BlockSize), LastID: e.ID, Last: e.Position, LastAt: at}
-				if room {
-					if st := state.encode(); !bytes.Equal(st, prevState) {
-						blk.State, prevState = st, st
-					}
-				}
-				pending = append(pending, blk)
-				loc.tail = loc.tail[:0:0]
+			if !done {
+				next = append(next, l)
 			}
 		}
-		if len(events) < count {
-			done = true
-		}
-		if len(events) > 0 {
-			from = events[len(events)-1].Revision + 1
-		}
+		todo = next
+	}
+	out := make(map[string]located, len(all))
+	var pending []Block
+	for _, l := range all {
+		out[l.stream] = l.loc
+		pending = append(pending, l.pending...)
 	}
 	if len(pending) > 0 {
 		if err := r.cfg.Blocks.Save(ctx, pending); err != nil {
 			// Only a cache: the answer stands; the next reader reads more.
-			r.cfg.Logger.Warn("history: save index blocks", "stream", stream, "err", err)
+			r.cfg.Logger.Warn("history: save index blocks", "blocks", len(pending), "err", err)
 		}
 	}
-	return loc, nil
+	return out, nil
+}
+
+// locating is one stream's read from the block b (the last stored one the
+// cut includes, when ok) to the cut, with the complete blocks it passed
+// on the way, to be stored.
+type locating struct {
+	stream string
+	cut    Cut
+	room   bool
+	b      Block
+	ok     bool
+	from   uint64 // the next read's first revision
+	count  int    // and its length; 0: nothing to read
+	// exact: the index said how many events the cut includes, and count
+	// asks for exactly those.
+	exact     bool
+	loc       located
+	marks     []Mark // of the events of loc.tail
+	pending   []Block
+	prevState []byte
+}
+
+// startLocating sets up the read of stream from where the index placed
+// the cut. A block whose state this build cannot read makes the stream's
+// blocks again.
+func (r *Reader) startLocating(ctx context.Context, stream string, cut Cut, room bool, f Found) (*locating, error) {
+	l := &locating{stream: stream, cut: cut, room: room, loc: located{rev: -1}, count: BlockSize + 1}
+	if room {
+		l.loc.state = newRoomState()
+	}
+	if f.HasBlock && room {
+		state, good := decodeRoomState(f.Block.State)
+		if !good {
+			if err := r.cfg.Blocks.Drop(ctx, stream); err != nil {
+				return nil, fmt.Errorf("history: drop blocks of %s: %w", stream, err)
+			}
+			return l, nil
+		}
+		l.loc.state = state
+	}
+	if f.HasBlock {
+		l.b, l.ok, l.prevState = f.Block, true, f.Block.State
+		l.from = uint64((f.Block.Index+1)*BlockSize - 1) // the block's last event, to check it is this log's
+	}
+	if f.Past >= 0 {
+		l.exact, l.count = true, f.Past
+		if l.ok {
+			l.count++
+		}
+	}
+	return l, nil
+}
+
+// feed takes the events of l's last read and reports whether l has
+// reached the cut.
+func (r *Reader) feed(ctx context.Context, l *locating, events []eventstore.RecordedEvent) (bool, error) {
+	asked := l.count
+	l.count = 8 * BlockSize
+	if l.ok && l.from == uint64((l.b.Index+1)*BlockSize-1) {
+		if len(events) == 0 || events[0].ID != l.b.LastID {
+			// Blocks of another log behind this database: forget them and
+			// read the stream from its start.
+			r.cfg.Logger.Warn("history: index does not match the log; reading the stream again", "stream", l.stream)
+			if err := r.cfg.Blocks.Drop(ctx, l.stream); err != nil {
+				return false, fmt.Errorf("history: drop blocks of %s: %w", l.stream, err)
+			}
+			fresh, err := r.startLocating(ctx, l.stream, l.cut, l.room, Found{Past: -1})
+			if err != nil {
+				return false, err
+			}
+			*l = *fresh
+			return false, nil
+		}
+		l.loc.rev = int64(events[0].Revision)
+		events = events[1:]
+		asked-- // the block's last event was asked for on top
+	}
+	if len(events) > 0 {
+		l.from = events[len(events)-1].Revision + 1
+	}
+	for i, e := range events {
+		at := eventTime(e)
+		if !l.cut.includes(e.Position, at) {
+			if !l.exact {
+				// The read went past the cut: when it holds the rest of
+				// the block, store that block too, so that the next reader
+				// of a moment in it reads exactly up to its moment.
+				if err := r.completeBlock(l, events[i:]); err != nil {
+					return false, err
+				}
+			}
+			return true, nil
+		}
+		if err := r.applyTo(l.loc.state, e, at); err != nil {
+			return false, err
+		}
+		l.loc.rev = int64(e.Revision)
+		l.loc.tail = append(l.loc.tail, e)
+		l.marks = append(l.marks, Mark{Pos: e.Position, At: at})
+		if (e.Revision+1)%BlockSize == 0 {
+			l.closeBlock(l.loc.state, e, at)
+			l.loc.tail = l.loc.tail[:0:0]
+		}
+	}
+	return l.exact || len(events) < asked, nil
+}
+
+// applyTo applies e, recorded at at, to a room's state (nil for streams
+// that are not rooms).
+func (r *Reader) applyTo(state *roomState, e eventstore.RecordedEvent, at time.Time) error {
+	if state == nil || messageLife(e.Type) {
+		return nil
+	}
+	ev, _, known, err := r.cfg.Registry.DecodeRecorded(e.ID.String(), e.Type, e.Data, e.Metadata, e.Created)
+	if err != nil {
+		return fmt.Errorf("history: %w", err)
+	}
+	if known {
+		state.apply(ev, int64(e.Revision), at)
+	}
+	return nil
+}
+
+// closeBlock queues the block that ends with e for storing, with l's
+// marks and the room's state after it.
+func (l *locating) closeBlock(state *roomState, e eventstore.RecordedEvent, at time.Time) {
+	blk := Block{Stream: l.stream, Index: int64(e.Revision / BlockSize), LastID: e.ID, Last: e.Position, LastAt: at, Marks: l.marks}
+	if state != nil {
+		if st := state.encode(); !bytes.Equal(st, l.prevState) {
+			blk.State, l.prevState = st, st
+		}
+	}
+	l.pending = append(l.pending, blk)
+	l.marks = nil
+}
+
+// completeBlock finishes the block the cut falls in from rest, the events
+// read past the cut, when they reach its end; the answer's state is left
+// as it stood at the cut.
+func (r *Reader) completeBlock(l *locating, rest []eventstore.RecordedEvent) error {
+	need := BlockSize - len(l.marks)
+	if len(rest) < need {
+		return nil
+	}
+	var state *roomState
+	if l.room {
+		var ok bool
+		if state, ok = decodeRoomState(l.loc.state.encode()); !ok {
+			return nil
+		}
+		state.exists = l.loc.state.exists
+	}
+	for _, e := range rest[:need] {
+		at := eventTime(e)
+		if err := r.applyTo(state, e, at); err != nil {
+			return err
+		}
+		l.marks = append(l.marks, Mark{Pos: e.Position, At: at})
+	}
+	last := rest[need-1]
+	l.closeBlock(state, last, eventTime(last))
+	return nil
 }

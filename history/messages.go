@@ -179,6 +179,17 @@ func (r *Reader) Message(ctx context.Context, user, id int64, cut Cut) (readmode
 	return msgs[0], nil
 }
 
+// messageLife reports whether events of type typ send or change a message:
+// the events walk reads, and the only ones the room's state skips.
+func messageLife(typ string) bool {
+	switch typ {
+	case domain.TypeMessageSent, domain.TypeMessageEdited, domain.TypeMessageDeleted,
+		domain.TypeReactionAdded, domain.TypeReactionRemoved:
+		return true
+	}
+	return false
+}
+
 // walk reads a room back from the cut, handing each send to visit until
 // it returns false, and returns the changes to the messages it read on
 // the way (each message's newest first). A message's changes all lie
@@ -192,10 +203,7 @@ func (r *Reader) walk(ctx context.Context, conv int64, loc located, visit func(s
 		if err != nil || !ok {
 			return life, err
 		}
-		switch e.Type {
-		case domain.TypeMessageSent, domain.TypeMessageEdited, domain.TypeMessageDeleted,
-			domain.TypeReactionAdded, domain.TypeReactionRemoved:
-		default:
+		if !messageLife(e.Type) {
 			continue // the room's other events change no message
 		}
 		ev, md, known, err := r.cfg.Registry.DecodeRecorded(e.ID.String(), e.Type, e.Data, e.Metadata, e.Created)

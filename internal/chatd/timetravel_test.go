@@ -245,3 +245,48 @@ func (s *testServer) headPosition(t testing.TB) string {
 	}
 	return head.String()
 }
+
+// TestTimeTravelLongRoom reads a room of several index blocks at moments
+// around the blocks' edges: first while the readers fill the index, then
+// again through it (where it says exactly how far to read), by position
+// and by time.
+func TestTimeTravelLongRoom(t *testing.T) {
+	t.Parallel()
+	s := startServer(t)
+	a, b := s.newUser(), s.newUser()
+	room := s.room(a, b)
+	const n = 300
+	ids := make([]int64, n)
+	for i := range n {
+		u := a
+		if i%2 == 1 {
+			u = b
+		}
+		ids[i] = s.send(u, room, fmt.Sprintf("m%d", i))
+	}
+	want := func(from, to int) []string { // texts of messages from..to
+		var out []string
+		for i := max(from, 0); i <= to; i++ {
+			out = append(out, fmt.Sprintf("m%d", i))
+		}
+		return out
+	}
+	cuts := []int{0, 49, 120, 125, 126, 127, 128, 129, 200, 252, 253, 254, 255, 256, 299}
+	for pass := range 2 { // the first fills the index, the second reads through it
+		for _, k := range cuts {
+			m := decodeLife(t, s.do("GET", msgPath(ids[k], ""), a.Access, nil))
+			for _, asOf := range []string{m.Position, m.CreatedAt} {
+				if got := texts(s.pastMessages(t, a, room, asOf, "")); !slices.Equal(got, want(k-49, k)) {
+					t.Fatalf("pass %d: newest page as of message %d (%s): %q", pass, k, asOf, got)
+				}
+			}
+		}
+	}
+	m := decodeLife(t, s.do("GET", msgPath(ids[200], ""), a.Access, nil))
+	if got := texts(s.pastMessages(t, a, room, m.Position, fmt.Sprintf("&limit=10&before=%d", ids[60]))); !slices.Equal(got, want(50, 59)) {
+		t.Fatalf("10 before message 60 as of message 200: %q", got)
+	}
+	if got := texts(s.pastMessages(t, a, room, m.Position, fmt.Sprintf("&limit=10&after=%d", ids[195]))); !slices.Equal(got, want(196, 200)) {
+		t.Fatalf("10 after message 195 as of message 200: %q", got)
+	}
+}
