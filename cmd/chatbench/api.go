@@ -118,6 +118,7 @@ func stripURL(err error) error {
 
 // genericPath replaces the numbers in a path with N.
 func genericPath(p string) string {
+	p, _, _ = strings.Cut(p, "?")
 	parts := strings.Split(p, "/")
 	for i, s := range parts {
 		if _, err := strconv.ParseInt(s, 10, 64); err == nil {
@@ -189,6 +190,13 @@ func (a *api) listRoom(ctx context.Context, u *user, room int64) error {
 func (a *api) listRoomMessages(ctx context.Context, u *user, room int64) ([]message, error) {
 	var out []message
 	err := a.do(ctx, http.MethodGet, "/list-conversation-messages/"+strconv.FormatInt(room, 10)+"/", u.token, nil, http.StatusOK, &out)
+	return out, err
+}
+
+// listRoomAsOf gets and decodes a room's newest page as it stood at asOf.
+func (a *api) listRoomAsOf(ctx context.Context, u *user, room int64, asOf string) ([]message, error) {
+	var out []message
+	err := a.do(ctx, http.MethodGet, "/list-conversation-messages/"+strconv.FormatInt(room, 10)+"/?as_of="+url.QueryEscape(asOf), u.token, nil, http.StatusOK, &out)
 	return out, err
 }
 

@@ -66,6 +66,7 @@ const (
 	goalAP99Ms      = 15.0
 	goalBOfA        = 0.60
 	goalCRatio      = 1.5
+	goalCAsOfRatio  = 3.0
 	goalDP99Ms      = 50.0
 	goalDRateShare  = 0.98 // of the target: the rate counts as offered
 	goalEKiB        = 40.0
@@ -106,6 +107,11 @@ func evaluate(r *results) []goal {
 			q := ratio(x.big.P50Ms, x.empty.P50Ms)
 			out = append(out, goal{Scenario: "c " + x.what, Goal: fmt.Sprintf("%s big/empty p50 <= %.1f", x.what, goalCRatio),
 				Measured: "big/empty p50 = " + fmtRatio(q), Status: status(q <= goalCRatio)})
+		}
+		if c.AsOf != "" {
+			q := ratio(c.ListAsOf.P50Ms, c.ListLive.P50Ms)
+			out = append(out, goal{Scenario: "c as_of", Goal: fmt.Sprintf("list as_of/now p50 <= %.1f", goalCAsOfRatio),
+				Measured: "as_of/now p50 = " + fmtRatio(q), Status: status(q <= goalCAsOfRatio)})
 		}
 	}
 	if d := r.D; d != nil {
@@ -192,6 +198,13 @@ func rows(r *results) []row {
 			y.ratio = fmt.Sprintf("big/empty p50 = %s, p99 = %s",
 				fmtRatio(ratio(x.big.P50Ms, x.empty.P50Ms)), fmtRatio(ratio(x.big.P99Ms, x.empty.P99Ms)))
 			out = append(out, y.with(goalOf(r.Goals, "c "+x.what)))
+		}
+		if c.AsOf != "" {
+			out = append(out, loadRow(fmt.Sprintf("c: list %s now", bigName), c.ListLive, "lists/s"))
+			y := loadRow(fmt.Sprintf("c: list %s as_of halfway", bigName), c.ListAsOf, "lists/s")
+			y.ratio = fmt.Sprintf("as_of/now p50 = %s, p99 = %s",
+				fmtRatio(ratio(c.ListAsOf.P50Ms, c.ListLive.P50Ms)), fmtRatio(ratio(c.ListAsOf.P99Ms, c.ListLive.P99Ms)))
+			out = append(out, y.with(goalOf(r.Goals, "c as_of")))
 		}
 	}
 	if d := r.D; d != nil {
@@ -304,6 +317,10 @@ func details(r *results) []string {
 				fmtRatio(ratio(c.ListBig.P99Ms, c.ListEmpty.P99Ms)), fmtMs(c.ListBig.P99Ms), fmtMs(c.ListEmpty.P99Ms)),
 			fmt.Sprintf("c: first send after a chatd restart (room state not cached, one sample each): empty room %s, big room %s",
 				fmtMs(c.ColdSendEmptyMs), fmtMs(c.ColdSendBigMs)))
+		if c.AsOf != "" {
+			out = append(out, fmt.Sprintf("c: as_of = %s (when half the pre-fill was acknowledged); its page held %d messages; the first as_of list, which reads the room's log up to the cut and saves its history index, took %s",
+				c.AsOf, c.PageAsOf, fmtMs(c.ColdAsOfMs)))
+		}
 	}
 	if d := r.D; d != nil {
 		out = append(out,
@@ -359,6 +376,9 @@ func cpuLines(r *results) []string {
 	if r.C != nil {
 		add("c send", r.C.SendBig.CPU)
 		add("c list", r.C.ListBig.CPU)
+		if r.C.AsOf != "" {
+			add("c as_of", r.C.ListAsOf.CPU)
+		}
 	}
 	if r.D != nil {
 		add("d", r.D.CPU)

@@ -26,6 +26,16 @@ type bigRoomResult struct {
 	// cached.
 	ColdSendEmptyMs float64 `json:"cold_send_empty_ms"`
 	ColdSendBigMs   float64 `json:"cold_send_big_ms"`
+	// The big room's newest page now (ListLive) against a page of the
+	// same room as it stood halfway through the pre-fill (ListAsOf, with
+	// ?as_of=), alternating in every client. ColdAsOfMs is the first as_of
+	// list of the run, which reads the room's log up to the cut and saves
+	// the room's history index.
+	AsOf       string  `json:"as_of,omitempty"`
+	ListLive   summary `json:"list_live"`
+	ListAsOf   summary `json:"list_as_of"`
+	PageAsOf   int     `json:"list_page_as_of"`
+	ColdAsOfMs float64 `json:"cold_as_of_ms"`
 }
 
 const (
@@ -51,7 +61,8 @@ func runC(ctx context.Context, e *env) (*bigRoomResult, error) {
 	big, small := rooms[0], rooms[1]
 	res := &bigRoomResult{PrefillMessages: e.opts.prefill, Clients: bigRoomClients}
 	t0 := time.Now()
-	if err := prefill(ctx, e, big, e.opts.prefill); err != nil {
+	half, err := prefill(ctx, e, big, e.opts.prefill)
+	if err != nil {
 		return nil, err
 	}
 	res.PrefillSeconds = time.Since(t0).Seconds()
@@ -66,9 +77,9 @@ func runC(ctx context.Context, e *env) (*bigRoomResult, error) {
 		return small
 	}
 	var turns [bigRoomClients]int // per worker: alternate small, big
-	half := max(e.opts.duration/2, time.Second)
-	e.logf("c: %d clients sending, alternating the empty and the big room, for %s (+%s warm-up)", bigRoomClients, half, e.opts.warmup)
-	spec := loadSpec{name: "c", workers: bigRoomClients, buckets: 2, warmup: e.opts.warmup, duration: half, cpu: e.cpuNow}
+	phase := max(e.opts.duration/2, time.Second)
+	e.logf("c: %d clients sending, alternating the empty and the big room, for %s (+%s warm-up)", bigRoomClients, phase, e.opts.warmup)
+	spec := loadSpec{name: "c", workers: bigRoomClients, buckets: 2, warmup: e.opts.warmup, duration: phase, cpu: e.cpuNow}
 	sends, err := closedLoop(ctx, spec, e.errs, func(ctx context.Context, w int, rng *rand.Rand) (int, error) {
 		b := turns[w] % 2
 		turns[w]++
@@ -91,7 +102,7 @@ func runC(ctx context.Context, e *env) (*bigRoomResult, error) {
 		}
 	}
 
-	e.logf("c: %d clients listing, alternating the two rooms, for %s (+%s warm-up)", bigRoomClients, half, e.opts.warmup)
+	e.logf("c: %d clients listing, alternating the two rooms, for %s (+%s warm-up)", bigRoomClients, phase, e.opts.warmup)
 	turns = [bigRoomClients]int{}
 	spec.name = "c list"
 	lists, err := closedLoop(ctx, spec, e.errs, func(ctx context.Context, w int, _ *rand.Rand) (int, error) {
@@ -114,6 +125,12 @@ func runC(ctx context.Context, e *env) (*bigRoomResult, error) {
 			return nil, err
 		}
 		*x.out = len(page)
+	}
+
+	if !half.IsZero() {
+		if err := measureAsOf(ctx, e, spec, big, half, res); err != nil {
+			return nil, err
+		}
 	}
 
 	// The measured sends found the rooms' state cached. A restarted server
@@ -139,13 +156,48 @@ func runC(ctx context.Context, e *env) (*bigRoomResult, error) {
 	return res, nil
 }
 
+// measureAsOf times the big room's page as it stood at the cut against
+// its newest page, alternating in every client like the phases before.
+func measureAsOf(ctx context.Context, e *env, spec loadSpec, big room, cut time.Time, res *bigRoomResult) error {
+	res.AsOf = cut.UTC().Format(time.RFC3339Nano)
+	t0 := time.Now()
+	page, err := e.api.listRoomAsOf(ctx, big.members[0], big.id, res.AsOf)
+	if err != nil {
+		return err
+	}
+	res.ColdAsOfMs = ms(time.Since(t0))
+	res.PageAsOf = len(page)
+
+	e.logf("c: %d clients listing the big room now and as of %s, alternating, for %s (+%s warm-up)", bigRoomClients, res.AsOf, spec.duration, e.opts.warmup)
+	var turns [bigRoomClients]int
+	spec.name = "c as_of"
+	lists, err := closedLoop(ctx, spec, e.errs, func(ctx context.Context, w int, _ *rand.Rand) (int, error) {
+		b := turns[w] % 2
+		turns[w]++
+		u := big.members[w%len(big.members)]
+		if b == 1 {
+			_, err := e.api.listRoomAsOf(ctx, u, big.id, res.AsOf)
+			return b, err
+		}
+		return b, e.api.listRoom(ctx, u, big.id)
+	})
+	if err != nil {
+		return err
+	}
+	res.ListLive, res.ListAsOf = lists[0], lists[1]
+	return nil
+}
+
 // prefill posts n messages to r over HTTP from prefillWorkers clients,
 // retrying failed sends so that n succeed (a send that failed, by timing
-// out say, may have been stored too).
-func prefill(ctx context.Context, e *env, r room, n int) error {
+// out say, may have been stored too). It returns the moment the first half
+// of them had been acknowledged: a cut in the middle of the room's history.
+func prefill(ctx context.Context, e *env, r room, n int) (time.Time, error) {
 	if n <= 0 {
-		return nil
+		return time.Time{}, nil
 	}
+	var half time.Time
+	var halfOnce sync.Once
 	e.logf("c: pre-filling a room with %d messages over HTTP (%d clients)", n, prefillWorkers)
 	var claimed, done, failed atomic.Int64
 	ctx, cancel := context.WithCancel(ctx)
@@ -173,7 +225,9 @@ func prefill(ctx context.Context, e *env, r room, n int) error {
 					}
 					continue
 				}
-				done.Add(1)
+				if done.Add(1) == int64(n+1)/2 {
+					halfOnce.Do(func() { half = time.Now() })
+				}
 			}
 		})
 	}
@@ -196,7 +250,7 @@ func prefill(ctx context.Context, e *env, r room, n int) error {
 	wg.Wait()
 	close(stopProgress)
 	if abort != nil {
-		return abort
+		return time.Time{}, abort
 	}
-	return ctx.Err()
+	return half, ctx.Err()
 }
