@@ -250,7 +250,8 @@ func (r *Registry) DecodeRecorded(id, eventType string, data, metadata []byte, c
 		return nil, md, false, nil
 	}
 	if len(metadata) > 0 {
-		if err := json.Unmarshal(metadata, &md); err != nil {
+		var err error
+		if md, err = ParseMetadata(metadata); err != nil {
 			return nil, md, false, fmt.Errorf("event %s metadata: %w", id, err)
 		}
 	}

@@ -175,11 +175,9 @@ func New(cfg Config) *Reader {
 // eventTime is when an event was recorded as the API shows it: its
 // metadata's time (the one every read model shows), else the log's.
 func eventTime(e eventstore.RecordedEvent) time.Time {
-	var md struct {
-		Time time.Time `json:"time"`
-	}
+	var md domain.Metadata
 	if len(e.Metadata) > 0 {
-		_ = json.Unmarshal(e.Metadata, &md) // undecodable metadata: the log's time
+		md, _ = domain.ParseMetadata(e.Metadata) // undecodable metadata: the log's time
 	}
 	if md.Time.IsZero() {
 		md.Time = e.Created
