@@ -105,6 +105,10 @@ func (r *Reader) Messages(ctx context.Context, user, conv int64, cut Cut, p read
 	if err != nil {
 		return readmodel.PageResult{}, err
 	}
+	// The receipts of a page are mostly those of the members of then:
+	// find them in their streams while the room is walked.
+	ahead := r.locateAhead(ctx, conv, cut, loc.state.conv.Members())
+	defer ahead.wait()
 	forward := p.After > 0 || p.Forward
 	var picked []sent // newest first
 	beyond := false   // a message lies on the far side of the cursor
@@ -134,7 +138,7 @@ func (r *Reader) Messages(ctx context.Context, user, conv int64, cut Cut, p read
 	case more:
 		picked = picked[:p.Limit]
 	}
-	msgs, err := r.render(ctx, conv, cut, picked, life)
+	msgs, err := r.render(ctx, conv, cut, picked, life, ahead)
 	if err != nil {
 		return readmodel.PageResult{}, err
 	}
@@ -172,7 +176,7 @@ func (r *Reader) Message(ctx context.Context, user, id int64, cut Cut) (readmode
 	if len(found) == 0 {
 		return readmodel.Message{}, domain.ErrMessageNotFound
 	}
-	msgs, err := r.render(ctx, conv, cut, found, life)
+	msgs, err := r.render(ctx, conv, cut, found, life, nil)
 	if err != nil {
 		return readmodel.Message{}, err
 	}
@@ -232,13 +236,13 @@ func (r *Reader) walk(ctx context.Context, conv int64, loc located, visit func(s
 
 // render makes the messages of sends as they stood at the cut, in id
 // order: their changes applied, then their receipts.
-func (r *Reader) render(ctx context.Context, conv int64, cut Cut, sends []sent, life map[int64][]change) ([]readmodel.Message, error) {
+func (r *Reader) render(ctx context.Context, conv int64, cut Cut, sends []sent, life map[int64][]change, ahead *ahead) ([]readmodel.Message, error) {
 	msgs := make([]readmodel.Message, len(sends))
 	for i, s := range sends {
 		msgs[i] = messageAt(s, life[s.e.MessageID])
 	}
 	slices.SortFunc(msgs, func(a, b readmodel.Message) int { return cmp.Compare(a.ID, b.ID) })
-	if err := r.receipts(ctx, conv, cut, msgs); err != nil {
+	if err := r.receipts(ctx, conv, cut, msgs, ahead); err != nil {
 		return nil, err
 	}
 	return msgs, nil
@@ -303,10 +307,44 @@ func later(a, b time.Time) time.Time {
 	return a
 }
 
+// ahead locates receipt streams in the background.
+type ahead struct {
+	done chan struct{}
+	locs map[string]located
+	err  error
+}
+
+// locateAhead starts locating the cut in the receipt and delivery streams
+// of users in room conv.
+func (r *Reader) locateAhead(ctx context.Context, conv int64, cut Cut, users []int64) *ahead {
+	a := &ahead{done: make(chan struct{})}
+	go func() {
+		defer close(a.done)
+		a.locs, a.err = r.locateAll(ctx, receiptStreams(conv, users), cut, false)
+	}()
+	return a
+}
+
+// wait returns what locateAhead found.
+func (a *ahead) wait() (map[string]located, error) {
+	<-a.done
+	return a.locs, a.err
+}
+
+// receiptStreams are the receipt and delivery streams of users in a room.
+func receiptStreams(conv int64, users []int64) []string {
+	streams := make([]string, 0, 2*len(users))
+	for _, u := range users {
+		streams = append(streams, domain.ReceiptStream(conv, u), domain.DeliveryStream(conv, u))
+	}
+	return streams
+}
+
 // receipts fills read_by and delivered_to as they stood at the cut. A
 // receipt names messages sent before it, so each receiver's receipt and
 // delivery streams are read back from the cut only to the oldest message.
-func (r *Reader) receipts(ctx context.Context, conv int64, cut Cut, msgs []readmodel.Message) error {
+// The streams ahead (when not nil) located already are not located again.
+func (r *Reader) receipts(ctx context.Context, conv int64, cut Cut, msgs []readmodel.Message, ahead *ahead) error {
 	if len(msgs) == 0 {
 		return nil
 	}
@@ -323,13 +361,31 @@ func (r *Reader) receipts(ctx context.Context, conv int64, cut Cut, msgs []readm
 			readers[u] = true
 		}
 	}
-	var streams []string
-	for _, u := range slices.Sorted(maps.Keys(readers)) {
-		streams = append(streams, domain.ReceiptStream(conv, u), domain.DeliveryStream(conv, u))
+	streams := receiptStreams(conv, slices.Sorted(maps.Keys(readers)))
+	locs := make(map[string]located, len(streams))
+	if ahead != nil {
+		found, err := ahead.wait()
+		if err != nil {
+			return err
+		}
+		for _, s := range streams {
+			if loc, ok := found[s]; ok {
+				locs[s] = loc
+			}
+		}
 	}
-	locs, err := r.locateAll(ctx, streams, cut, false)
-	if err != nil {
-		return err
+	if len(locs) < len(streams) {
+		var missing []string
+		for _, s := range streams {
+			if _, ok := locs[s]; !ok {
+				missing = append(missing, s)
+			}
+		}
+		more, err := r.locateAll(ctx, missing, cut, false)
+		if err != nil {
+			return err
+		}
+		maps.Copy(locs, more)
 	}
 	type mark struct {
 		id, user int64
@@ -337,7 +393,7 @@ func (r *Reader) receipts(ctx context.Context, conv int64, cut Cut, msgs []readm
 	}
 	var mu sync.Mutex
 	var marks []mark
-	err = parallel(len(streams), func(i int) error {
+	err := parallel(len(streams), func(i int) error {
 		stream := streams[i]
 		bw := newBackward(r.cfg.Log, stream, locs[stream])
 		var mine []mark

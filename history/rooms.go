@@ -95,7 +95,7 @@ func (r *Reader) chatroom(ctx context.Context, id int64, cut Cut, loc located) (
 	}
 	activity := s.createdAt
 	if len(last) > 0 {
-		msgs, err := r.render(ctx, id, cut, last, life)
+		msgs, err := r.render(ctx, id, cut, last, life, nil)
 		if err != nil {
 			return c, time.Time{}, err
 		}
