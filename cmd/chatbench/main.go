@@ -28,7 +28,9 @@
 //	          against lists with no writes going on (half -duration each)
 //
 // c also times the first send to each room after a chatd restart, when the
-// room's state is not cached. Every load is bounded by -duration after a
+// room's state is not cached, and lists the big room as it stood halfway
+// through its pre-fill (?as_of=, read from the log) against its newest
+// page. Every load is bounded by -duration after a
 // -warmup that is not measured. chatd is built from the working tree; pass
 // -chatd to measure a fixed binary. The machine is shared by chatd,
 // PostgreSQL and the benchmark: the details list how much CPU each (and
