@@ -8,6 +8,7 @@ import (
 
 	"github.com/evchat/evchat/domain"
 	"github.com/evchat/evchat/eventstore"
+	"github.com/evchat/evchat/internal/jsonscan"
 )
 
 // ReadStream reads from the decorated store and opens the events.
@@ -76,7 +77,7 @@ func (s *Store) Ping(ctx context.Context) error { return s.inner.Ping(ctx) }
 type personalEvent struct {
 	i     int
 	p     domain.Personal
-	m     map[string]span
+	m     map[string]jsonscan.Span
 	owner int64
 }
 
@@ -96,7 +97,7 @@ func (s *Store) open(ctx context.Context, evs []eventstore.RecordedEvent) error 
 		if !ok {
 			continue
 		}
-		m, ok := members(evs[i].Data)
+		m, ok := jsonscan.Members(evs[i].Data)
 		if !ok {
 			continue // not ours to judge: the decoder reports it
 		}
@@ -136,10 +137,10 @@ func (s *Store) open(ctx context.Context, evs []eventstore.RecordedEvent) error 
 		var edits []edit
 		for _, f := range pe.p.Fields {
 			at, ok := pe.m[f.Name]
-			if !ok || isNullValue(e.Data[at.start:at.end]) {
+			if !ok || isNullValue(e.Data[at.Start:at.End]) {
 				continue
 			}
-			box, isSealed := sealedBox(e.Data[at.start:at.end])
+			box, isSealed := sealedBox(e.Data[at.Start:at.End])
 			switch {
 			case isSealed && c.aead != nil:
 				plain, err := open(c.aead, additional(pe.owner, e.Type, f.Name), box)
@@ -167,7 +168,7 @@ func (s *Store) Inner() eventstore.Store { return s.inner }
 func hasSealed(data []byte, pe personalEvent) bool {
 	for _, f := range pe.p.Fields {
 		if at, ok := pe.m[f.Name]; ok {
-			if _, ok := sealedBox(data[at.start:at.end]); ok {
+			if _, ok := sealedBox(data[at.Start:at.End]); ok {
 				return true
 			}
 		}

@@ -25,6 +25,7 @@ import (
 
 	"github.com/evchat/evchat/domain"
 	"github.com/evchat/evchat/eventstore"
+	"github.com/evchat/evchat/internal/jsonscan"
 )
 
 // KeyState is what the key store holds of one user: their key, or that they
@@ -267,14 +268,14 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 // sealEvent returns the payload with its personal fields sealed, or nil
 // when it holds none to seal.
 func (s *Store) sealEvent(ctx context.Context, eventType string, p domain.Personal, data []byte) ([]byte, error) {
-	m, ok := members(data)
+	m, ok := jsonscan.Members(data)
 	if !ok {
 		return nil, fmt.Errorf("seal %s: the payload is not a JSON object this package reads", eventType)
 	}
 	var todo []string
 	for _, f := range p.Fields {
-		if at, ok := m[f.Name]; ok && !isNullValue(data[at.start:at.end]) {
-			if _, already := sealedBox(data[at.start:at.end]); !already {
+		if at, ok := m[f.Name]; ok && !isNullValue(data[at.Start:at.End]) {
+			if _, already := sealedBox(data[at.Start:at.End]); !already {
 				todo = append(todo, f.Name)
 			}
 		}
@@ -293,7 +294,7 @@ func (s *Store) sealEvent(ctx context.Context, eventType string, p domain.Person
 	edits := make([]edit, 0, len(todo))
 	for _, name := range todo {
 		at := m[name]
-		v, err := seal(aead, additional(owner, eventType, name), data[at.start:at.end])
+		v, err := seal(aead, additional(owner, eventType, name), data[at.Start:at.End])
 		if err != nil {
 			return nil, err
 		}
@@ -303,7 +304,7 @@ func (s *Store) sealEvent(ctx context.Context, eventType string, p domain.Person
 }
 
 // ownerOf returns the user id in the first owner member present.
-func ownerOf(data []byte, m map[string]span, p domain.Personal) (int64, bool) {
+func ownerOf(data []byte, m map[string]jsonscan.Span, p domain.Personal) (int64, bool) {
 	for _, name := range p.Owner {
 		if id, ok := memberInt(data, m, name); ok && id != 0 {
 			return id, true

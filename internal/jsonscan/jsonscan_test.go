@@ -1,0 +1,53 @@
+package jsonscan
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+	"unicode/utf8"
+)
+
+// Members agrees with encoding/json on the payloads it accepts.
+func FuzzMembers(f *testing.F) {
+	for _, s := range []string{
+		`{}`, ` { "a" : 1 , "b":"x\"y\\\\" ,"c":{"d":[1,{"e":"}"}]},"f":null,"g":true,"h":-1.5e3 } `,
+		`{"text":{"sealed":"v1:abc="},"sender_id":7}`, `{"a":"\\"}`, `[1]`, `{"a":}`, `{"a\"b":1}`, `{"a":1,}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, ok := Members(data)
+		if !utf8.Valid(data) {
+			return // encoding/json replaces invalid bytes in names
+		}
+		var want map[string]json.RawMessage
+		if json.Unmarshal(data, &want) != nil {
+			return // invalid JSON: Members may say anything but must not panic
+		}
+		if !ok {
+			return // it declines some valid payloads (escaped names): the caller leaves them alone
+		}
+		if len(m) != len(want) {
+			t.Fatalf("Members(%s) found %d; encoding/json %d", data, len(m), len(want))
+		}
+		for name, at := range m {
+			var got, exp bytes.Buffer
+			_ = json.Compact(&got, data[at.Start:at.End])
+			_ = json.Compact(&exp, want[name])
+			if got.String() != exp.String() {
+				t.Fatalf("Members(%s)[%q] = %s; want %s", data, name, got.String(), exp.String())
+			}
+		}
+	})
+}
+
+func TestMembersRefusesWhatFollowsTheObject(t *testing.T) {
+	for _, in := range []string{`{"a":1} x`, `{} {}`, `{"a":1}}`} {
+		if _, ok := Members([]byte(in)); ok {
+			t.Errorf("Members(%q) accepted it", in)
+		}
+	}
+	if m, ok := Members([]byte(" {\"a\":1} \n")); !ok || len(m) != 1 {
+		t.Errorf("Members with spaces around: %v, %v", m, ok)
+	}
+}
