@@ -7,6 +7,7 @@ import (
 
 	"github.com/evchat/evchat/commands"
 	"github.com/evchat/evchat/domain"
+	"github.com/evchat/evchat/readmodel"
 )
 
 func (s *Server) createChatroom(c echo.Context) error {
@@ -98,14 +99,21 @@ func (s *Server) answerMembership(c echo.Context, j commands.Joined) error {
 	return c.JSON(status, membershipView{ID: j.MembershipID, Conversation: j.ConversationID, User: j.UserID})
 }
 
+// listChatrooms lists the caller's rooms, or with ?as_of= the rooms the
+// caller was a member of then, as they stood (without unread counts, which
+// the past does not keep).
 func (s *Server) listChatrooms(c echo.Context) error {
-	if cut, past, err := s.asOf(c); err != nil || past {
-		if err != nil {
-			return err
-		}
-		return s.pastChatrooms(c, cut)
+	cut, past, err := s.asOf(c)
+	if err != nil {
+		return err
 	}
-	rooms, err := s.rm.UserChatrooms(c.Request().Context(), caller(c).UserID)
+	ctx, user := c.Request().Context(), caller(c).UserID
+	var rooms []readmodel.Chatroom
+	if past {
+		rooms, err = s.cfg.Past.Chatrooms(ctx, user, cut)
+	} else {
+		rooms, err = s.rm.UserChatrooms(ctx, user)
+	}
 	if err != nil {
 		return err
 	}
@@ -113,6 +121,9 @@ func (s *Server) listChatrooms(c echo.Context) error {
 	out := make([]chatroomView, len(rooms))
 	for i, r := range rooms {
 		out[i] = newChatroomView(r, urls, true)
+		if past {
+			out[i].UnreadCount = nil
+		}
 	}
 	return c.JSON(http.StatusOK, out)
 }

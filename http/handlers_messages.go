@@ -175,7 +175,8 @@ func (s *Server) listMessages(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return s.writePage(c, res)
+	s.recordListed(c, res.Messages)
+	return s.writePage(c, res, "")
 }
 
 func (s *Server) listConversationMessages(c echo.Context) error {
@@ -201,7 +202,8 @@ func (s *Server) listConversationMessages(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return s.writePage(c, res)
+	s.recordListed(c, res.Messages)
+	return s.writePage(c, res, "")
 }
 
 // checkMember answers 404 for a missing conversation and 403 for a non-member.
@@ -218,14 +220,16 @@ func (s *Server) checkMember(c echo.Context, conversation int64) error {
 	return nil
 }
 
-func (s *Server) writePage(c echo.Context, res readmodel.PageResult) error {
-	s.recordListed(c, res.Messages)
+// writePage answers a page of messages, its neighbours in the Link header;
+// a page of the past (asOf, the moment as the request wrote it) keeps its
+// moment in the links.
+func (s *Server) writePage(c echo.Context, res readmodel.PageResult, asOf string) error {
 	urls := s.mediaURLs(c)
 	out := make([]messageView, len(res.Messages))
 	for i, m := range res.Messages {
 		out[i] = newMessageView(m, urls)
 	}
-	if link := linkHeader(c, s.baseURL(c), res.Prev, res.Next, ""); link != "" {
+	if link := linkHeader(c, s.baseURL(c), res.Prev, res.Next, asOf); link != "" {
 		c.Response().Header().Set("Link", link)
 	}
 	return c.JSON(http.StatusOK, out)

@@ -44,31 +44,7 @@ func (s *Server) pastConversationMessages(c echo.Context, conv int64, cut histor
 	if err != nil {
 		return err
 	}
-	urls := s.mediaURLs(c)
-	out := make([]messageView, len(res.Messages))
-	for i, m := range res.Messages {
-		out[i] = newMessageView(m, urls)
-	}
-	if link := linkHeader(c, s.baseURL(c), res.Prev, res.Next, cut.String()); link != "" {
-		c.Response().Header().Set("Link", link)
-	}
-	return c.JSON(http.StatusOK, out)
-}
-
-// pastChatrooms is list-chatrooms at a moment: the rooms the caller was a
-// member of then, without unread counts (which the past does not keep).
-func (s *Server) pastChatrooms(c echo.Context, cut history.Cut) error {
-	rooms, err := s.cfg.Past.Chatrooms(c.Request().Context(), caller(c).UserID, cut)
-	if err != nil {
-		return err
-	}
-	urls := s.mediaURLs(c)
-	out := make([]chatroomView, len(rooms))
-	for i, r := range rooms {
-		out[i] = newChatroomView(r, urls, true)
-		out[i].UnreadCount = nil
-	}
-	return c.JSON(http.StatusOK, out)
+	return s.writePage(c, res, cut.String())
 }
 
 // pastMessage is GET /messages/<id>/ at a moment.
