@@ -3,7 +3,6 @@ package history
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -35,16 +34,24 @@ func (r *Reader) Chatrooms(ctx context.Context, user int64, cut Cut) ([]readmode
 		activity time.Time
 		ok       bool
 	}
-	out := make([]found, len(ids))
-	err = parallel(len(ids), func(i int) error {
-		loc := locs[streams[i]]
+	var mine []int // indexes of the rooms user was in at the cut
+	for i, stream := range streams {
+		loc := locs[stream]
 		if loc.rev < 0 || !loc.state.exists {
-			return nil
+			continue
 		}
-		if _, member := loc.state.conv.MembershipOf(user); !member {
-			return nil
+		if _, member := loc.state.conv.MembershipOf(user); member {
+			mine = append(mine, i)
 		}
-		room, activity, err := r.chatroom(ctx, ids[i], cut, loc)
+	}
+	named, err := r.names(ctx, ids, streams, locs, mine)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]found, len(ids))
+	err = parallel(len(mine), func(j int) error {
+		i := mine[j]
+		room, activity, err := r.chatroom(ctx, ids[i], cut, locs[streams[i]], named[i])
 		out[i] = found{room, activity, err == nil}
 		return err
 	})
@@ -70,20 +77,15 @@ func (r *Reader) Chatrooms(ctx context.Context, user int64, cut Cut) ([]readmode
 	return list, nil
 }
 
-// chatroom renders a room at the cut located at loc, and when it was last
-// active (its last message, or its creation).
-func (r *Reader) chatroom(ctx context.Context, id int64, cut Cut, loc located) (readmodel.Chatroom, time.Time, error) {
+// chatroom renders a room at the cut located at loc, with its name and
+// description of then, and when it was last active (its last message, or
+// its creation).
+func (r *Reader) chatroom(ctx context.Context, id int64, cut Cut, loc located, n naming) (readmodel.Chatroom, time.Time, error) {
 	s := loc.state
 	c := readmodel.Chatroom{
 		ID: id, Members: s.conv.Members(), Admins: s.conv.Admins(), Type: string(s.conv.Type),
 		CreatedBy: s.conv.CreatedBy, CreatedAt: s.createdAt, UpdatedAt: s.updatedAt,
-	}
-	var err error
-	if c.Name, err = r.nameAt(ctx, id, s.nameRev, true); err != nil {
-		return c, time.Time{}, err
-	}
-	if c.Description, err = r.nameAt(ctx, id, s.descRev, false); err != nil {
-		return c, time.Time{}, err
+		Name: n.name, Description: n.description,
 	}
 	var last []sent
 	life, err := r.walk(ctx, id, loc, func(m sent) bool {
@@ -105,19 +107,60 @@ func (r *Reader) chatroom(ctx context.Context, id int64, cut Cut, loc located) (
 	return c, activity, nil
 }
 
-// nameAt reads the room's name (or description) from the event at rev that
-// set it; nil when none did.
-func (r *Reader) nameAt(ctx context.Context, room, rev int64, name bool) (*string, error) {
-	if rev < 0 {
-		return nil, nil
+// naming is a room's name and description at a cut.
+type naming struct{ name, description *string }
+
+// names reads the names and descriptions of the rooms at indexes picked
+// of ids (streams, located at locs) from the events that set them, all in
+// one read of the log.
+func (r *Reader) names(ctx context.Context, ids []int64, streams []string, locs map[string]located, picked []int) (map[int]naming, error) {
+	type ask struct {
+		room int
+		name bool
 	}
-	stream := domain.ConversationStream(room)
-	events, err := r.cfg.Log.ReadStream(ctx, stream, eventstore.Forwards, uint64(rev), 1)
+	var asks []ask
+	var reads []eventstore.StreamRead
+	for _, i := range picked {
+		s := locs[streams[i]].state
+		for _, a := range []struct {
+			rev  int64
+			name bool
+		}{{s.nameRev, true}, {s.descRev, false}} {
+			if a.rev >= 0 {
+				asks = append(asks, ask{i, a.name})
+				reads = append(reads, eventstore.StreamRead{Stream: streams[i], Dir: eventstore.Forwards, From: uint64(a.rev), Count: 1})
+			}
+		}
+	}
+	out := make(map[int]naming, len(picked))
+	if len(reads) == 0 {
+		return out, nil
+	}
+	got, err := eventstore.ReadStreams(ctx, r.cfg.Log, reads)
 	if err != nil {
-		return nil, fmt.Errorf("history: read %s at %d: %w", stream, rev, err)
+		return nil, fmt.Errorf("history: read room names: %w", err)
 	}
+	for k, a := range asks {
+		text, err := r.nameIn(got[k], reads[k], a.name)
+		if err != nil {
+			return nil, err
+		}
+		n := out[a.room]
+		if a.name {
+			n.name = text
+		} else {
+			n.description = text
+		}
+		out[a.room] = n
+	}
+	return out, nil
+}
+
+// nameIn takes the room's name (or description) from events, the answer to
+// rd: a read of the event that set it.
+func (r *Reader) nameIn(events []eventstore.RecordedEvent, rd eventstore.StreamRead, name bool) (*string, error) {
 	if len(events) == 0 {
-		return nil, errors.New("history: " + stream + ": the event that named the room is missing")
+		return nil, fmt.Errorf("history: %s at %d: the event that named the room is missing", rd.Stream, rd.From)
 	}
 	e := events[0]
 	ev, _, _, err := r.cfg.Registry.DecodeRecorded(e.ID.String(), e.Type, e.Data, e.Metadata, e.Created)
@@ -136,5 +179,5 @@ func (r *Reader) nameAt(ctx context.Context, room, rev int64, name bool) (*strin
 		}
 		return x.Description, nil
 	}
-	return nil, fmt.Errorf("history: %s at %d is a %s, not the event that named the room", stream, rev, e.Type)
+	return nil, fmt.Errorf("history: %s at %d is a %s, not the event that named the room", rd.Stream, rd.From, e.Type)
 }
