@@ -138,7 +138,7 @@ func (r *Reader) Messages(ctx context.Context, user, conv int64, cut Cut, p read
 	case more:
 		picked = picked[:p.Limit]
 	}
-	msgs, err := r.render(ctx, conv, cut, picked, life, ahead)
+	msgs, err := r.render(ctx, cut, picked, life, ahead)
 	if err != nil {
 		return readmodel.PageResult{}, err
 	}
@@ -176,7 +176,7 @@ func (r *Reader) Message(ctx context.Context, user, id int64, cut Cut) (readmode
 	if len(found) == 0 {
 		return readmodel.Message{}, domain.ErrMessageNotFound
 	}
-	msgs, err := r.render(ctx, conv, cut, found, life, nil)
+	msgs, err := r.render(ctx, cut, found, life, nil)
 	if err != nil {
 		return readmodel.Message{}, err
 	}
@@ -236,13 +236,13 @@ func (r *Reader) walk(ctx context.Context, conv int64, loc located, visit func(s
 
 // render makes the messages of sends as they stood at the cut, in id
 // order: their changes applied, then their receipts.
-func (r *Reader) render(ctx context.Context, conv int64, cut Cut, sends []sent, life map[int64][]change, ahead *ahead) ([]readmodel.Message, error) {
+func (r *Reader) render(ctx context.Context, cut Cut, sends []sent, life map[int64][]change, ahead *ahead) ([]readmodel.Message, error) {
 	msgs := make([]readmodel.Message, len(sends))
 	for i, s := range sends {
 		msgs[i] = messageAt(s, life[s.e.MessageID])
 	}
 	slices.SortFunc(msgs, func(a, b readmodel.Message) int { return cmp.Compare(a.ID, b.ID) })
-	if err := r.receipts(ctx, conv, cut, msgs, ahead); err != nil {
+	if err := r.receipts(ctx, cut, msgs, ahead); err != nil {
 		return nil, err
 	}
 	return msgs, nil
@@ -342,26 +342,36 @@ func receiptStreams(conv int64, users []int64) []string {
 
 // receipts fills read_by and delivered_to as they stood at the cut. A
 // receipt names messages sent before it, so each receiver's receipt and
-// delivery streams are read back from the cut only to the oldest message.
-// The streams ahead (when not nil) located already are not located again.
-func (r *Reader) receipts(ctx context.Context, conv int64, cut Cut, msgs []readmodel.Message, ahead *ahead) error {
+// delivery streams in a room are read back from the cut only to the room's
+// oldest message. The streams ahead (when not nil) located already are
+// not located again.
+func (r *Reader) receipts(ctx context.Context, cut Cut, msgs []readmodel.Message, ahead *ahead) error {
 	if len(msgs) == 0 {
 		return nil
 	}
 	byID := make(map[int64]*readmodel.Message, len(msgs))
-	oldest := msgs[0].Position
-	readers := map[int64]bool{}
+	oldest := map[int64]eventstore.Position{} // by room
+	readers := map[int64]map[int64]bool{}     // by room
 	for i := range msgs {
 		m := &msgs[i]
 		byID[m.ID] = m
-		if m.Position.Less(oldest) {
-			oldest = m.Position
+		if o, ok := oldest[m.ConversationID]; !ok || m.Position.Less(o) {
+			oldest[m.ConversationID] = m.Position
+		}
+		if readers[m.ConversationID] == nil {
+			readers[m.ConversationID] = map[int64]bool{}
 		}
 		for _, u := range m.Receivers {
-			readers[u] = true
+			readers[m.ConversationID][u] = true
 		}
 	}
-	streams := receiptStreams(conv, slices.Sorted(maps.Keys(readers)))
+	var streams []string
+	var rooms []int64 // the room of each stream
+	for _, conv := range slices.Sorted(maps.Keys(readers)) {
+		for _, s := range receiptStreams(conv, slices.Sorted(maps.Keys(readers[conv]))) {
+			streams, rooms = append(streams, s), append(rooms, conv)
+		}
+	}
 	locs := make(map[string]located, len(streams))
 	if ahead != nil {
 		found, err := ahead.wait()
@@ -394,7 +404,7 @@ func (r *Reader) receipts(ctx context.Context, conv int64, cut Cut, msgs []readm
 	var mu sync.Mutex
 	var marks []mark
 	err := parallel(len(streams), func(i int) error {
-		stream := streams[i]
+		stream, oldest := streams[i], oldest[rooms[i]]
 		bw := newBackward(r.cfg.Log, stream, locs[stream])
 		var mine []mark
 		for {

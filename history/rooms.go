@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -29,11 +30,6 @@ func (r *Reader) Chatrooms(ctx context.Context, user int64, cut Cut) ([]readmode
 	if err != nil {
 		return nil, err
 	}
-	type found struct {
-		room     readmodel.Chatroom
-		activity time.Time
-		ok       bool
-	}
 	var mine []int // indexes of the rooms user was in at the cut
 	for i, stream := range streams {
 		loc := locs[stream]
@@ -48,21 +44,59 @@ func (r *Reader) Chatrooms(ctx context.Context, user int64, cut Cut) ([]readmode
 	if err != nil {
 		return nil, err
 	}
-	out := make([]found, len(ids))
+	// Each room's last message, then all of them rendered together (their
+	// receipts read in one pass).
+	type walked struct {
+		last []sent
+		life map[int64][]change
+	}
+	walks := make([]walked, len(mine))
 	err = parallel(len(mine), func(j int) error {
 		i := mine[j]
-		room, activity, err := r.chatroom(ctx, ids[i], cut, locs[streams[i]], named[i])
-		out[i] = found{room, activity, err == nil}
+		w := &walks[j]
+		var err error
+		w.life, err = r.walk(ctx, ids[i], locs[streams[i]], func(m sent) bool {
+			w.last = append(w.last, m)
+			return false
+		})
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	var rooms []found
-	for _, f := range out {
-		if f.ok {
-			rooms = append(rooms, f)
+	var sends []sent
+	life := map[int64][]change{}
+	for _, w := range walks {
+		sends = append(sends, w.last...)
+		maps.Copy(life, w.life)
+	}
+	msgs, err := r.render(ctx, cut, sends, life, nil)
+	if err != nil {
+		return nil, err
+	}
+	last := make(map[int64]*readmodel.Message, len(msgs))
+	for k := range msgs {
+		last[msgs[k].ConversationID] = &msgs[k]
+	}
+
+	type found struct {
+		room     readmodel.Chatroom
+		activity time.Time
+	}
+	rooms := make([]found, 0, len(mine))
+	for _, i := range mine {
+		st := locs[streams[i]].state
+		n := named[i]
+		c := readmodel.Chatroom{
+			ID: ids[i], Members: st.conv.Members(), Admins: st.conv.Admins(), Type: string(st.conv.Type),
+			CreatedBy: st.conv.CreatedBy, CreatedAt: st.createdAt, UpdatedAt: st.updatedAt,
+			Name: n.name, Description: n.description, LastMessage: last[ids[i]],
 		}
+		activity := st.createdAt // when it was last active: its last message, or its creation
+		if c.LastMessage != nil {
+			activity = c.LastMessage.CreatedAt
+		}
+		rooms = append(rooms, found{c, activity})
 	}
 	slices.SortFunc(rooms, func(a, b found) int {
 		if c := b.activity.Compare(a.activity); c != 0 {
@@ -75,36 +109,6 @@ func (r *Reader) Chatrooms(ctx context.Context, user int64, cut Cut) ([]readmode
 		list[i] = f.room
 	}
 	return list, nil
-}
-
-// chatroom renders a room at the cut located at loc, with its name and
-// description of then, and when it was last active (its last message, or
-// its creation).
-func (r *Reader) chatroom(ctx context.Context, id int64, cut Cut, loc located, n naming) (readmodel.Chatroom, time.Time, error) {
-	s := loc.state
-	c := readmodel.Chatroom{
-		ID: id, Members: s.conv.Members(), Admins: s.conv.Admins(), Type: string(s.conv.Type),
-		CreatedBy: s.conv.CreatedBy, CreatedAt: s.createdAt, UpdatedAt: s.updatedAt,
-		Name: n.name, Description: n.description,
-	}
-	var last []sent
-	life, err := r.walk(ctx, id, loc, func(m sent) bool {
-		last = append(last, m)
-		return false
-	})
-	if err != nil {
-		return c, time.Time{}, err
-	}
-	activity := s.createdAt
-	if len(last) > 0 {
-		msgs, err := r.render(ctx, id, cut, last, life, nil)
-		if err != nil {
-			return c, time.Time{}, err
-		}
-		c.LastMessage = &msgs[0]
-		activity = msgs[0].CreatedAt
-	}
-	return c, activity, nil
 }
 
 // naming is a room's name and description at a cut.

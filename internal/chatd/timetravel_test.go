@@ -177,22 +177,28 @@ func TestTimeTravelChatrooms(t *testing.T) {
 	a, b, late := s.newUser(), s.newUser(), s.newUser()
 	room := s.room(a, b)
 	other := s.room(b, a)
-	s.send(a, room, "hello")
+	hello := s.send(a, room, "hello")
 	s.send(b, other, "later")
 	cut := s.headPosition(t)
+	read := s.do("POST", "/read-message/", b.Access, map[string]any{"conversation_id": room, "message_ids": []int64{hello}})
+	wantStatus(t, read, http.StatusOK)
+	afterRead := read.Header.Get("X-Chat-Position")
 	wantStatus(t, s.do("PATCH", fmt.Sprintf("/chatrooms/%d/", room), a.Access, map[string]any{"name": "renamed", "description": "now described"}), http.StatusOK)
 	wantStatus(t, s.do("POST", fmt.Sprintf("/chatrooms/%d/members/", room), a.Access, map[string]any{"user": late.ID}), http.StatusCreated)
 	s.send(a, room, "newest")
 	wantStatus(t, s.do("DELETE", fmt.Sprintf("/leave-chatroom/%d/", other), a.Access, nil), http.StatusOK)
 
 	type roomJSON struct {
-		ID          int64     `json:"id"`
-		Members     []int64   `json:"members"`
-		Admins      []int64   `json:"admins"`
-		Name        *string   `json:"name"`
-		Description *string   `json:"description"`
-		UnreadCount *int64    `json:"unread_count"`
-		LastMessage *lifeJSON `json:"last_message"`
+		ID          int64   `json:"id"`
+		Members     []int64 `json:"members"`
+		Admins      []int64 `json:"admins"`
+		Name        *string `json:"name"`
+		Description *string `json:"description"`
+		UnreadCount *int64  `json:"unread_count"`
+		LastMessage *struct {
+			lifeJSON
+			ReadBy []int64 `json:"read_by"`
+		} `json:"last_message"`
 	}
 	list := func(u user, asOf string) []roomJSON {
 		t.Helper()
@@ -219,8 +225,15 @@ func TestTimeTravelChatrooms(t *testing.T) {
 		!slices.Equal(p.Admins, []int64{a.ID}) || p.UnreadCount != nil {
 		t.Fatalf("room as of cut = %+v", p)
 	}
-	if p.LastMessage == nil || p.LastMessage.Text == nil || *p.LastMessage.Text != "hello" {
-		t.Fatalf("room's last message as of cut = %+v; want hello", p.LastMessage)
+	if p.LastMessage == nil || p.LastMessage.Text == nil || *p.LastMessage.Text != "hello" || len(p.LastMessage.ReadBy) != 0 {
+		t.Fatalf("room's last message as of cut = %+v; want hello, unread", p.LastMessage)
+	}
+	// As of b's read receipt: hello read by b, in both users' lists.
+	for _, u := range []user{a, b} {
+		rooms := list(u, afterRead)
+		if len(rooms) != 2 || rooms[1].ID != room || rooms[1].LastMessage == nil || !slices.Equal(rooms[1].LastMessage.ReadBy, []int64{b.ID}) {
+			t.Fatalf("rooms of %d as of the read receipt = %+v; want hello read by %d", u.ID, rooms, b.ID)
+		}
 	}
 	// late was not a member then.
 	if got := list(late, cut); len(got) != 0 {
