@@ -14,7 +14,9 @@ import (
 // copyRows is a COPY in PostgreSQL's binary format, encoded as the rows are
 // made: a bulk load then costs no value boxing, no per-value encode plan and
 // no second pass over the rows. Each method appends one field of the current
-// row; a row begins with row.
+// row; a row begins with row. Each method writes one column type (int8 a
+// bigint, jsonb a jsonb...): a column of another type makes the server
+// refuse the COPY, so a migration that changes a type must change the rows.
 type copyRows struct {
 	buf  bytes.Buffer
 	rows int
