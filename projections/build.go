@@ -2,9 +2,11 @@ package projections
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
+	"sync"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -74,82 +76,90 @@ const forgetMigrations = `DELETE FROM public.schema_migrations WHERE schema_name
 // buildInto projects the log from cursor into schema, a transaction per
 // batch, until the log is exhausted or, when until is set, until that
 // position. It returns the new cursor and the number of events applied.
+//
+// It writes no inbox rows, only the messages' read_by: the caller drops the
+// inbox's key before (dropInboxKey), derives the inbox from the messages
+// after (fillInbox) and adds the key back. That is the bulk of a rebuild's
+// rows (a row per participant per message) written in two statements
+// inside the database, with no index to keep up, instead of sent over the
+// wire in order.
 func buildInto(ctx context.Context, pool *pgxpool.Pool, log LogReader, chat *Chat, schema migrations.Schema,
 	cursor eventstore.Position, until *eventstore.Position, o RebuildOptions,
 ) (eventstore.Position, int64, error) {
-	// The next batch is read from the log and decoded while the current one
-	// loads, and each batch's inbox rows load on a second connection beside
-	// its messages: a rebuild's tables are private until the swap, so a
-	// batch need not be one transaction (an interrupted rebuild starts over).
+	// The next batches are read from the log and decoded while the current
+	// one loads, the reading, the decoding and the loading each in a
+	// goroutine of its own: a rebuild's tables are private until the swap,
+	// so the reading need not be in the batch's transaction (an interrupted
+	// rebuild starts over).
 	type batch struct {
-		bb  *bulkBatch
-		err error
+		events []eventstore.RecordedEvent
+		bb     *bulkBatch
+		err    error
 	}
 	rctx, cancel := context.WithCancel(ctx)
-	batches := make(chan batch, 2)
-	reader := make(chan struct{})
-	// The reader decodes with chat's registry: it must have stopped before
-	// the caller may use chat again (a second Rebuild after an interrupted
-	// one, say).
+	read := make(chan batch, 1)
+	batches := make(chan batch, 1)
+	var wg sync.WaitGroup
+	// The decoder uses chat's registry: the goroutines must have stopped
+	// before the caller may use chat again (a second Rebuild after an
+	// interrupted one, say).
 	defer func() {
 		cancel()
-		<-reader
+		wg.Wait()
 	}()
-	go func() {
-		defer close(reader)
-		defer close(batches)
+	// send hands b on unless the rebuild is over.
+	send := func(to chan<- batch, b batch) bool {
+		select {
+		case to <- b:
+			return true
+		case <-rctx.Done():
+			return false
+		}
+	}
+	wg.Go(func() {
+		defer close(read)
 		from := cursor
 		for {
 			events, err := log.ReadAll(rctx, from, o.BatchSize)
-			if err == nil && until != nil {
+			if err != nil {
+				send(read, batch{err: fmt.Errorf("read the log: %w", err)})
+				return
+			}
+			if until != nil {
 				cut := sort.Search(len(events), func(i int) bool { return until.Less(events[i].Position) })
 				events = events[:cut]
 			}
-			var bb *bulkBatch
-			if err == nil && len(events) > 0 {
-				bb, err = chat.prepareBulk(events)
-			}
-			if err != nil || len(events) == 0 {
-				if err != nil {
-					err = fmt.Errorf("read the log: %w", err)
-				}
-				select {
-				case batches <- batch{err: err}:
-				case <-rctx.Done():
-				}
-				return
-			}
-			select {
-			case batches <- batch{bb: bb}:
-			case <-rctx.Done():
+			if !send(read, batch{events: events}) || len(events) == 0 {
 				return
 			}
 			from = events[len(events)-1].Position
 		}
-	}()
+	})
+	wg.Go(func() {
+		defer close(batches)
+		for b := range read {
+			if b.err == nil && len(b.events) > 0 {
+				b.bb, b.err = chat.prepareBulk(b.events, true)
+			}
+			if !send(batches, b) || b.bb == nil {
+				return
+			}
+		}
+	})
 	var done int64
 	for b := range batches {
 		if b.err != nil || b.bb == nil {
 			return cursor, done, b.err
 		}
-		inbox := make(chan error, 1)
-		go func() { inbox <- b.bb.copyInbox(ctx, pool, schema) }()
 		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 			if err := b.bb.copyMessages(ctx, tx, schema); err != nil {
 				return err
 			}
-			if err := <-inbox; err != nil {
-				return err
-			}
-			inbox = nil
 			if err := b.bb.loadOrdered(ctx, tx, schema); err != nil {
 				return err
 			}
 			return saveChunkCheckpoint(ctx, tx, chat, schema, b.bb.events)
 		})
-		if inbox != nil {
-			<-inbox // never leave the copy running
-		}
 		if err != nil {
 			return cursor, done, fmt.Errorf("project into %s: %w", schema.Name(), err)
 		}
@@ -182,4 +192,53 @@ func saveChunkCheckpoint(ctx context.Context, tx pgx.Tx, chat *Chat, schema migr
 	_, err := tx.Exec(ctx, fmt.Sprintf(saveCheckpoint, schema.Qualified(migrations.CheckpointsTable)),
 		chat.Name(), int64(through.Commit), int64(through.Prepare))
 	return err
+}
+
+// dropInboxKey drops the primary key of schema's inbox, which must be
+// empty, and returns the statement that adds it back.
+func dropInboxKey(ctx context.Context, pool *pgxpool.Pool, schema migrations.Schema) (string, error) {
+	inbox := schema.Qualified("inbox")
+	var name, def string
+	if err := pool.QueryRow(ctx, `SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint
+		WHERE conrelid = $1::regclass AND contype = 'p'`, inbox).Scan(&name, &def); err != nil {
+		return "", fmt.Errorf("inbox key of %s: %w", schema.Name(), err)
+	}
+	if _, err := pool.Exec(ctx, `ALTER TABLE `+inbox+` DROP CONSTRAINT `+pgx.Identifier{name}.Sanitize()); err != nil {
+		return "", fmt.Errorf("drop the inbox key of %s: %w", schema.Name(), err)
+	}
+	return `ALTER TABLE ` + inbox + ` ADD CONSTRAINT ` + pgx.Identifier{name}.Sanitize() + ` ` + def, nil
+}
+
+// fillInboxSQL writes the inbox rows of the messages whose id is $2 modulo
+// $1, as the projection of each MessageSent does (queueMessage): the sender's
+// row read, a row per other receiver, unread unless they read it (read_by,
+// see readDeferredSQL), each at its message's log position. %[1]s is the
+// inbox, %[2]s the messages.
+const fillInboxSQL = `INSERT INTO %[1]s (user_id, message_id, conversation_id, unread, commit_pos, prepare_pos)
+	SELECT m.sender_id, m.id, m.conversation_id, false, m.commit_pos, m.prepare_pos
+	  FROM %[2]s m WHERE m.id %% $1 = $2
+	UNION ALL
+	SELECT r, m.id, m.conversation_id, NOT r = ANY(m.read_by), m.commit_pos, m.prepare_pos
+	  FROM %[2]s m, unnest(m.receivers) AS r WHERE m.id %% $1 = $2 AND r <> m.sender_id`
+
+// fillInbox derives schema's inbox from its messages once buildInto is
+// done, in parts on connections of their own.
+func fillInbox(ctx context.Context, pool *pgxpool.Pool, schema migrations.Schema) error {
+	const parts = 2
+	sql := fmt.Sprintf(fillInboxSQL, schema.Qualified("inbox"), schema.Qualified("messages"))
+	errs := make(chan error, parts)
+	for i := range parts {
+		go func() {
+			_, err := pool.Exec(ctx, sql, parts, i)
+			errs <- err
+		}()
+	}
+	var err error
+	for range parts {
+		err = errors.Join(err, <-errs)
+	}
+	if err != nil {
+		return fmt.Errorf("fill the inbox of %s: %w", schema.Name(), err)
+	}
+	return nil
 }

@@ -3,6 +3,7 @@ package projections
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -18,7 +19,7 @@ import (
 // Messages go first, then every other event in log order (so a read receipt
 // finds its message), then the rooms' last activity.
 func (c *Chat) ApplyBulk(ctx context.Context, tx pgx.Tx, schema migrations.Schema, events []eventstore.RecordedEvent) error {
-	bb, err := c.prepareBulk(events)
+	bb, err := c.prepareBulk(events, false)
 	if err != nil {
 		return err
 	}
@@ -30,40 +31,49 @@ func (c *Chat) ApplyBulk(ctx context.Context, tx pgx.Tx, schema migrations.Schem
 
 // bulkBatch is a batch decoded and turned into rows, ready to load.
 type bulkBatch struct {
-	events    []eventstore.RecordedEvent
-	msgRows   [][]any
-	inboxRows [][]any
-	others    []eventstore.RecordedEvent // applied in order; their MessageSent events only add attachments
-	activity  map[int64]struct {
+	events   []eventstore.RecordedEvent
+	msgs     copyRows                   // messageColumns
+	inbox    copyRows                   // inboxColumns
+	others   []eventstore.RecordedEvent // applied in order; their MessageSent events only add attachments
+	activity map[int64]struct {
 		at time.Time
 		id int64
 	}
 	maxMessage int64
 	chat       *Chat
 	// Read receipts, applied together: they only clear inbox flags and
-	// extend read_by, which commute.
+	// extend read_by, which commute. readCommit and readPrepare are the
+	// receipts' log positions: a receipt reaches only messages sent before
+	// it, as when events are applied one by one.
 	readReader, readMessage, readRoom []int64
+	readCommit, readPrepare           []int64
+	// deferInbox: the batch writes no inbox rows and its read receipts
+	// extend read_by only; fillInbox derives the inbox from the messages
+	// once the log is loaded.
+	deferInbox bool
 	// delivered: delivery receipts, and the deliveries reads imply
 	// (rooms.go).
 	delivered deliveries
 }
 
 // prepareBulk decodes a batch and builds its rows; it does no I/O, so a
-// rebuild prepares the next batch while the database loads this one.
-func (c *Chat) prepareBulk(events []eventstore.RecordedEvent) (*bulkBatch, error) {
-	bb := &bulkBatch{events: events, chat: c, activity: map[int64]struct {
+// rebuild prepares the next batch while the database loads this one. With
+// deferInbox it builds no inbox rows (see bulkBatch.deferInbox).
+func (c *Chat) prepareBulk(events []eventstore.RecordedEvent, deferInbox bool) (*bulkBatch, error) {
+	bb := &bulkBatch{events: events, chat: c, deferInbox: deferInbox, activity: map[int64]struct {
 		at time.Time
 		id int64
 	}{}}
-	for _, re := range events {
-		if ok, err := bb.collectDelivery(re); err != nil || ok {
+	dec := c.decodeAll(events)
+	for i, re := range events {
+		if ok, err := bb.collectDelivery(re, dec[i]); err != nil || ok {
 			if err != nil {
 				return nil, err
 			}
 			continue
 		}
 		if re.Type == domain.TypeMessagesRead {
-			ev, _, ok, err := Decode(c.registry, re)
+			ev, ok, err := dec[i].ev, dec[i].ok, dec[i].err
 			if err != nil {
 				return nil, err
 			}
@@ -73,8 +83,10 @@ func (c *Chat) prepareBulk(events []eventstore.RecordedEvent) (*bulkBatch, error
 					bb.readReader = append(bb.readReader, r.ReaderID)
 					bb.readMessage = append(bb.readMessage, id)
 					bb.readRoom = append(bb.readRoom, r.ConversationID)
+					bb.readCommit = append(bb.readCommit, int64(re.Position.Commit))
+					bb.readPrepare = append(bb.readPrepare, int64(re.Position.Prepare))
 				}
-				bb.delivered.add(r.ReaderID, r.ConversationID, r.MessageIDs)
+				bb.delivered.addAt(r.ReaderID, r.ConversationID, r.MessageIDs, re.Position)
 			}
 			continue
 		}
@@ -82,7 +94,7 @@ func (c *Chat) prepareBulk(events []eventstore.RecordedEvent) (*bulkBatch, error
 			bb.others = append(bb.others, re)
 			continue
 		}
-		ev, md, ok, err := Decode(c.registry, re)
+		ev, md, ok, err := dec[i].ev, dec[i].md, dec[i].ok, dec[i].err
 		if err != nil {
 			return nil, err
 		}
@@ -90,17 +102,26 @@ func (c *Chat) prepareBulk(events []eventstore.RecordedEvent) (*bulkBatch, error
 			continue
 		}
 		m := ev.(domain.MessageSent)
-		receivers := m.Receivers
-		if receivers == nil {
-			receivers = []int64{}
-		}
-		bb.msgRows = append(bb.msgRows, []any{m.MessageID, m.ConversationID, m.SenderID, receivers, []int64{}, m.Text,
-			attachmentJSON(m.Picture), attachmentJSON(m.Video), md.Time, md.Time, int64(re.Position.Commit), int64(re.Position.Prepare), replyTo(m.ReplyTo)})
 		c, p := int64(re.Position.Commit), int64(re.Position.Prepare)
-		bb.inboxRows = append(bb.inboxRows, []any{m.SenderID, m.MessageID, m.ConversationID, false, c, p})
-		for _, r := range receivers {
-			if r != m.SenderID {
-				bb.inboxRows = append(bb.inboxRows, []any{r, m.MessageID, m.ConversationID, true, c, p})
+		bb.msgs.row(len(messageColumns))
+		bb.msgs.int8(m.MessageID)
+		bb.msgs.int8(m.ConversationID)
+		bb.msgs.int8(m.SenderID)
+		bb.msgs.int8Array(m.Receivers)
+		bb.msgs.text(m.Text)
+		bb.msgs.jsonb(attachmentJSON(m.Picture))
+		bb.msgs.jsonb(attachmentJSON(m.Video))
+		bb.msgs.timestamptz(md.Time)
+		bb.msgs.timestamptz(md.Time)
+		bb.msgs.int8(c)
+		bb.msgs.int8(p)
+		bb.msgs.int8OrNull(replyTo(m.ReplyTo))
+		if !deferInbox {
+			bb.inboxRow(m.SenderID, m.MessageID, m.ConversationID, false, c, p)
+			for _, r := range m.Receivers {
+				if r != m.SenderID {
+					bb.inboxRow(r, m.MessageID, m.ConversationID, true, c, p)
+				}
 			}
 		}
 		a := bb.activity[m.ConversationID]
@@ -119,19 +140,61 @@ func (c *Chat) prepareBulk(events []eventstore.RecordedEvent) (*bulkBatch, error
 	return bb, nil
 }
 
-// copier is what COPY runs on: a transaction, or a pool (its own transaction).
-type copier interface {
-	CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, src pgx.CopyFromSource) (int64, error)
+// decoded is an event as Decode returns it.
+type decoded struct {
+	ev  domain.Event
+	md  domain.Metadata
+	ok  bool
+	err error
 }
 
-// copyInbox loads the batch's inbox rows. A rebuild runs it on a connection
-// of its own, beside load.
-func (bb *bulkBatch) copyInbox(ctx context.Context, db copier, schema migrations.Schema) error {
-	if len(bb.inboxRows) == 0 {
-		return nil
+// decodeWorkers is how many goroutines decode a bulk batch: decoding is most
+// of a rebuild's own work.
+const decodeWorkers = 2
+
+// decodeAll decodes the messages and receipts of events, the events whose
+// rows prepareBulk builds, in parallel; the others it leaves zero (apply
+// decodes them).
+func (c *Chat) decodeAll(events []eventstore.RecordedEvent) []decoded {
+	dec := make([]decoded, len(events))
+	var wg sync.WaitGroup
+	per := (len(events) + decodeWorkers - 1) / decodeWorkers
+	for lo := 0; lo < len(events); lo += per {
+		hi := min(lo+per, len(events))
+		wg.Go(func() {
+			for i := lo; i < hi; i++ {
+				switch events[i].Type {
+				case domain.TypeMessageSent, domain.TypeMessagesRead, domain.TypeMessagesDelivered:
+					d := &dec[i]
+					d.ev, d.md, d.ok, d.err = Decode(c.registry, events[i])
+				}
+			}
+		})
 	}
-	if _, err := db.CopyFrom(ctx, schema.Identifier("inbox"),
-		[]string{"user_id", "message_id", "conversation_id", "unread", "commit_pos", "prepare_pos"}, pgx.CopyFromRows(bb.inboxRows)); err != nil {
+	wg.Wait()
+	return dec
+}
+
+// The columns of the rows bulkBatch.msgs and bulkBatch.inbox hold, in order.
+var (
+	messageColumns = []string{"id", "conversation_id", "sender_id", "receivers", "text", "picture", "video",
+		"created_at", "updated_at", "commit_pos", "prepare_pos", "reply_to"}
+	inboxColumns = []string{"user_id", "message_id", "conversation_id", "unread", "commit_pos", "prepare_pos"}
+)
+
+func (bb *bulkBatch) inboxRow(user, message, room int64, unread bool, commit, prepare int64) {
+	bb.inbox.row(len(inboxColumns))
+	bb.inbox.int8(user)
+	bb.inbox.int8(message)
+	bb.inbox.int8(room)
+	bb.inbox.bool(unread)
+	bb.inbox.int8(commit)
+	bb.inbox.int8(prepare)
+}
+
+// copyInbox loads the batch's inbox rows.
+func (bb *bulkBatch) copyInbox(ctx context.Context, tx pgx.Tx, schema migrations.Schema) error {
+	if err := bb.inbox.copyTo(ctx, tx, schema.Identifier("inbox"), inboxColumns); err != nil {
 		return fmt.Errorf("copy inbox: %w", err)
 	}
 	return nil
@@ -147,13 +210,8 @@ func (bb *bulkBatch) load(ctx context.Context, tx pgx.Tx, schema migrations.Sche
 }
 
 // copyMessages loads the batch's message rows.
-func (bb *bulkBatch) copyMessages(ctx context.Context, db copier, schema migrations.Schema) error {
-	if len(bb.msgRows) == 0 {
-		return nil
-	}
-	if _, err := db.CopyFrom(ctx, schema.Identifier("messages"),
-		[]string{"id", "conversation_id", "sender_id", "receivers", "read_by", "text", "picture", "video", "created_at", "updated_at", "commit_pos", "prepare_pos", "reply_to"},
-		pgx.CopyFromRows(bb.msgRows)); err != nil {
+func (bb *bulkBatch) copyMessages(ctx context.Context, tx pgx.Tx, schema migrations.Schema) error {
+	if err := bb.msgs.copyTo(ctx, tx, schema.Identifier("messages"), messageColumns); err != nil {
 		return fmt.Errorf("copy messages: %w", err)
 	}
 	return nil
@@ -165,16 +223,19 @@ func (bb *bulkBatch) loadOrdered(ctx context.Context, tx pgx.Tx, schema migratio
 	if err := bb.chat.apply(b, bb.others, true); err != nil {
 		return err
 	}
-	if len(bb.readReader) > 0 {
+	if len(bb.readReader) > 0 && bb.deferInbox {
+		b.Queue(readDeferredSQL, bb.readReader, bb.readMessage, bb.readRoom, bb.readCommit, bb.readPrepare)
+	} else if len(bb.readReader) > 0 {
 		b.Queue(`WITH r AS (
-				SELECT DISTINCT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS r(reader, message_id, room)),
+				SELECT DISTINCT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[]) AS r(reader, message_id, room, c, p)),
 			newly AS (
 				UPDATE inbox i SET unread = false FROM r
 				 WHERE i.user_id = r.reader AND i.message_id = r.message_id AND i.conversation_id = r.room AND i.unread
+				   AND (i.commit_pos, i.prepare_pos) < (r.c, r.p)
 				RETURNING i.user_id, i.message_id),
 			agg AS (SELECT message_id, array_agg(user_id) AS readers FROM newly GROUP BY message_id)
 			UPDATE messages m SET read_by = (SELECT array_agg(x ORDER BY x) FROM unnest(m.read_by || agg.readers) AS x)
-			  FROM agg WHERE m.id = agg.message_id`, bb.readReader, bb.readMessage, bb.readRoom)
+			  FROM agg WHERE m.id = agg.message_id`, bb.readReader, bb.readMessage, bb.readRoom, bb.readCommit, bb.readPrepare)
 	}
 	bb.delivered.queue(b)
 	if len(bb.activity) > 0 {
@@ -193,3 +254,21 @@ func (bb *bulkBatch) loadOrdered(ctx context.Context, tx pgx.Tx, schema migratio
 	}
 	return tx.SendBatch(ctx, b).Close()
 }
+
+// readDeferredSQL is the read receipts' statement of a batch whose inbox is
+// deferred: it adds each reader to read_by where the receipt would have
+// cleared an unread inbox row, that is where the message was sent to the
+// reader (who is not its sender) in the receipt's room before the receipt
+// in the log, and the reader is not in read_by yet (read_by gains a reader
+// exactly when their row is cleared). fillInbox then makes a receiver's row
+// unread unless they are in read_by.
+const readDeferredSQL = `WITH r AS (
+		SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[]) AS r(reader, message_id, room, c, p)),
+	agg AS (
+		SELECT m.id, array_agg(DISTINCT r.reader) AS readers
+		  FROM r JOIN messages m ON m.id = r.message_id AND m.conversation_id = r.room
+		 WHERE r.reader <> m.sender_id AND r.reader = ANY(m.receivers) AND NOT r.reader = ANY(m.read_by)
+		   AND (m.commit_pos, m.prepare_pos) < (r.c, r.p)
+		 GROUP BY m.id)
+	UPDATE messages m SET read_by = (SELECT array_agg(x ORDER BY x) FROM unnest(m.read_by || agg.readers) AS x)
+	  FROM agg WHERE m.id = agg.id`

@@ -109,3 +109,110 @@ func TestRebuildWritesAttachments(t *testing.T) {
 		t.Errorf("messages after a rebuild: %d (%v); want 9", msgs, err)
 	}
 }
+
+// A rebuild writes no inbox row while it loads the log: read receipts
+// extend read_by alone, and the inbox is derived from the messages at the
+// end, unread where the receiver is not in read_by. Verify builds the same
+// way, so it must find the result equal to the live projection's, which
+// applies every event in order, whatever the batches: receipts before their
+// message, by its sender, by a non-receiver, in the wrong room, twice, and
+// in a later batch than the message.
+func TestRebuildDerivesInboxAsLive(t *testing.T) {
+	t.Parallel()
+	l := newTestLog(t)
+	for u := int64(1); u <= 4; u++ {
+		l.append(t, domain.UserStream(u), domain.UserRegistered{UserID: u, Username: fmt.Sprintf("user%d", u), PasswordSet: true})
+	}
+	room := func(id int64, members ...int64) {
+		var ms []domain.Membership
+		for _, u := range members {
+			ms = append(ms, domain.Membership{UserID: u, MembershipID: id*10 + u})
+		}
+		l.append(t, domain.ConversationStream(id), domain.ConversationCreated{ConversationID: id, Type: domain.Group, CreatedBy: members[0], Members: ms})
+	}
+	send := func(room, id, sender int64, receivers ...int64) {
+		m := domain.MessageSent{ConversationID: room, MessageID: id, SenderID: sender, Receivers: receivers, Text: fmt.Sprintf("m%d", id)}
+		if id%4 == 0 {
+			m.Picture = &domain.Attachment{Key: fmt.Sprintf("p%d", id), ContentType: "image/png"}
+		}
+		l.append(t, domain.ConversationStream(room), m)
+	}
+	read := func(room, reader int64, ids ...int64) eventstore.Position {
+		return l.append(t, domain.ReceiptStream(room, reader), domain.MessagesRead{ConversationID: room, ReaderID: reader, MessageIDs: ids})
+	}
+	delivered := func(room, receiver int64, ids ...int64) {
+		l.append(t, domain.ReceiptStream(room, receiver), domain.MessagesDelivered{ConversationID: room, ReceiverID: receiver, MessageIDs: ids})
+	}
+	room(1, 1, 2, 3)
+	room(2, 1, 4)
+	read(1, 3, 5) // before message 5 is sent: no row to clear yet
+	send(1, 1, 1, 2, 3)
+	read(1, 2, 1)
+	read(1, 2, 1) // again
+	read(1, 1, 1) // its sender
+	read(1, 4, 1) // not a receiver
+	read(2, 3, 1) // the wrong room
+	send(1, 2, 2, 1, 3)
+	read(1, 1, 1, 2)
+	read(1, 3, 1, 2)
+	send(2, 3, 4, 1)
+	delivered(2, 1, 3)
+	send(1, 4, 3, 1, 2)
+	send(1, 5, 1, 2, 3) // stays unread for 3
+	send(2, 6, 1, 4)
+	send(1, 7, 2, 1, 3)
+	read(2, 4, 3, 6)
+	read(1, 2, 4, 5)
+	head := read(1, 1, 4, 7)
+
+	ctx, cancel := context.WithCancel(t.Context())
+	chat := projections.NewChat(l.reg)
+	done := make(chan error, 1)
+	go func() {
+		done <- projections.NewProjector(l.pool, l.store, chat, projections.ProjectorOptions{}).RunOnce(ctx)
+	}()
+	l.waitCheckpoint(t, head)
+	cancel()
+	<-done
+
+	for _, batch := range []int{1, 2, 3, 5, 100} {
+		diffs, _, err := projections.Verify(t.Context(), l.pool, l.store, chat, projections.RebuildOptions{BatchSize: batch})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range diffs {
+			if !d.Equal {
+				t.Errorf("batches of %d: %s differs from the live projection: only live %v, only rebuilt %v", batch, d.Table, d.OnlyLive, d.OnlyRebuilt)
+			}
+		}
+	}
+	// The swap applies the events that came during a rebuild in one bulk
+	// batch, inbox rows and all: the whole log in one must give the same.
+	bulk := migrations.ReadModel.Beside("bulk")
+	if err := migrations.ApplyReadModel(t.Context(), l.pool, bulk); err != nil {
+		t.Fatal(err)
+	}
+	events, err := l.store.ReadAll(t.Context(), eventstore.Position{}, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pgx.BeginFunc(t.Context(), l.pool, func(tx pgx.Tx) error { return chat.ApplyBulk(t.Context(), tx, bulk, events) }); err != nil {
+		t.Fatal(err)
+	}
+	for _, table := range []string{"messages", "inbox", "conversations", "members"} {
+		var differ int
+		if err := l.pool.QueryRow(t.Context(), fmt.Sprintf(`SELECT count(*) FROM (
+			(SELECT * FROM %[1]s EXCEPT ALL SELECT * FROM %[2]s) UNION ALL (SELECT * FROM %[2]s EXCEPT ALL SELECT * FROM %[1]s)) d`,
+			migrations.ReadModel.Qualified(table), bulk.Qualified(table))).Scan(&differ); err != nil {
+			t.Fatal(err)
+		}
+		if differ != 0 {
+			t.Errorf("one bulk batch: %d rows of %s differ from the live projection", differ, table)
+		}
+	}
+
+	var unread int
+	if err := l.pool.QueryRow(t.Context(), `SELECT count(*) FROM readmodel.inbox WHERE unread`).Scan(&unread); err != nil || unread == 0 {
+		t.Fatalf("live inbox has %d unread rows (%v): the log tests nothing", unread, err)
+	}
+}

@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -45,8 +46,10 @@ func (c *Chat) applyRooms(b *pgx.Batch, ev domain.Event, at time.Time) {
 
 // deliveries are (receiver, message, room) triples to add to delivered_to,
 // applied in one statement: adding commutes, so a rebuild applies a whole
-// batch's together.
-type deliveries struct{ receiver, message, room []int64 }
+// batch's together. A bulk batch gives each triple the log position of its
+// receipt (addAt), so that a receipt never reaches a message sent after it
+// in the same batch, as when events are applied one by one.
+type deliveries struct{ receiver, message, room, commit, prepare []int64 }
 
 func (d *deliveries) add(receiver, room int64, ids []int64) {
 	for _, id := range ids {
@@ -54,36 +57,56 @@ func (d *deliveries) add(receiver, room int64, ids []int64) {
 	}
 }
 
+// addAt adds triples with the position of their receipt.
+func (d *deliveries) addAt(receiver, room int64, ids []int64, at eventstore.Position) {
+	d.add(receiver, room, ids)
+	for range ids {
+		d.commit, d.prepare = append(d.commit, int64(at.Commit)), append(d.prepare, int64(at.Prepare))
+	}
+}
+
 // deliveredSQL adds each receiver to the delivered_to of their message,
 // when it is a message of that room they received and is not there yet;
-// delivered_to stays ascending and distinct.
+// delivered_to stays ascending and distinct. %s is an added condition on a
+// receipt d and its message m.
 const deliveredSQL = `WITH d AS (
-		SELECT DISTINCT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS d(receiver, message_id, room)),
+		SELECT DISTINCT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]%s) AS d(receiver, message_id, room%s)),
 	agg AS (
 		SELECT d.message_id, array_agg(d.receiver) AS rs
 		  FROM d JOIN messages m ON m.id = d.message_id AND m.conversation_id = d.room
-		 WHERE d.receiver = ANY(m.receivers) AND NOT d.receiver = ANY(m.delivered_to)
+		 WHERE d.receiver = ANY(m.receivers) AND NOT d.receiver = ANY(m.delivered_to)%s
 		 GROUP BY d.message_id)
 	UPDATE messages m SET delivered_to = (SELECT array_agg(DISTINCT x ORDER BY x) FROM unnest(m.delivered_to || agg.rs) AS x)
 	  FROM agg WHERE m.id = agg.message_id`
 
+var (
+	deliveredNow = fmt.Sprintf(deliveredSQL, "", "", "")
+	// deliveredBefore: only to a message sent before the receipt.
+	deliveredBefore = fmt.Sprintf(deliveredSQL, ", $4::bigint[], $5::bigint[]", ", c, p",
+		"\n\t\t   AND (m.commit_pos, m.prepare_pos) < (d.c, d.p)")
+)
+
 func (d *deliveries) queue(b *pgx.Batch) {
-	if len(d.message) > 0 {
-		b.Queue(deliveredSQL, d.receiver, d.message, d.room)
+	switch {
+	case len(d.message) == 0:
+	case len(d.commit) == len(d.message):
+		b.Queue(deliveredBefore, d.receiver, d.message, d.room, d.commit, d.prepare)
+	default:
+		b.Queue(deliveredNow, d.receiver, d.message, d.room)
 	}
 }
 
 // collectDelivery takes a delivery receipt out of a bulk batch's ordered
-// events into its deliveries; it reports whether re was one.
-func (bb *bulkBatch) collectDelivery(re eventstore.RecordedEvent) (bool, error) {
+// events into its deliveries, decoded as d; it reports whether re was one.
+func (bb *bulkBatch) collectDelivery(re eventstore.RecordedEvent, d decoded) (bool, error) {
 	if re.Type != domain.TypeMessagesDelivered {
 		return false, nil
 	}
-	ev, _, ok, err := Decode(bb.chat.registry, re)
+	ev, ok, err := d.ev, d.ok, d.err
 	if err != nil || !ok {
 		return true, err
 	}
 	e := ev.(domain.MessagesDelivered)
-	bb.delivered.add(e.ReceiverID, e.ConversationID, e.MessageIDs)
+	bb.delivered.addAt(e.ReceiverID, e.ConversationID, e.MessageIDs, re.Position)
 	return true, nil
 }

@@ -38,9 +38,19 @@ func Verify(ctx context.Context, pool *pgxpool.Pool, log LogReader, chat *Chat, 
 	if err != nil {
 		return nil, live, err
 	}
+	key, err := dropInboxKey(ctx, pool, verifySchema)
+	if err != nil {
+		return nil, live, err
+	}
 	cursor, _, err := buildInto(ctx, pool, log, chat, verifySchema, eventstore.Position{}, &live, o)
 	if err != nil {
 		return nil, live, err
+	}
+	if err := fillInbox(ctx, pool, verifySchema); err != nil {
+		return nil, live, err
+	}
+	if _, err := pool.Exec(ctx, key); err != nil {
+		return nil, live, fmt.Errorf("verify: %w", err)
 	}
 	tx, err := pool.Begin(ctx)
 	if err != nil {
