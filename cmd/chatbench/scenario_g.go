@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -415,16 +416,17 @@ func detailsG(g *growthResult) []string {
 func growthMarkdown(g *growthResult) []string {
 	first := g.firstMeasured()
 	out := []string{"g: the grid as Markdown (ratios: to the first cell; to the INSERT p50 measured in the same cell):", "",
-		"| events | rooms | send p50 | send p99 | list p50 | INSERT p50 (same cell) | send p50 / INSERT p50 | list p50 / INSERT p50 |",
-		"| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"}
+		"| events | rooms | messages per room | send p50 | send p99 | list p50 | INSERT p50 (same cell) | send p50 / INSERT p50 | list p50 / INSERT p50 |",
+		"| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"}
 	for i := range g.Cells {
 		c := &g.Cells[i]
 		if c.Skipped != "" {
-			out = append(out, fmt.Sprintf("| %s | %s | n/a | n/a | n/a | | | |", thousands(c.Events), thousands(c.Rooms)))
+			out = append(out, fmt.Sprintf("| %s | %s | | n/a | n/a | n/a | | | |", thousands(c.Events), thousands(c.Rooms)))
 			continue
 		}
-		out = append(out, fmt.Sprintf("| %s | %s | %s (%s) | %s (%s) | %s (%s) | %s | %s | %s |",
-			thousands(c.Events), thousands(c.Rooms),
+		perRoom := float64(synthlog.Config{Events: c.Events, Users: g.Users, Rooms: c.Rooms}.Messages()) / float64(c.Rooms)
+		out = append(out, fmt.Sprintf("| %s | %s | %s | %s (%s) | %s (%s) | %s (%s) | %s | %s | %s |",
+			thousands(c.Events), thousands(c.Rooms), thousands(int(math.Round(perRoom))),
 			fmtMs(c.Send.P50Ms), fmtRatio(ratio(c.Send.P50Ms, first.Send.P50Ms)),
 			fmtMs(c.Send.P99Ms), fmtRatio(ratio(c.Send.P99Ms, first.Send.P99Ms)),
 			fmtMs(c.List.P50Ms), fmtRatio(ratio(c.List.P50Ms, first.List.P50Ms)),

@@ -32,6 +32,20 @@ type Config struct {
 // user, one per room), before any message.
 func (c Config) CreationEvents() int { return 2*c.Users + c.Rooms }
 
+// Messages is how many messages Rows writes: the events after the users and
+// rooms are messages, and a read receipt after every 20th.
+func (c Config) Messages() int {
+	rows, msg := c.CreationEvents(), 0
+	for rows < c.Events {
+		msg++
+		rows++
+		if msg%20 == 0 && rows < c.Events {
+			rows++
+		}
+	}
+	return msg
+}
+
 // Columns are the events table's columns a row fills, in order.
 var Columns = []string{"event_id", "stream_id", "revision", "type", "data", "metadata"}
 

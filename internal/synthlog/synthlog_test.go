@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/evchat/evchat/domain"
 )
 
 func TestRowsShape(t *testing.T) {
@@ -40,8 +42,25 @@ func TestRowsShape(t *testing.T) {
 	if created != c.Rooms {
 		t.Errorf("%d rooms created; want %d", created, c.Rooms)
 	}
-	if sent == 0 {
-		t.Error("no messages")
+	if sent == 0 || sent != c.Messages() {
+		t.Errorf("%d messages; Messages says %d", sent, c.Messages())
+	}
+}
+
+func TestMessagesCountsRows(t *testing.T) {
+	for _, c := range []Config{
+		{Events: 1000, Users: 100, Rooms: 10}, {Events: 221, Users: 100, Rooms: 1}, {Events: 222, Users: 100, Rooms: 1},
+		{Events: 5000, Users: 200, Rooms: 1000}, {Events: 100, Users: 100, Rooms: 10},
+	} {
+		n := 0
+		for _, row := range Rows(c) {
+			if row[3].(string) == domain.TypeMessageSent {
+				n++
+			}
+		}
+		if n != c.Messages() {
+			t.Errorf("%+v: Rows writes %d messages; Messages says %d", c, n, c.Messages())
+		}
 	}
 }
 
