@@ -415,24 +415,34 @@ func detailsG(g *growthResult) []string {
 // ratio to the first cell and to the INSERT p50 of its own cell.
 func growthMarkdown(g *growthResult) []string {
 	first := g.firstMeasured()
-	out := []string{"g: the grid as Markdown (ratios: to the first cell; to the INSERT p50 measured in the same cell):", "",
-		"| events | rooms | messages per room | send p50 | send p99 | list p50 | INSERT p50 (same cell) | send p50 / INSERT p50 | list p50 / INSERT p50 |",
-		"| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"}
+	out := []string{"g: the grid as Markdown (ratios: to the first cell; to the INSERT p50 measured in the same cell; PostgreSQL's CPU time per request):", "",
+		"| events | rooms | messages per room | send p50 | send p99 | list p50 | INSERT p50 (same cell) | send p50 / INSERT p50 | list p50 / INSERT p50 | PostgreSQL CPU per send, per list |",
+		"| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"}
 	for i := range g.Cells {
 		c := &g.Cells[i]
 		if c.Skipped != "" {
-			out = append(out, fmt.Sprintf("| %s | %s | | n/a | n/a | n/a | | | |", thousands(c.Events), thousands(c.Rooms)))
+			out = append(out, fmt.Sprintf("| %s | %s | | n/a | n/a | n/a | | | | |", thousands(c.Events), thousands(c.Rooms)))
 			continue
 		}
 		perRoom := float64(synthlog.Config{Events: c.Events, Users: g.Users, Rooms: c.Rooms}.Messages()) / float64(c.Rooms)
-		out = append(out, fmt.Sprintf("| %s | %s | %s | %s (%s) | %s (%s) | %s (%s) | %s | %s | %s |",
+		out = append(out, fmt.Sprintf("| %s | %s | %s | %s (%s) | %s (%s) | %s (%s) | %s | %s | %s | %s, %s |",
 			thousands(c.Events), thousands(c.Rooms), thousands(int(math.Round(perRoom))),
 			fmtMs(c.Send.P50Ms), fmtRatio(ratio(c.Send.P50Ms, first.Send.P50Ms)),
 			fmtMs(c.Send.P99Ms), fmtRatio(ratio(c.Send.P99Ms, first.Send.P99Ms)),
 			fmtMs(c.List.P50Ms), fmtRatio(ratio(c.List.P50Ms, first.List.P50Ms)),
-			fmtMs(c.Insert.P50Ms), fmtRatio(ratio(c.Send.P50Ms, c.Insert.P50Ms)), fmtRatio(ratio(c.List.P50Ms, c.Insert.P50Ms))))
+			fmtMs(c.Insert.P50Ms), fmtRatio(ratio(c.Send.P50Ms, c.Insert.P50Ms)), fmtRatio(ratio(c.List.P50Ms, c.Insert.P50Ms)),
+			postgresPerRequest(c.Send), postgresPerRequest(c.List)))
 	}
 	return append(out, "")
+}
+
+// postgresPerRequest is the CPU time PostgreSQL spent per request of a
+// load, which depends less on what else the machine runs than latency does.
+func postgresPerRequest(s summary) string {
+	if s.CPU == nil || s.Rate == 0 {
+		return "n/a"
+	}
+	return fmtMs(s.CPU.Postgres / s.Rate * 1000)
 }
 
 // thousands writes n with commas between groups of three digits.

@@ -80,15 +80,16 @@ func TestThousands(t *testing.T) {
 func TestGrowthMarkdown(t *testing.T) {
 	g := &growthResult{Users: 200, Cells: []growthCell{
 		{Events: 1000, Rooms: 1000, Skipped: "no room"},
-		{Events: 1000, Rooms: 10, Insert: summary{P50Ms: 1}, Send: summary{P50Ms: 10, P99Ms: 40}, List: summary{P50Ms: 5}},
+		{Events: 1000, Rooms: 10, Insert: summary{P50Ms: 1}, Send: summary{P50Ms: 10, P99Ms: 40, Rate: 1000, CPU: &cpuUse{Postgres: 0.5}},
+			List: summary{P50Ms: 5, Rate: 2000, CPU: &cpuUse{Postgres: 0.5}}},
 		{Events: 100_000, Rooms: 10, Insert: summary{P50Ms: 2}, Send: summary{P50Ms: 30, P99Ms: 60}, List: summary{P50Ms: 5}},
 	}}
 	lines := growthMarkdown(g)
 	want := []string{
-		"| 1,000 | 1,000 | | n/a | n/a | n/a | | | |",
+		"| 1,000 | 1,000 | | n/a | n/a | n/a | | | | |",
 		// 1,000 events: 410 make the users and rooms; 562 messages and 28 receipts.
-		"| 1,000 | 10 | 56 | 10.0ms (1.00) | 40.0ms (1.00) | 5.00ms (1.00) | 1.00ms | 10.00 | 5.00 |",
-		"| 100,000 | 10 | 9,485 | 30.0ms (3.00) | 60.0ms (1.50) | 5.00ms (1.00) | 2.00ms | 15.00 | 2.50 |",
+		"| 1,000 | 10 | 56 | 10.0ms (1.00) | 40.0ms (1.00) | 5.00ms (1.00) | 1.00ms | 10.00 | 5.00 | 0.50ms, 0.25ms |",
+		"| 100,000 | 10 | 9,485 | 30.0ms (3.00) | 60.0ms (1.50) | 5.00ms (1.00) | 2.00ms | 15.00 | 2.50 | n/a, n/a |",
 	}
 	for _, w := range want {
 		if !slices.Contains(lines, w) {
