@@ -58,6 +58,14 @@ type growthCell struct {
 	Skipped        string  `json:"skipped,omitempty"`
 	WriteSeconds   float64 `json:"write_seconds"` // generating and copying the log
 	RebuildSeconds float64 `json:"rebuild_seconds"`
+	// DatabaseMB is the database's size once prepared: the log, the read
+	// model and their indexes.
+	DatabaseMB float64 `json:"database_mb"`
+	// SendBuffers and ListBuffers are the database's block reads during
+	// each load, warm-up included, as PostgreSQL's statistics count them
+	// (they trail by up to a second).
+	SendBuffers bufferUse `json:"send_buffers"`
+	ListBuffers bufferUse `json:"list_buffers"`
 	// Primed rooms got one send each before the loads, in PrimeSeconds.
 	Primed       int     `json:"primed"`
 	PrimeSeconds float64 `json:"prime_seconds"`
@@ -271,6 +279,10 @@ func growthCellRun(ctx context.Context, e *env, base *pgxpool.Pool, c *growthCel
 		return err
 	}
 	spec := loadSpec{name: name + " send", workers: loadClients, warmup: e.opts.warmup, duration: phase, cpu: e.cpuNow}
+	from, err := readBlocks(ctx, e, db)
+	if err != nil {
+		return err
+	}
 	sums, err := closedLoop(ctx, spec, e.errs, func(ctx context.Context, _ int, rng *rand.Rand) (int, error) {
 		r, u := pick(rng)
 		return 0, e.api.send(ctx, u, r, "chatbench g "+strconv.FormatUint(rng.Uint64(), 36))
@@ -279,6 +291,11 @@ func growthCellRun(ctx context.Context, e *env, base *pgxpool.Pool, c *growthCel
 		return err
 	}
 	c.Send = sums[0]
+	to, err := readBlocks(ctx, e, db)
+	if err != nil {
+		return err
+	}
+	c.SendBuffers = to.since(from)
 	spec.name = name + " list"
 	sums, err = closedLoop(ctx, spec, e.errs, func(ctx context.Context, _ int, rng *rand.Rand) (int, error) {
 		r, u := pick(rng)
@@ -288,7 +305,39 @@ func growthCellRun(ctx context.Context, e *env, base *pgxpool.Pool, c *growthCel
 		return err
 	}
 	c.List = sums[0]
+	end, err := readBlocks(ctx, e, db)
+	if err != nil {
+		return err
+	}
+	c.ListBuffers = end.since(to)
 	return nil
+}
+
+// bufferUse is where a database's block reads were served from.
+type bufferUse struct {
+	// Hits were found in shared_buffers; Reads came from the operating
+	// system (its page cache, or the disk).
+	Hits  int64 `json:"hits"`
+	Reads int64 `json:"reads"`
+}
+
+// hitRatio is the share of block reads found in shared_buffers.
+func (b bufferUse) hitRatio() float64 { return ratio(float64(b.Hits), float64(b.Hits+b.Reads)) }
+
+func (b bufferUse) since(from bufferUse) bufferUse {
+	return bufferUse{Hits: b.Hits - from.Hits, Reads: b.Reads - from.Reads}
+}
+
+// readBlocks reads a database's cumulative block counts.
+func readBlocks(ctx context.Context, e *env, db string) (bufferUse, error) {
+	conn, err := pgx.Connect(ctx, e.pg.URL("postgres"))
+	if err != nil {
+		return bufferUse{}, err
+	}
+	defer conn.Close(context.Background())
+	var b bufferUse
+	err = conn.QueryRow(ctx, `SELECT blks_hit, blks_read FROM pg_stat_database WHERE datname = $1`, db).Scan(&b.Hits, &b.Reads)
+	return b, err
 }
 
 // prepareGrowthDB fills a fresh database as an installation with that log
@@ -343,6 +392,11 @@ func prepareGrowthDB(ctx context.Context, e *env, url string, log synthlog.Confi
 	if _, err := pool.Exec(ctx, "VACUUM ANALYZE"); err != nil {
 		return fmt.Errorf("vacuum: %w", err)
 	}
+	var size int64
+	if err := pool.QueryRow(ctx, "SELECT pg_database_size(current_database())").Scan(&size); err != nil {
+		return err
+	}
+	c.DatabaseMB = float64(size) / (1 << 20)
 	return nil
 }
 
@@ -404,9 +458,12 @@ func detailsG(g *growthResult) []string {
 			out = append(out, "g: "+c.label()+": n/a: "+c.Skipped)
 			continue
 		}
-		out = append(out, fmt.Sprintf("g: %s: log written in %.1fs, rebuilt in %.1fs, %d rooms primed in %.1fs; INSERT p50 %s, p99 %s (%.0f tx/s); send mean %s, max %s; list p99 %s",
-			c.label(), c.WriteSeconds, c.RebuildSeconds, c.Primed, c.PrimeSeconds, fmtMs(c.Insert.P50Ms), fmtMs(c.Insert.P99Ms), c.Insert.Rate,
-			fmtMs(c.Send.MeanMs), fmtMs(c.Send.MaxMs), fmtMs(c.List.P99Ms)))
+		out = append(out, fmt.Sprintf("g: %s: log written in %.1fs, rebuilt in %.1fs, database %.0f MiB, %d rooms primed in %.1fs; INSERT p50 %s, p99 %s (%.0f tx/s); send mean %s, max %s; list p99 %s",
+			c.label(), c.WriteSeconds, c.RebuildSeconds, c.DatabaseMB, c.Primed, c.PrimeSeconds, fmtMs(c.Insert.P50Ms), fmtMs(c.Insert.P99Ms), c.Insert.Rate,
+			fmtMs(c.Send.MeanMs), fmtMs(c.Send.MaxMs), fmtMs(c.List.P99Ms)),
+			fmt.Sprintf("g: %s: blocks found in shared_buffers: %s of %d during the sends, %s of %d during the lists",
+				c.label(), fmtRatio(c.SendBuffers.hitRatio()), c.SendBuffers.Hits+c.SendBuffers.Reads,
+				fmtRatio(c.ListBuffers.hitRatio()), c.ListBuffers.Hits+c.ListBuffers.Reads))
 	}
 	return append(out, growthMarkdown(g)...)
 }
