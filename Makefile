@@ -5,7 +5,7 @@ GO          ?= go
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 PKGS        := ./...
 
-.PHONY: run test test-esdb lint fmt vet fuzz bench bench-store bench-rebuild bench-search bench-api bench-resume postgres chromium build clean
+.PHONY: run test test-esdb lint fmt vet fuzz bench bench-store bench-rebuild bench-search bench-api bench-resume bench-growth postgres chromium build clean
 
 # The binary runs in the foreground: Ctrl-C shuts it down cleanly (exit 0).
 run: postgres build
@@ -87,7 +87,7 @@ fmt:
 	gofmt -w $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')
 
 # Benchmarks quote ratios against baselines measured in the same run.
-bench: postgres bench-store bench-rebuild bench-search bench-api bench-resume
+bench: postgres bench-store bench-rebuild bench-search bench-api bench-resume bench-growth
 
 bench-store:
 	$(GO) test -run '^$$' -bench Append -benchtime 5000x -count 3 ./eventstore/postgres/
@@ -110,6 +110,12 @@ bench-resume: postgres
 
 bench-api: postgres
 	$(GO) run ./cmd/chatbench $(CHATBENCH_FLAGS)
+
+# Send and list latency with 1k, 100k and 1M events in the log and 10, 1k
+# and 100k rooms, each cell on a fresh database (a few minutes; choose cells
+# with GROWTH_FLAGS="-growth-events 1k,1M -growth-rooms 10").
+bench-growth: postgres
+	$(GO) run ./cmd/chatbench -scenarios g $(GROWTH_FLAGS)
 
 clean:
 	rm -rf bin .data

@@ -2,7 +2,6 @@ package projections_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"strconv"
@@ -10,13 +9,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/evchat/evchat/domain"
 	"github.com/evchat/evchat/eventstore/postgres"
 	"github.com/evchat/evchat/internal/pgtest"
+	"github.com/evchat/evchat/internal/synthlog"
 	"github.com/evchat/evchat/migrations"
 	"github.com/evchat/evchat/projections"
 )
@@ -27,55 +26,8 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 // rooms of 3 to 6 members, then messages spread over the rooms with a read
 // receipt every 20 messages.
 func syntheticLog(n int) [][]any {
-	reg := domain.NewRegistry()
-	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	var rows [][]any
-	revs := map[string]int64{}
-	add := func(stream string, e domain.Event, actor int64) {
-		typ, data, _ := reg.Encode(e)
-		md, _ := json.Marshal(domain.Metadata{ActorID: actor, RequestID: "bench", Time: at, Version: reg.Version(typ)})
-		at = at.Add(time.Millisecond)
-		rows = append(rows, []any{uuid.Must(uuid.NewV7()), stream, revs[stream], typ, string(data), string(md)})
-		revs[stream]++
-	}
-	const users, rooms = 200, 1000
-	for u := int64(1); u <= users; u++ {
-		add(domain.UsernameStream("user"+strconv.FormatInt(u, 10)), domain.UsernameReserved{Username: "user" + strconv.FormatInt(u, 10), UserID: u}, u)
-		add(domain.UserStream(u), domain.UserRegistered{UserID: u, Username: "user" + strconv.FormatInt(u, 10), PasswordSet: true}, u)
-	}
-	members := map[int64][]int64{}
-	membership := int64(0)
-	for r := int64(1); r <= rooms; r++ {
-		size := 3 + r%4
-		var ms []domain.Membership
-		for i := int64(0); i < size; i++ {
-			u := (r*7+i*13)%users + 1
-			membership++
-			ms = append(ms, domain.Membership{UserID: u, MembershipID: membership})
-			members[r] = append(members[r], u)
-		}
-		add(domain.ConversationStream(r), domain.ConversationCreated{ConversationID: r, Type: domain.Group, CreatedBy: members[r][0], Members: ms}, members[r][0])
-	}
-	msg := int64(0)
-	for len(rows) < n {
-		r := msg%rooms + 1
-		msg++
-		sender := members[r][msg%int64(len(members[r]))]
-		var receivers []int64
-		for _, u := range members[r] {
-			if u != sender {
-				receivers = append(receivers, u)
-			}
-		}
-		add(domain.ConversationStream(r), domain.MessageSent{ConversationID: r, MessageID: msg, SenderID: sender, Receivers: receivers, Text: "message " + strconv.FormatInt(msg, 10)}, sender)
-		if msg%20 == 0 && len(rows) < n {
-			add(domain.ReceiptStream(r, receivers[0]), domain.MessagesRead{ConversationID: r, ReaderID: receivers[0], MessageIDs: []int64{msg}}, receivers[0])
-		}
-	}
-	return rows
+	return synthlog.Rows(synthlog.Config{Events: n, Users: 200, Rooms: 1000})
 }
-
-var eventColumns = []string{"event_id", "stream_id", "revision", "type", "data", "metadata"}
 
 // BenchmarkRebuild rebuilds the read model from a log of REBUILD_EVENTS
 // events (default 1,000,000) and reports events/s, next to a raw COPY of the
@@ -101,10 +53,7 @@ func BenchmarkRebuild(b *testing.B) {
 		b.Fatal(err)
 	}
 	rows := syntheticLog(n)
-	if _, err := pool.CopyFrom(ctx, pgx.Identifier{"events"}, eventColumns, pgx.CopyFromRows(rows)); err != nil {
-		b.Fatal(err)
-	}
-	if _, err := pool.Exec(ctx, `INSERT INTO streams SELECT stream_id, max(revision) FROM events GROUP BY stream_id; ANALYZE events`); err != nil {
+	if err := synthlog.Load(ctx, pool, rows); err != nil {
 		b.Fatal(err)
 	}
 
@@ -113,7 +62,7 @@ func BenchmarkRebuild(b *testing.B) {
 		b.Fatal(err)
 	}
 	start := time.Now()
-	if _, err := pool.CopyFrom(ctx, pgx.Identifier{"copy_baseline"}, eventColumns, pgx.CopyFromRows(rows)); err != nil {
+	if _, err := pool.CopyFrom(ctx, pgx.Identifier{"copy_baseline"}, synthlog.Columns, pgx.CopyFromRows(rows)); err != nil {
 		b.Fatal(err)
 	}
 	copyRate := float64(n) / time.Since(start).Seconds()

@@ -9,13 +9,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/evchat/evchat/domain"
 	"github.com/evchat/evchat/eventstore"
 	"github.com/evchat/evchat/eventstore/postgres"
 	"github.com/evchat/evchat/internal/pgtest"
+	"github.com/evchat/evchat/internal/synthlog"
 	"github.com/evchat/evchat/migrations"
 	"github.com/evchat/evchat/projections"
 )
@@ -46,10 +46,7 @@ func BenchmarkSearchBackfill(b *testing.B) {
 	if _, err := migrations.Apply(ctx, pool); err != nil {
 		b.Fatal(err)
 	}
-	if _, err := pool.CopyFrom(ctx, pgx.Identifier{"events"}, eventColumns, pgx.CopyFromRows(syntheticLog(n))); err != nil {
-		b.Fatal(err)
-	}
-	if _, err := pool.Exec(ctx, `INSERT INTO streams SELECT stream_id, max(revision) FROM events GROUP BY stream_id; ANALYZE events`); err != nil {
+	if err := synthlog.Load(ctx, pool, syntheticLog(n)); err != nil {
 		b.Fatal(err)
 	}
 	store := postgres.New(pool, postgres.Options{})

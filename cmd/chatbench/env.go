@@ -69,7 +69,16 @@ func setup(ctx context.Context, opts options) (_ *env, err error) {
 }
 
 func (e *env) startChatd(ctx context.Context) error {
-	srv, err := startChatd(ctx, e.bin, e.dbURL, filepath.Join(e.tmp, "chatd-data"), filepath.Join(e.tmp, "chatd.log"), e.opts.chatdArgs)
+	return e.startChatdOn(ctx, e.dbURL, e.dataDir())
+}
+
+// dataDir is the data folder of chatd on the run's own database.
+func (e *env) dataDir() string { return filepath.Join(e.tmp, "chatd-data") }
+
+// startChatdOn starts chatd on databaseURL with its data folder in dataDir
+// and points the client at it.
+func (e *env) startChatdOn(ctx context.Context, databaseURL, dataDir string) error {
+	srv, err := startChatd(ctx, e.bin, databaseURL, dataDir, filepath.Join(e.tmp, "chatd.log"), e.opts.chatdArgs)
 	if err != nil {
 		return err
 	}
@@ -83,13 +92,27 @@ func (e *env) startChatd(ctx context.Context) error {
 	return nil
 }
 
-// restartChatd replaces chatd with a fresh process on the same database.
-func (e *env) restartChatd(ctx context.Context) error {
-	if err := e.srv.stop(); err != nil {
+// stopChatd stops chatd, if it runs.
+func (e *env) stopChatd() error {
+	if e.srv == nil {
+		return nil
+	}
+	err := e.srv.stop()
+	e.srv = nil
+	return err
+}
+
+// switchChatd replaces chatd with a fresh process on databaseURL.
+func (e *env) switchChatd(ctx context.Context, databaseURL, dataDir string) error {
+	if err := e.stopChatd(); err != nil {
 		return err
 	}
-	e.srv = nil
-	return e.startChatd(ctx)
+	return e.startChatdOn(ctx, databaseURL, dataDir)
+}
+
+// restartChatd replaces chatd with a fresh process on the same database.
+func (e *env) restartChatd(ctx context.Context) error {
+	return e.switchChatd(ctx, e.dbURL, e.dataDir())
 }
 
 // checkServer returns an error once chatd has died.

@@ -4,8 +4,10 @@
 //
 // Run it from the module (it builds cmd/chatd unless given -chatd):
 //
-//	go run ./cmd/chatbench                      # every scenario, about 4 minutes
+//	go run ./cmd/chatbench                      # every scenario but g, about 4 minutes
 //	make bench-api                              # the same
+//	go run ./cmd/chatbench -scenarios g         # cost growth, a few minutes
+//	make bench-growth                           # the same
 //	go run ./cmd/chatbench -scenarios a,b -duration 5s
 //	go run ./cmd/chatbench -json results.json   # also write the results as JSON
 //
@@ -26,6 +28,13 @@
 //	e         chatd's resident memory per idle WebSocket (10,000 of them)
 //	r         read-your-writes: a list right after the client's own send
 //	          against lists with no writes going on (half -duration each)
+//	g         cost growth (only when asked for: make bench-growth): for each
+//	          cell of -growth-events x -growth-rooms, a fresh database with
+//	          a synthetic log of that many events over that many rooms,
+//	          the read model rebuilt from it, and chatd on it; then sends
+//	          to random rooms and lists of random rooms (a third of
+//	          -duration each), next to the baseline's INSERTs in the same
+//	          cell
 //
 // c also times the first send to each room after a chatd restart, when the
 // room's state is not cached, and lists the big room as it stood halfway
@@ -66,17 +75,22 @@ type options struct {
 	idleSockets int
 	idleSettle  time.Duration
 	prefill     int
+	growth      growthGrid
 	chatd       string
 	chatdArgs   []string
 	jsonPath    string
 }
 
-var allScenarios = []string{"a", "b", "c", "d", "e", "r"}
+var allScenarios = []string{"a", "b", "c", "d", "e", "g", "r"}
+
+// defaultScenarios run when -scenarios is not given: g, which takes minutes
+// of set-up, runs only when asked for.
+var defaultScenarios = []string{"a", "b", "c", "d", "e", "r"}
 
 func parseFlags(args []string) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("chatbench", flag.ContinueOnError)
-	list := fs.String("scenarios", strings.Join(allScenarios, ","), "scenarios to run, comma-separated (a,b,c,d,e,r)")
+	list := fs.String("scenarios", strings.Join(defaultScenarios, ","), "scenarios to run, comma-separated (a,b,c,d,e,g,r)")
 	fs.DurationVar(&o.duration, "duration", 15*time.Second, "measured time of each load")
 	fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "unmeasured warm-up before each load")
 	fs.IntVar(&o.rate, "rate", 1000, "d: total sends per second")
@@ -84,6 +98,8 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.idleSockets, "idle-sockets", 10000, "e: idle WebSockets")
 	fs.DurationVar(&o.idleSettle, "idle-settle", 5*time.Second, "e: wait after opening the idle sockets before reading chatd's memory")
 	fs.IntVar(&o.prefill, "prefill", 100000, "c: messages in the big room")
+	growthEvents := fs.String("growth-events", "1k,100k,1M", "g: log lengths in events, comma-separated (k = 1,000, M = 1,000,000)")
+	growthRooms := fs.String("growth-rooms", "10,1k,100k", "g: numbers of rooms, comma-separated")
 	fs.StringVar(&o.chatd, "chatd", "", "chatd binary (default: go build ./cmd/chatd into the temporary folder)")
 	chatdArgs := fs.String("chatd-args", "", "extra chatd flags, space-separated (e.g. \"-debug-addr 127.0.0.1:6060\" to profile it)")
 	fs.StringVar(&o.jsonPath, "json", "", "also write the results to this file as JSON")
@@ -94,6 +110,13 @@ func parseFlags(args []string) (options, error) {
 		return o, fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
 	o.chatdArgs = strings.Fields(*chatdArgs)
+	var err error
+	if o.growth.events, err = parseCounts(*growthEvents); err != nil {
+		return o, fmt.Errorf("-growth-events: %w", err)
+	}
+	if o.growth.rooms, err = parseCounts(*growthRooms); err != nil {
+		return o, fmt.Errorf("-growth-rooms: %w", err)
+	}
 	for _, s := range strings.Split(*list, ",") {
 		s = strings.ToLower(strings.TrimSpace(s))
 		if s == "" {
@@ -156,6 +179,7 @@ func run() int {
 		Settings: settings{
 			Scenarios: strings.Join(opts.scenarios, ","), Duration: opts.duration.String(), Warmup: opts.warmup.String(),
 			Rate: opts.rate, Sockets: opts.sockets, IdleSockets: opts.idleSockets, Prefill: opts.prefill,
+			GrowthEvents: formatCounts(opts.growth.events), GrowthRooms: formatCounts(opts.growth.rooms),
 			CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), Started: time.Now().UTC(),
 		},
 		Failed: map[string]string{},
@@ -242,6 +266,8 @@ func runScenarios(ctx context.Context, e *env, res *results) {
 				res.D, err = runD(ctx, e)
 			case "e":
 				res.E, err = runE(ctx, e)
+			case "g":
+				res.G, err = runG(ctx, e)
 			case "r":
 				res.R, err = runR(ctx, e)
 			}

@@ -21,6 +21,7 @@ type results struct {
 	C        *bigRoomResult        `json:"c,omitempty"`
 	D        *fanoutResult         `json:"d,omitempty"`
 	E        *idleResult           `json:"e,omitempty"`
+	G        *growthResult         `json:"g,omitempty"`
 	R        *readAfterWriteResult `json:"r,omitempty"`
 	Goals    []goal                `json:"goals"`
 	// Failed maps a scenario that could not finish to why.
@@ -43,6 +44,9 @@ type settings struct {
 	GoVersion   string    `json:"go_version"`
 	Started     time.Time `json:"started"`
 	Seconds     float64   `json:"seconds"`
+	// GrowthEvents and GrowthRooms are scenario g's grid.
+	GrowthEvents string `json:"growth_events"`
+	GrowthRooms  string `json:"growth_rooms"`
 }
 
 // goal is one target and whether the run met it.
@@ -225,6 +229,9 @@ func rows(r *results) []row {
 		}
 		out = append(out, x.with(goalOf(r.Goals, "e")))
 	}
+	if r.G != nil {
+		out = append(out, rowsG(r.G)...)
+	}
 	if r.R != nil {
 		out = append(out, rowsR(r.R, r.Goals)...)
 	}
@@ -334,6 +341,9 @@ func details(r *results) []string {
 			"d: sockets closed by the server during the run: "+closures(d.UnexpectedClosures))
 	}
 	out = append(out, cpuLines(r)...)
+	if r.G != nil {
+		out = append(out, detailsG(r.G)...)
+	}
 	if e := r.E; e != nil {
 		if e.Skipped != "" {
 			out = append(out, "e: skipped: "+e.Skipped)
@@ -385,6 +395,15 @@ func cpuLines(r *results) []string {
 	}
 	if r.R != nil {
 		add("r", r.R.ListAfterSend.CPU)
+	}
+	if r.G != nil {
+		for _, c := range r.G.Cells {
+			if c.Skipped == "" {
+				cell := "g " + formatCount(c.Events) + "/" + formatCount(c.Rooms)
+				add(cell+" send", c.Send.CPU)
+				add(cell+" list", c.List.CPU)
+			}
+		}
 	}
 	return out
 }
