@@ -68,8 +68,9 @@ func setup(ctx context.Context, opts options) (_ *env, err error) {
 	return e, nil
 }
 
-func (e *env) startChatd(ctx context.Context) error {
-	srv, err := startChatd(ctx, e.bin, e.dbURL, filepath.Join(e.tmp, "chatd-data"), filepath.Join(e.tmp, "chatd.log"), e.opts.chatdArgs)
+func (e *env) startChatd(ctx context.Context, extra ...string) error {
+	srv, err := startChatd(ctx, e.bin, e.dbURL, filepath.Join(e.tmp, "chatd-data"), filepath.Join(e.tmp, "chatd.log"),
+		append(extra, e.opts.chatdArgs...))
 	if err != nil {
 		return err
 	}
@@ -83,13 +84,14 @@ func (e *env) startChatd(ctx context.Context) error {
 	return nil
 }
 
-// restartChatd replaces chatd with a fresh process on the same database.
-func (e *env) restartChatd(ctx context.Context) error {
+// restartChatd replaces chatd with a fresh process on the same database,
+// with extra flags before the -chatd-args ones.
+func (e *env) restartChatd(ctx context.Context, extra ...string) error {
 	if err := e.srv.stop(); err != nil {
 		return err
 	}
 	e.srv = nil
-	return e.startChatd(ctx)
+	return e.startChatd(ctx, extra...)
 }
 
 // checkServer returns an error once chatd has died.
