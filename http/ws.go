@@ -53,10 +53,10 @@ func newHub(srv *Server) *hub {
 		maxMessage: 6*int64(srv.cmd.Limits().MaxTextBytes) + 4<<10,
 		writeWait:  5 * time.Second,
 		up: &websocket.Upgrader{
-			// An idle socket's reader waits with its read buffer: 512
-			// bytes hold a typical client frame in one read (a longer
-			// one takes a few).
-			ReadBufferSize: 512, WriteBufferSize: 1024,
+			// An idle socket's reader waits with its read buffer: 256
+			// bytes hold a typing, read or short message frame in one
+			// read (a longer frame takes a few).
+			ReadBufferSize: 256, WriteBufferSize: 1024,
 			// The write buffer is taken from the pool for a write and
 			// put back after it: an idle socket holds none.
 			WriteBufferPool: &sync.Pool{},
