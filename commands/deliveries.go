@@ -3,6 +3,7 @@ package commands
 import (
 	"cmp"
 	"context"
+	"errors"
 	"log/slog"
 	"slices"
 	"sync"
@@ -118,13 +119,18 @@ func (d *Deliveries) Run(ctx context.Context) error {
 		case <-t.C:
 		case <-d.full:
 		}
-		d.Flush(ctx)
+		if ctx.Err() == nil { // else the last flush comes next
+			d.Flush(ctx)
+		}
 	}
 }
 
 // Flush records what is pending now. A failed append is logged and its
 // deliveries dropped: the next frame or listing of those messages
-// records them again.
+// records them again. A flush whose ctx ends stops there and drops what it
+// has not recorded the same way: quietly when ctx was canceled (the
+// process shutting down: no failure), with one warning when it ran out of
+// time.
 func (d *Deliveries) Flush(ctx context.Context) {
 	d.mu.Lock()
 	pending, dropped := d.pending, d.dropped
@@ -143,7 +149,11 @@ func (d *Deliveries) Flush(ctx context.Context) {
 		}
 		return cmp.Compare(a.receiver, b.receiver)
 	})
+	done := 0
 	for _, k := range keys {
+		if ctx.Err() != nil {
+			break
+		}
 		ids := make([]int64, 0, len(pending[k]))
 		for id := range pending[k] {
 			ids = append(ids, id)
@@ -152,12 +162,27 @@ func (d *Deliveries) Flush(ctx context.Context) {
 		if d.cfg.Lookup != nil {
 			var err error
 			if ids, err = d.cfg.Lookup.Undelivered(ctx, k.conversation, k.receiver, ids); err != nil {
+				if ctx.Err() != nil {
+					break // the flush's end, not this receiver's failure
+				}
 				d.cfg.Logger.Warn("delivery receipts: look-up failed", "conversation", k.conversation, "err", err)
+				done++
 				continue
 			}
 		}
 		if _, err := d.svc.RecordDeliveries(ctx, k.conversation, k.receiver, ids); err != nil {
+			if ctx.Err() != nil {
+				break
+			}
 			d.cfg.Logger.Warn("delivery receipts: append failed", "conversation", k.conversation, "err", err)
+		}
+		done++
+	}
+	if left := len(keys) - done; left > 0 {
+		if errors.Is(ctx.Err(), context.Canceled) {
+			d.cfg.Logger.Debug("delivery receipts left unrecorded: flush canceled", "receivers", left)
+		} else {
+			d.cfg.Logger.Warn("delivery receipts left unrecorded: flush ran out of time", "receivers", left, "err", ctx.Err())
 		}
 	}
 }

@@ -1,11 +1,9 @@
 package http
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
-	"net"
 	"net/http"
 	"net/url"
 	"reflect"
@@ -18,7 +16,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/gorilla/websocket"
 	"github.com/labstack/echo/v4"
-	"github.com/olahol/melody"
 
 	"github.com/evchat/evchat/commands"
 	"github.com/evchat/evchat/domain"
@@ -26,52 +23,51 @@ import (
 	"github.com/evchat/evchat/realtime"
 )
 
-// socketQueue is melody's outbound queue per socket: the hub's backlog
-// (128 frames) and room for its replies and close frame.
+// socketQueue is the outbound queue per socket: the hub's backlog (128
+// frames) and room for its replies and close frame.
 const socketQueue = 128 + 16
 
-// sessionKey is the melody session key of a socket's realtime.Session.
-const sessionKey = "session"
-
-// hub serves WebSockets with melody; realtime.Hub decides what each
+// hub serves WebSockets (socket.go); realtime.Hub decides what each
 // socket hears.
 type hub struct {
-	m  *melody.Melody
-	rt *realtime.Hub
+	srv *Server
+	rt  *realtime.Hub
+	up  *websocket.Upgrader
+	// writeWait bounds each write to a socket; maxMessage is the largest
+	// frame a client may send.
+	writeWait  time.Duration
+	maxMessage int64
 
 	mu sync.Mutex
 	// closing refuses new upgrades; upgrading counts those between the
-	// handshake and melody's registration of their session (see close).
+	// handshake and the registration of their socket (see close).
 	closing   bool
 	upgrading int
+	socks     map[*socket]struct{}
 }
-
-// melodyConn adapts a melody session to realtime.Conn.
-type melodyConn struct{ s *melody.Session }
-
-func (c melodyConn) Write(frame []byte) error { return c.s.Write(frame) }
-func (c melodyConn) Close(code int, reason string) error {
-	return c.s.CloseWithMsg(melody.FormatCloseMessage(code, reason))
-}
-func (c melodyConn) IsClosed() bool { return c.s.IsClosed() }
 
 func newHub(srv *Server) *hub {
-	m := melody.New()
-	// A message frame must hold any text the REST send accepts: JSON
-	// escapes a control character in 6 bytes.
-	m.Config.MaxMessageSize = 6*int64(srv.cmd.Limits().MaxTextBytes) + 4<<10
-	m.Config.MessageBufferSize = socketQueue
-	m.Config.WriteWait = 5 * time.Second
+	h := &hub{srv: srv, socks: map[*socket]struct{}{},
+		// A message frame must hold any text the REST send accepts: JSON
+		// escapes a control character in 6 bytes.
+		maxMessage: 6*int64(srv.cmd.Limits().MaxTextBytes) + 4<<10,
+		writeWait:  5 * time.Second,
+		up: &websocket.Upgrader{
+			// An idle socket's reader waits with its read buffer: 256
+			// bytes hold a typing, read or short message frame in one
+			// read (a longer frame takes a few).
+			ReadBufferSize: 256, WriteBufferSize: 1024,
+			// The write buffer is taken from the pool for a write and
+			// put back after it: an idle socket holds none.
+			WriteBufferPool: &sync.Pool{},
+			CheckOrigin:     func(*http.Request) bool { return true }, // checked before the upgrade
+		},
+	}
 	if srv.cfg.WriteWait > 0 {
-		m.Config.WriteWait = srv.cfg.WriteWait
+		h.writeWait = srv.cfg.WriteWait
 	}
-	m.Upgrader = &websocket.Upgrader{
-		ReadBufferSize: 1024, WriteBufferSize: 1024,
-		WriteBufferPool: &sync.Pool{},
-		CheckOrigin:     func(*http.Request) bool { return true }, // checked before the upgrade
-	}
-	h := &hub{m: m, rt: realtime.New(realtime.Config{
-		Log: srv.store, Watermark: srv.wm, Bus: srv.cfg.Bus, Logger: srv.log, WriteWait: m.Config.WriteWait,
+	h.rt = realtime.New(realtime.Config{
+		Log: srv.store, Watermark: srv.wm, Bus: srv.cfg.Bus, Logger: srv.log, WriteWait: h.writeWait,
 		ResumeMax: srv.cfg.ResumeMax, PerUser: srv.cfg.SocketsPerUser, Max: srv.cfg.SocketsMax,
 		TypingInterval: srv.cfg.TypingInterval, Clock: srv.cfg.Clock,
 		Members: func(ctx context.Context, room int64) ([]int64, error) {
@@ -90,48 +86,37 @@ func newHub(srv *Server) *hub {
 			return srv.rm.CoMembers(ctx, user)
 		},
 		Render: srv.frameOf,
-	})}
-	// melody's connect handler is global; each upgrade leaves its own start hook.
-	m.HandleConnect(func(ms *melody.Session) {
-		if v, ok := ms.Get("start"); ok {
-			v.(func(*melody.Session))(ms)
-			ms.UnSet("start")
-		}
-	})
-	m.HandleMessage(srv.onFrame)
-	m.HandleMessageBinary(func(ms *melody.Session, _ []byte) {
-		if so := sessionOf(ms); so != nil && h.rt.Has(so) {
-			h.rt.Write(so, realtime.ErrorFrame("Binary frames are not accepted; send JSON in text frames."))
-		}
-	})
-	m.HandleSentMessage(func(s *melody.Session, _ []byte) {
-		srv.observer.FrameOut()
-		if so := sessionOf(s); so != nil {
-			so.Sent()
-		}
-	})
-	m.HandleDisconnect(func(s *melody.Session) {
-		if so := sessionOf(s); so != nil {
-			h.rt.Remove(so)
-			srv.socketHook(SocketEnded, so.User(), so.Room())
-		}
-	})
-	m.HandleError(func(s *melody.Session, err error) {
-		if errors.Is(err, melody.ErrMessageBufferFull) {
-			if so := sessionOf(s); so != nil {
-				h.rt.Overflowed(so)
-			}
-		}
 	})
 	return h
 }
 
-// sessionOf returns the realtime session of a melody session, once started.
-func sessionOf(ms *melody.Session) *realtime.Session {
-	if v, ok := ms.Get(sessionKey); ok {
-		return v.(*realtime.Session)
+// onText handles a client's text frame.
+func (h *hub) onText(ws *socket, msg []byte) { h.srv.onFrame(ws, msg) }
+
+// onBinary answers a client's binary frame.
+func (h *hub) onBinary(ws *socket) {
+	if so := ws.so; so != nil && h.rt.Has(so) {
+		h.rt.Write(so, realtime.ErrorFrame("Binary frames are not accepted; send JSON in text frames."))
 	}
-	return nil
+}
+
+// sent counts a text frame written to a socket.
+func (h *hub) sent(ws *socket) {
+	h.srv.observer.FrameOut()
+	if so := ws.so; so != nil {
+		so.Sent()
+	}
+}
+
+// ended forgets a socket whose connection has ended.
+func (h *hub) ended(ws *socket) {
+	h.mu.Lock()
+	delete(h.socks, ws)
+	h.mu.Unlock()
+	if so := ws.so; so != nil {
+		h.rt.Remove(so)
+		h.srv.socketHook(SocketEnded, so.User(), so.Room())
+	}
 }
 
 // SocketPoint names a step of a WebSocket's start, for Config.SocketHook.
@@ -210,59 +195,36 @@ func (s *Server) serveWS(c echo.Context) error {
 		}
 	}
 	h := s.hub
-	base := s.baseURL(c) // the echo context is not ours once the handler returns
-	keys := map[string]any{}
-	keys["start"] = func(ms *melody.Session) {
-		so := realtime.NewSession(melodyConn{ms}, cl.UserID, cl.SessionID, room, base)
-		ms.Set(sessionKey, so)
-		ctx := context.WithoutCancel(r.Context())
-		h.rt.Start(ctx, so, since, func() { s.socketHook(SocketRegistered, cl.UserID, room) },
-			func(ctx context.Context) (bool, error) {
-				// The user may have left between the check above and now.
-				_, member, err := s.rm.Membership(ctx, room, cl.UserID)
-				return member, err
-			})
-		h.rt.ExpireAt(so, cl.Expires) // unless an in-band token extends it
-	}
-	// melody serves the socket inside the call that upgrades it. Run that
-	// call in a goroutine of its own and return from the HTTP handler once
-	// the connection is hijacked: net/http then lets go of its state for
-	// the connection (request buffers of several KiB), which an idle socket
-	// would otherwise keep for its whole life.
 	if !h.beginUpgrade() {
 		return echo.NewHTTPError(http.StatusServiceUnavailable, "The server is shutting down.")
 	}
-	var upgraded sync.Once
-	start := keys["start"].(func(*melody.Session))
-	keys["start"] = func(ms *melody.Session) {
-		upgraded.Do(h.endUpgrade)
-		start(ms)
-	}
-	hw := &hijackSignal{ResponseWriter: c.Response(), hijacked: make(chan struct{})}
-	failed := make(chan error, 1)
-	go func() {
-		err := h.m.HandleRequestWithKeys(hw, r, keys)
-		upgraded.Do(h.endUpgrade)
-		failed <- err
-	}()
-	select {
-	case <-hw.hijacked:
-		return nil
-	case err := <-failed:
+	// The handshake answer carries the headers set so far (request id...).
+	conn, err := h.up.Upgrade(c.Response(), r, c.Response().Header())
+	if err != nil {
+		h.endUpgrade(nil)
 		return err // the upgrade was refused; the response is written
 	}
-}
-
-// hijackSignal tells when the connection has been taken over.
-type hijackSignal struct {
-	http.ResponseWriter
-	hijacked chan struct{}
-	once     sync.Once
-}
-
-func (h *hijackSignal) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	defer h.once.Do(func() { close(h.hijacked) })
-	return http.NewResponseController(h.ResponseWriter).Hijack()
+	ws := newSocket(h, conn)
+	h.endUpgrade(ws)
+	so := realtime.NewSession(ws, cl.UserID, cl.SessionID, room, s.baseURL(c))
+	ws.so = so
+	// The session's context carries nothing of the request's, which is let
+	// go once this handler returns.
+	h.rt.Start(context.Background(), so, since, func() { s.socketHook(SocketRegistered, cl.UserID, room) },
+		func(ctx context.Context) (bool, error) {
+			// The user may have left between the check above and now.
+			_, member, err := s.rm.Membership(ctx, room, cl.UserID)
+			return member, err
+		})
+	h.rt.ExpireAt(so, cl.Expires) // unless an in-band token extends it
+	// The socket is read on a goroutine of its own, and this handler
+	// returns: net/http lets go of its state for the connection (request
+	// buffers of several KiB) and of this goroutine's stack, grown by the
+	// database reads above, which an idle socket would otherwise keep for
+	// its whole life. Nothing is read from the socket before its session
+	// has started.
+	go ws.read()
+	return nil
 }
 
 // originAllowed reports whether a request's Origin is this server's own
@@ -365,10 +327,10 @@ func decodeFrame(msg []byte) (in inbound, detail string) {
 	return in, ""
 }
 
-func (s *Server) onFrame(ms *melody.Session, msg []byte) {
+func (s *Server) onFrame(ws *socket, msg []byte) {
 	h := s.hub
 	s.observer.FrameIn()
-	so := sessionOf(ms)
+	so := ws.so
 	if so == nil || !h.rt.Has(so) {
 		return
 	}
@@ -476,21 +438,28 @@ func jsonKind(k reflect.Kind) string {
 
 // close sends every socket a going-away close frame and waits for them to end.
 func (h *hub) close(ctx context.Context) error {
-	// melody registers a session after its handshake; one still on its way
-	// when melody closes would wait for registration forever. Refuse new
-	// upgrades and let those under way register first.
+	// Refuse new upgrades and let those under way register first: each
+	// then gets its close frame too.
 	h.mu.Lock()
 	h.closing = true
 	h.mu.Unlock()
 	for h.pending() > 0 && ctx.Err() == nil {
 		time.Sleep(5 * time.Millisecond)
 	}
-	err := h.m.CloseWithMsg(melody.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down"))
+	h.mu.Lock()
+	socks := make([]*socket, 0, len(h.socks))
+	for ws := range h.socks {
+		socks = append(socks, ws)
+	}
+	h.mu.Unlock()
+	for _, ws := range socks {
+		_ = ws.Close(websocket.CloseGoingAway, "server shutting down")
+	}
 	// Wait for the sockets' close frames to go out and their sessions to end.
 	for h.rt.Open() > 0 && ctx.Err() == nil {
 		time.Sleep(10 * time.Millisecond)
 	}
-	return err
+	return nil
 }
 
 // beginUpgrade counts an upgrade under way, unless the hub is closing.
@@ -504,9 +473,13 @@ func (h *hub) beginUpgrade() bool {
 	return true
 }
 
-func (h *hub) endUpgrade() {
+// endUpgrade ends an upgrade, registering its socket (nil: refused).
+func (h *hub) endUpgrade(ws *socket) {
 	h.mu.Lock()
 	h.upgrading--
+	if ws != nil {
+		h.socks[ws] = struct{}{}
+	}
 	h.mu.Unlock()
 }
 

@@ -21,7 +21,15 @@ func (h *Hub) resume(ctx context.Context, so *Session, since eventstore.Position
 		if so.state == CatchingUp {
 			so.state = Closing
 		}
+		// Nothing reads with the session's context after its resume: let
+		// it go (with what the reads left in it), not keep it for the
+		// socket's life.
+		cancel := so.cancel
+		so.cancel = nil
 		so.mu.Unlock()
+		if cancel != nil {
+			cancel()
+		}
 		if h.resumeEnded != nil {
 			h.resumeEnded(so)
 		}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -68,17 +69,18 @@ func setup(ctx context.Context, opts options) (_ *env, err error) {
 	return e, nil
 }
 
-func (e *env) startChatd(ctx context.Context) error {
-	return e.startChatdOn(ctx, e.dbURL, e.dataDir())
+func (e *env) startChatd(ctx context.Context, extra ...string) error {
+	return e.startChatdOn(ctx, e.dbURL, e.dataDir(), extra...)
 }
 
 // dataDir is the data folder of chatd on the run's own database.
 func (e *env) dataDir() string { return filepath.Join(e.tmp, "chatd-data") }
 
-// startChatdOn starts chatd on databaseURL with its data folder in dataDir
-// and points the client at it.
-func (e *env) startChatdOn(ctx context.Context, databaseURL, dataDir string) error {
-	srv, err := startChatd(ctx, e.bin, databaseURL, dataDir, filepath.Join(e.tmp, "chatd.log"), e.opts.chatdArgs)
+// startChatdOn starts chatd on databaseURL with its data folder in dataDir,
+// with extra flags before the -chatd-args ones, and points the client at
+// it.
+func (e *env) startChatdOn(ctx context.Context, databaseURL, dataDir string, extra ...string) error {
+	srv, err := startChatd(ctx, e.bin, databaseURL, dataDir, filepath.Join(e.tmp, "chatd.log"), slices.Concat(extra, e.opts.chatdArgs))
 	if err != nil {
 		return err
 	}
@@ -102,17 +104,19 @@ func (e *env) stopChatd() error {
 	return err
 }
 
-// switchChatd replaces chatd with a fresh process on databaseURL.
-func (e *env) switchChatd(ctx context.Context, databaseURL, dataDir string) error {
+// switchChatd replaces chatd with a fresh process on databaseURL, with
+// extra flags before the -chatd-args ones.
+func (e *env) switchChatd(ctx context.Context, databaseURL, dataDir string, extra ...string) error {
 	if err := e.stopChatd(); err != nil {
 		return err
 	}
-	return e.startChatdOn(ctx, databaseURL, dataDir)
+	return e.startChatdOn(ctx, databaseURL, dataDir, extra...)
 }
 
-// restartChatd replaces chatd with a fresh process on the same database.
-func (e *env) restartChatd(ctx context.Context) error {
-	return e.switchChatd(ctx, e.dbURL, e.dataDir())
+// restartChatd replaces chatd with a fresh process on the same database,
+// with extra flags before the -chatd-args ones.
+func (e *env) restartChatd(ctx context.Context, extra ...string) error {
+	return e.switchChatd(ctx, e.dbURL, e.dataDir(), extra...)
 }
 
 // checkServer returns an error once chatd has died.

@@ -3,6 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -14,15 +17,23 @@ import (
 
 // idleResult is the server's memory cost of idle sockets.
 type idleResult struct {
-	Skipped       string  `json:"skipped,omitempty"`
-	Sockets       int     `json:"sockets"`
-	Rooms         int     `json:"rooms"`
-	Users         int     `json:"users"`
-	OpenSeconds   float64 `json:"open_seconds"`
-	RSSBeforeKiB  int64   `json:"rss_before_kib"`
-	RSSAfterKiB   int64   `json:"rss_after_kib"`
-	KiBPerSocket  float64 `json:"kib_per_socket"`
-	SettleSeconds float64 `json:"settle_seconds"`
+	Skipped      string  `json:"skipped,omitempty"`
+	Sockets      int     `json:"sockets"`
+	Rooms        int     `json:"rooms"`
+	Users        int     `json:"users"`
+	OpenSeconds  float64 `json:"open_seconds"`
+	RSSBeforeKiB int64   `json:"rss_before_kib"`
+	RSSAfterKiB  int64   `json:"rss_after_kib"`
+	KiBPerSocket float64 `json:"kib_per_socket"`
+	// Before and After are chatd's Go memory at the two RSS readings, each
+	// taken after a garbage collection (nil: chatd's debug listener did not
+	// answer); HeapKiBPerSocket (live heap) and StackKiBPerSocket (goroutine
+	// stacks) are the parts of the cost the runtime accounts for.
+	Before            *goMemory `json:"go_before,omitempty"`
+	After             *goMemory `json:"go_after,omitempty"`
+	HeapKiBPerSocket  float64   `json:"heap_kib_per_socket,omitempty"`
+	StackKiBPerSocket float64   `json:"stack_kib_per_socket,omitempty"`
+	SettleSeconds     float64   `json:"settle_seconds"`
 	// UnexpectedClosures are sockets the server closed while idle.
 	UnexpectedClosures map[string]int `json:"unexpected_closures,omitempty"`
 }
@@ -54,8 +65,20 @@ func runE(ctx context.Context, e *env) (*idleResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A debug listener lets the benchmark collect chatd's garbage before
+	// each reading and read its Go memory (unless -chatd-args gives one).
+	debug := flagValue(e.opts.chatdArgs, "debug-addr")
+	var extra []string
+	if debug == "" {
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		debug = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		extra = []string{"-debug-addr", debug}
+	}
 	e.logf("e: restarting chatd for a clean memory baseline")
-	if err := e.restartChatd(ctx); err != nil {
+	if err := e.restartChatd(ctx, extra...); err != nil {
 		return nil, err
 	}
 	if lim, err := e.srv.openFilesLimit(); err == nil && lim < uint64(n+fdReserve) {
@@ -78,6 +101,7 @@ func runE(ctx context.Context, e *env) (*idleResult, error) {
 	if err := wait.Sleep(ctx, 2*time.Second); err != nil {
 		return nil, err
 	}
+	res.Before = settledMemory(ctx, debug)
 	if res.RSSBeforeKiB, err = e.srv.rssKiB(); err != nil {
 		return nil, err
 	}
@@ -95,12 +119,110 @@ func runE(ctx context.Context, e *env) (*idleResult, error) {
 		return nil, err
 	}
 	res.SettleSeconds = e.opts.idleSettle.Seconds()
+	res.After = settledMemory(ctx, debug)
 	if res.RSSAfterKiB, err = e.srv.rssKiB(); err != nil {
 		return nil, err
 	}
 	res.UnexpectedClosures = unexpectedClosures(socks)
 	res.KiBPerSocket = float64(res.RSSAfterKiB-res.RSSBeforeKiB) / float64(n)
+	if res.Before != nil && res.After != nil {
+		res.HeapKiBPerSocket = float64(res.After.HeapAlloc-res.Before.HeapAlloc) / 1024 / float64(n)
+		res.StackKiBPerSocket = float64(res.After.Stack-res.Before.Stack) / 1024 / float64(n)
+	}
 	return res, nil
+}
+
+// goMemory is part of a Go process's runtime.MemStats, in bytes.
+type goMemory struct {
+	HeapAlloc  int64 `json:"heap_alloc"`  // live objects (and garbage not yet swept)
+	HeapInuse  int64 `json:"heap_inuse"`  // spans holding objects
+	HeapIdle   int64 `json:"heap_idle"`   // spans free, resident or released
+	Released   int64 `json:"released"`    // of HeapIdle, returned to the OS
+	Stack      int64 `json:"stack_inuse"` // goroutine stacks
+	Goroutines int   `json:"goroutines"`
+}
+
+// settledMemory collects chatd's garbage twice (the second pass frees
+// what the first only finalized, and shrinks stacks once more), waits a
+// second, and returns its Go memory; nil if the debug listener at addr
+// does not answer.
+func settledMemory(ctx context.Context, addr string) *goMemory {
+	get := func(path string) (string, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+path, nil)
+		if err != nil {
+			return "", err
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err == nil && resp.StatusCode != http.StatusOK {
+			err = fmt.Errorf("%s: %s", path, resp.Status)
+		}
+		return string(b), err
+	}
+	for range 2 {
+		if _, err := get("/debug/pprof/heap?gc=1"); err != nil {
+			return nil
+		}
+	}
+	if wait.Sleep(ctx, time.Second) != nil {
+		return nil
+	}
+	text, err := get("/debug/pprof/heap?debug=1")
+	if err != nil {
+		return nil
+	}
+	var m goMemory
+	for line := range strings.Lines(text) {
+		name, value, ok := strings.Cut(strings.TrimPrefix(strings.TrimSpace(line), "# "), " = ")
+		if !ok {
+			continue
+		}
+		first, _, _ := strings.Cut(value, " ") // "Stack = inuse / sys"
+		v, err := strconv.ParseInt(first, 10, 64)
+		if err != nil {
+			continue
+		}
+		switch name {
+		case "HeapAlloc":
+			m.HeapAlloc = v
+		case "HeapInuse":
+			m.HeapInuse = v
+		case "HeapIdle":
+			m.HeapIdle = v
+		case "HeapReleased":
+			m.Released = v
+		case "Stack":
+			m.Stack = v
+		}
+	}
+	if text, err := get("/debug/pprof/goroutine?debug=1"); err == nil {
+		// "goroutine profile: total N"
+		first, _, _ := strings.Cut(text, "\n")
+		if _, n, ok := strings.Cut(first, "total "); ok {
+			m.Goroutines, _ = strconv.Atoi(strings.TrimSpace(n))
+		}
+	}
+	return &m
+}
+
+// flagValue returns the value of -name (or --name) in args: "-name v" or
+// "-name=v"; "" when absent.
+func flagValue(args []string, name string) string {
+	v := ""
+	for i, a := range args {
+		a = strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-")
+		switch {
+		case a == name && i+1 < len(args):
+			v = args[i+1]
+		case strings.HasPrefix(a, name+"="):
+			v = a[len(name)+1:]
+		}
+	}
+	return v
 }
 
 // idleSocketLimits explains why this machine cannot hold n more sockets to
