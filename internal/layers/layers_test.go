@@ -48,7 +48,7 @@ var rules = []rule{
 	// golang.org/x/text: usernames are compared in NFKC and case-folded;
 	// github.com/rivo/uniseg: a reaction is one grapheme cluster.
 	{layer: "domain", mayImport: []string{"internal/jsonscan"}, stdlibOnly: true, allowLibs: []string{"golang.org/x/text/", "github.com/rivo/uniseg"}},
-	{layer: "commands", mayImport: []string{"domain", "eventstore!"}, never: []string{pgx, "github.com/labstack", "github.com/olahol", prom}},
+	{layer: "commands", mayImport: []string{"domain", "eventstore!"}, never: []string{pgx, "github.com/labstack", "github.com/gorilla", prom}},
 	{layer: "eventstore", mayImport: []string{"eventstore", "internal/wait", "internal/pgerr"}, never: []string{module + "domain", prom}},
 	{layer: "postgres", mayImport: []string{"commands", "auth", "domain", "eventstore!", "history", "postgres", "shred", "internal/wait"}, never: []string{prom}},
 	// The shredder decorates the event-store port; its keys are behind a port.
@@ -59,8 +59,8 @@ var rules = []rule{
 	// model's types.
 	{layer: "history", mayImport: []string{"domain", "eventstore!", "readmodel"}, never: []string{pgx, prom}},
 	{layer: "realtime", mayImport: []string{"domain", "eventstore!", "readmodel", "internal/wait"},
-		never: []string{"github.com/labstack/echo", "github.com/olahol/melody", pgx, prom}},
-	{layer: "auth", mayImport: []string{"domain"}, never: []string{pgx, "github.com/labstack", "github.com/olahol", prom}},
+		never: []string{"github.com/labstack/echo", "github.com/gorilla/websocket", pgx, prom}},
+	{layer: "auth", mayImport: []string{"domain"}, never: []string{pgx, "github.com/labstack", "github.com/gorilla", prom}},
 	{layer: "http", mayImport: []string{"commands", "history", "readmodel", "realtime", "auth", "domain", "eventstore!", "web", "internal/ratelimit"},
 		never: []string{pgx, prom}},
 	{layer: "web", mayImport: []string{}},
@@ -191,7 +191,7 @@ func TestLayersCatchForbiddenImports(t *testing.T) {
 		{pkg{ImportPath: module + "http", Imports: []string{module + "eventstore/postgres"}}, true},
 		{pkg{ImportPath: module + "readmodel", Imports: []string{module + "commands"}}, true},
 		{pkg{ImportPath: module + "eventstore/postgres", Imports: []string{module + "domain"}}, true},
-		{pkg{ImportPath: module + "realtime", Imports: []string{"github.com/olahol/melody"}}, true},
+		{pkg{ImportPath: module + "realtime", Imports: []string{"github.com/gorilla/websocket"}}, true},
 		{pkg{ImportPath: module + "cmd/chatd", Imports: []string{"github.com/jackc/pgx/v5", module + "http"}}, false},
 	}
 	for _, c := range cases {
