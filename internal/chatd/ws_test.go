@@ -633,11 +633,20 @@ func TestWSRESTSendsArriveOnce(t *testing.T) {
 // sockets and none of the typist's.
 func TestWSTypingNotEchoed(t *testing.T) {
 	t.Parallel()
-	s := startServer(t)
+	// A socket's handshake answers before it registers in its room, and a
+	// typing notice goes only to the sockets registered when it is sent:
+	// each is let register before the notice.
+	var registered chan int64
+	s := startServer(t, func(c *chatd.Config) { registered, _ = socketEvents(c) })
 	a, b, c := s.newUser(), s.newUser(), s.newUser()
 	room := s.room(a, b, c)
-	typist1, typist2 := s.wsConnect(a, room, ""), s.wsConnect(a, room, "")
-	others := []*wsConn{s.wsConnect(b, room, ""), s.wsConnect(c, room, ""), s.wsConnect(c, room, "")}
+	connect := func(u user) *wsConn {
+		so := s.wsConnect(u, room, "")
+		<-registered
+		return so
+	}
+	typist1, typist2 := connect(a), connect(a)
+	others := []*wsConn{connect(b), connect(c), connect(c)}
 
 	typist1.write(t, `{"type": "typing"}`)
 	for i, so := range others {
