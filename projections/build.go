@@ -194,42 +194,67 @@ func saveChunkCheckpoint(ctx context.Context, tx pgx.Tx, chat *Chat, schema migr
 	return err
 }
 
+// inboxKey is how to add back the inbox's primary key: its unique index,
+// built beside the other indexes, then the constraint taking it over.
+type inboxKey struct{ index, attach string }
+
 // dropInboxKey drops the primary key of schema's inbox, which must be
-// empty, and returns the statement that adds it back.
-func dropInboxKey(ctx context.Context, pool *pgxpool.Pool, schema migrations.Schema) (string, error) {
+// empty, and returns how to add it back.
+func dropInboxKey(ctx context.Context, pool *pgxpool.Pool, schema migrations.Schema) (inboxKey, error) {
 	inbox := schema.Qualified("inbox")
-	var name, def string
-	if err := pool.QueryRow(ctx, `SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint
-		WHERE conrelid = $1::regclass AND contype = 'p'`, inbox).Scan(&name, &def); err != nil {
-		return "", fmt.Errorf("inbox key of %s: %w", schema.Name(), err)
+	var name, index string
+	if err := pool.QueryRow(ctx, `SELECT conname, pg_get_indexdef(conindid) FROM pg_constraint
+		WHERE conrelid = $1::regclass AND contype = 'p'`, inbox).Scan(&name, &index); err != nil {
+		return inboxKey{}, fmt.Errorf("inbox key of %s: %w", schema.Name(), err)
 	}
-	if _, err := pool.Exec(ctx, `ALTER TABLE `+inbox+` DROP CONSTRAINT `+pgx.Identifier{name}.Sanitize()); err != nil {
-		return "", fmt.Errorf("drop the inbox key of %s: %w", schema.Name(), err)
+	id := pgx.Identifier{name}.Sanitize()
+	if _, err := pool.Exec(ctx, `ALTER TABLE `+inbox+` DROP CONSTRAINT `+id); err != nil {
+		return inboxKey{}, fmt.Errorf("drop the inbox key of %s: %w", schema.Name(), err)
 	}
-	return `ALTER TABLE ` + inbox + ` ADD CONSTRAINT ` + pgx.Identifier{name}.Sanitize() + ` ` + def, nil
+	return inboxKey{index: index, attach: `ALTER TABLE ` + inbox + ` ADD CONSTRAINT ` + id + ` PRIMARY KEY USING INDEX ` + id}, nil
+}
+
+// addBack builds the key's index with the other indexes (createIndexes,
+// then the statements after), and makes it the primary key. A plain ADD
+// CONSTRAINT would lock the inbox against the other index builds.
+func (k inboxKey) addBack(ctx context.Context, pool *pgxpool.Pool, indexes []string, after ...string) error {
+	if err := createIndexes(ctx, pool, append([]string{k.index}, indexes...), after...); err != nil {
+		return err
+	}
+	if _, err := pool.Exec(ctx, k.attach); err != nil {
+		return fmt.Errorf("inbox key: %w", err)
+	}
+	return nil
 }
 
 // fillInboxSQL writes the inbox rows of the messages whose id is $2 modulo
 // $1, as the projection of each MessageSent does (queueMessage): the sender's
-// row read, a row per other receiver, unread unless they read it (read_by,
-// see readDeferredSQL), each at its message's log position. %[1]s is the
-// inbox, %[2]s the messages.
+// row read, a row per other receiver (once, however often the event names
+// them), unread unless they read it (read_by, see readDeferredSQL), each at
+// its message's log position. %[1]s is the inbox, %[2]s the messages.
 const fillInboxSQL = `INSERT INTO %[1]s (user_id, message_id, conversation_id, unread, commit_pos, prepare_pos)
 	SELECT m.sender_id, m.id, m.conversation_id, false, m.commit_pos, m.prepare_pos
-	  FROM %[2]s m WHERE m.id %% $1 = $2
+	  FROM %[2]s m WHERE (m.id %% $1 + $1) %% $1 = $2
 	UNION ALL
 	SELECT r, m.id, m.conversation_id, NOT r = ANY(m.read_by), m.commit_pos, m.prepare_pos
-	  FROM %[2]s m, unnest(m.receivers) AS r WHERE m.id %% $1 = $2 AND r <> m.sender_id`
+	  FROM %[2]s m, unnest(m.receivers) WITH ORDINALITY AS x(r, k)
+	 WHERE (m.id %% $1 + $1) %% $1 = $2 AND r <> m.sender_id AND array_position(m.receivers, r) = k`
 
 // fillInbox derives schema's inbox from its messages once buildInto is
-// done, in parts on connections of their own.
+// done, in parts on connections of their own; a part that fails stops the
+// others.
 func fillInbox(ctx context.Context, pool *pgxpool.Pool, schema migrations.Schema) error {
 	const parts = 2
 	sql := fmt.Sprintf(fillInboxSQL, schema.Qualified("inbox"), schema.Qualified("messages"))
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	errs := make(chan error, parts)
 	for i := range parts {
 		go func() {
 			_, err := pool.Exec(ctx, sql, parts, i)
+			if err != nil {
+				cancel()
+			}
 			errs <- err
 		}()
 	}

@@ -3,6 +3,7 @@ package projections
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -118,8 +119,9 @@ func (c *Chat) prepareBulk(events []eventstore.RecordedEvent, deferInbox bool) (
 		bb.msgs.int8OrNull(replyTo(m.ReplyTo))
 		if !deferInbox {
 			bb.inboxRow(m.SenderID, m.MessageID, m.ConversationID, false, c, p)
-			for _, r := range m.Receivers {
-				if r != m.SenderID {
+			for i, r := range m.Receivers {
+				// A receiver named twice has one row, as live.
+				if r != m.SenderID && slices.Index(m.Receivers, r) == i {
 					bb.inboxRow(r, m.MessageID, m.ConversationID, true, c, p)
 				}
 			}

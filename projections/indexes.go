@@ -66,8 +66,10 @@ func createIndexes(ctx context.Context, pool *pgxpool.Pool, defs []string, after
 					_, err = conn.Exec(ctx, def)
 				}
 			}
-			if err == nil {
-				_, err = conn.Exec(ctx, `RESET maintenance_work_mem`)
+			// The connection goes back to the pool at the server's
+			// setting, whatever happened.
+			if _, rerr := conn.Exec(context.WithoutCancel(ctx), `RESET maintenance_work_mem`); err == nil {
+				err = rerr
 			}
 			errs <- err
 		}()

@@ -65,7 +65,7 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, log LogReader, chat *Chat,
 	for _, t := range rebuildSchema.Tables() {
 		analyze = append(analyze, `ANALYZE `+rebuildSchema.Qualified(t.Name))
 	}
-	if err := createIndexes(ctx, pool, append([]string{key}, indexes...), analyze...); err != nil {
+	if err := key.addBack(ctx, pool, indexes, analyze...); err != nil {
 		return done, fmt.Errorf("rebuild: %w", err)
 	}
 	phaseDone("indexes")

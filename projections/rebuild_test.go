@@ -163,6 +163,8 @@ func TestRebuildDerivesInboxAsLive(t *testing.T) {
 	send(1, 7, 2, 1, 3)
 	read(2, 4, 3, 6)
 	read(1, 2, 4, 5)
+	send(1, 8, 3, 1, 1, 2, 2) // a receiver named twice: one row each, as live
+	read(1, 1, 8)
 	head := read(1, 1, 4, 7)
 
 	ctx, cancel := context.WithCancel(t.Context())

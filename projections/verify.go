@@ -49,7 +49,7 @@ func Verify(ctx context.Context, pool *pgxpool.Pool, log LogReader, chat *Chat, 
 	if err := fillInbox(ctx, pool, verifySchema); err != nil {
 		return nil, live, err
 	}
-	if _, err := pool.Exec(ctx, key); err != nil {
+	if err := key.addBack(ctx, pool, nil); err != nil {
 		return nil, live, fmt.Errorf("verify: %w", err)
 	}
 	tx, err := pool.Begin(ctx)
