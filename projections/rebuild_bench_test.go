@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 	"github.com/evchat/evchat/domain"
 	"github.com/evchat/evchat/eventstore/postgres"
 	"github.com/evchat/evchat/internal/pgtest"
+	"github.com/evchat/evchat/internal/proccpu"
 	"github.com/evchat/evchat/internal/synthlog"
 	"github.com/evchat/evchat/migrations"
 	"github.com/evchat/evchat/projections"
@@ -103,24 +103,6 @@ func BenchmarkRebuild(b *testing.B) {
 // rebuild costs varies less than the time it takes. Both are -1 when the
 // server runs elsewhere or /proc cannot tell.
 func cpuSeconds(b *testing.B, pool *pgxpool.Pool) (self, server float64) {
-	// utime, stime, cutime, cstime and the parent's pid of /proc/<pid>/stat.
-	stat := func(pid string) (ppid int, ticks [4]int64, ok bool) {
-		data, err := os.ReadFile("/proc/" + pid + "/stat")
-		if err != nil {
-			return 0, ticks, false
-		}
-		s := string(data)
-		f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-		if len(f) < 15 {
-			return 0, ticks, false
-		}
-		ppid, _ = strconv.Atoi(f[1])
-		for i := range ticks {
-			ticks[i], _ = strconv.ParseInt(f[11+i], 10, 64)
-		}
-		return ppid, ticks, true
-	}
-	const hz = 100 // USER_HZ
 	if os.Getenv(pgtest.EnvURL) != "" {
 		return -1, -1 // a server of its own, maybe on another machine
 	}
@@ -128,25 +110,10 @@ func cpuSeconds(b *testing.B, pool *pgxpool.Pool) (self, server float64) {
 	if err := pool.QueryRow(context.Background(), `SELECT pg_backend_pid()`).Scan(&backend); err != nil {
 		b.Fatal(err)
 	}
-	postmaster, _, ok := stat(strconv.Itoa(backend))
-	_, me, ok2 := stat("self")
+	_, postmaster, ok := proccpu.Of(backend)
+	me, _, ok2 := proccpu.Of(os.Getpid())
 	if !ok || !ok2 {
 		return -1, -1
 	}
-	procs, err := os.ReadDir("/proc")
-	if err != nil {
-		return -1, -1
-	}
-	var ticks int64
-	for _, p := range procs {
-		ppid, t, ok := stat(p.Name())
-		switch {
-		case !ok:
-		case p.Name() == strconv.Itoa(postmaster):
-			ticks += t[0] + t[1] + t[2] + t[3]
-		case ppid == postmaster:
-			ticks += t[0] + t[1]
-		}
-	}
-	return float64(me[0]+me[1]) / hz, float64(ticks) / hz
+	return me.Seconds(), proccpu.Family(postmaster).Seconds()
 }

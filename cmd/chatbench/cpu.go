@@ -7,6 +7,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/evchat/evchat/internal/proccpu"
 )
 
 // The scenarios share the machine's cores with chatd and PostgreSQL, so each
@@ -29,30 +31,19 @@ type cpuSample struct {
 	machine                    time.Duration // all CPUs, busy
 }
 
-const clockTicks = 100 // USER_HZ: the unit of /proc/PID/stat times on Linux
-
 // cpuNow samples the CPU time used so far by chatd, by the postmaster and
 // its children, and by this process.
 func (e *env) cpuNow() cpuSample {
-	s := cpuSample{at: time.Now(), machine: machineBusy()}
+	s := cpuSample{at: time.Now(), machine: proccpu.MachineBusy()}
 	var ru syscall.Rusage
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
 		s.chatbench = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	}
 	if e.srv != nil {
-		s.chatd, _, _ = procCPU(e.srv.cmd.Process.Pid)
+		s.chatd, _, _ = proccpu.Of(e.srv.cmd.Process.Pid)
 	}
 	if pm := postmasterPID(filepath.Join(e.tmp, "pg", "pgdata")); pm > 0 {
-		entries, _ := os.ReadDir("/proc")
-		for _, d := range entries {
-			pid, err := strconv.Atoi(d.Name())
-			if err != nil {
-				continue
-			}
-			if t, ppid, ok := procCPU(pid); ok && (pid == pm || ppid == pm) {
-				s.postgres += t
-			}
-		}
+		s.postgres = proccpu.Family(pm)
 	}
 	return s
 }
@@ -70,48 +61,6 @@ func (s cpuSample) since(from cpuSample) *cpuUse {
 	}
 	u.Other = max(0, (s.machine-from.machine).Seconds()/wall-u.Chatd-u.Postgres-u.Chatbench)
 	return u
-}
-
-// machineBusy is the busy time of all CPUs from /proc/stat (user, nice,
-// system, irq, softirq).
-func machineBusy() time.Duration {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return 0
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	f := strings.Fields(line)
-	if len(f) < 8 || f[0] != "cpu" {
-		return 0
-	}
-	var ticks int64
-	for _, i := range []int{1, 2, 3, 6, 7} {
-		v, _ := strconv.ParseInt(f[i], 10, 64)
-		ticks += v
-	}
-	return time.Duration(ticks) * time.Second / clockTicks
-}
-
-// procCPU reads a process's user+system time and parent from /proc/PID/stat.
-func procCPU(pid int) (time.Duration, int, bool) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, 0, false
-	}
-	// The command name, in parentheses, may hold spaces: fields count from
-	// after its closing parenthesis (field 3, state, is f[0]).
-	i := strings.LastIndexByte(string(b), ')')
-	if i < 0 {
-		return 0, 0, false
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
-		return 0, 0, false
-	}
-	ppid, _ := strconv.Atoi(f[1])
-	utime, _ := strconv.ParseInt(f[11], 10, 64)
-	stime, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(utime+stime) * time.Second / clockTicks, ppid, true
 }
 
 // postmasterPID reads the first line of pgdata/postmaster.pid.
