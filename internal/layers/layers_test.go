@@ -67,6 +67,7 @@ var rules = []rule{
 	{layer: "migrations", mayImport: []string{}},
 	{layer: "internal/wait", mayImport: []string{}, stdlibOnly: true},
 	{layer: "internal/jsonscan", mayImport: []string{}, stdlibOnly: true},
+	{layer: "internal/proccpu", mayImport: []string{}, stdlibOnly: true},
 	{layer: "internal/clocktest", mayImport: []string{}, stdlibOnly: true},
 	{layer: "internal/ratelimit", mayImport: []string{}, stdlibOnly: true},
 	{layer: "internal/metrics", mayImport: []string{"domain", "eventstore!"}, never: []string{pgx}},
