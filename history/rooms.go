@@ -22,6 +22,42 @@ func (r *Reader) Chatrooms(ctx context.Context, user int64, cut Cut) ([]readmode
 	if err != nil {
 		return nil, fmt.Errorf("history: rooms of user %d: %w", user, err)
 	}
+	// A pass at a time, so that what is held in memory (the rooms' last
+	// events, their receipt streams) stays bounded however many rooms the
+	// user has been in.
+	var rooms []pastRoom
+	for from := 0; from < len(ids); from += roomsPerPass {
+		got, err := r.chatrooms(ctx, user, cut, ids[from:min(from+roomsPerPass, len(ids))])
+		if err != nil {
+			return nil, err
+		}
+		rooms = append(rooms, got...)
+	}
+	slices.SortFunc(rooms, func(a, b pastRoom) int {
+		if c := b.activity.Compare(a.activity); c != 0 {
+			return c
+		}
+		return cmp.Compare(b.room.ID, a.room.ID)
+	})
+	list := make([]readmodel.Chatroom, len(rooms))
+	for i, f := range rooms {
+		list[i] = f.room
+	}
+	return list, nil
+}
+
+// roomsPerPass is how many rooms Chatrooms reads at a time.
+const roomsPerPass = 64
+
+// pastRoom is a room as it stood at a cut, and when it was last active
+// then (its last message, or its creation).
+type pastRoom struct {
+	room     readmodel.Chatroom
+	activity time.Time
+}
+
+// chatrooms reads the rooms of ids that user was in at the cut.
+func (r *Reader) chatrooms(ctx context.Context, user int64, cut Cut, ids []int64) ([]pastRoom, error) {
 	streams := make([]string, len(ids))
 	for i, id := range ids {
 		streams[i] = domain.ConversationStream(id)
@@ -79,11 +115,7 @@ func (r *Reader) Chatrooms(ctx context.Context, user int64, cut Cut) ([]readmode
 		last[msgs[k].ConversationID] = &msgs[k]
 	}
 
-	type found struct {
-		room     readmodel.Chatroom
-		activity time.Time
-	}
-	rooms := make([]found, 0, len(mine))
+	rooms := make([]pastRoom, 0, len(mine))
 	for _, i := range mine {
 		st := locs[streams[i]].state
 		n := named[i]
@@ -96,19 +128,9 @@ func (r *Reader) Chatrooms(ctx context.Context, user int64, cut Cut) ([]readmode
 		if c.LastMessage != nil {
 			activity = c.LastMessage.CreatedAt
 		}
-		rooms = append(rooms, found{c, activity})
+		rooms = append(rooms, pastRoom{c, activity})
 	}
-	slices.SortFunc(rooms, func(a, b found) int {
-		if c := b.activity.Compare(a.activity); c != 0 {
-			return c
-		}
-		return cmp.Compare(b.room.ID, a.room.ID)
-	})
-	list := make([]readmodel.Chatroom, len(rooms))
-	for i, f := range rooms {
-		list[i] = f.room
-	}
-	return list, nil
+	return rooms, nil
 }
 
 // naming is a room's name and description at a cut.

@@ -303,3 +303,37 @@ func TestTimeTravelLongRoom(t *testing.T) {
 		t.Fatalf("10 after message 195 as of message 200: %q", got)
 	}
 }
+
+// TestTimeTravelManyRooms lists more rooms as of a moment than the past's
+// reader takes in one pass: all of them, most recently active first.
+func TestTimeTravelManyRooms(t *testing.T) {
+	t.Parallel()
+	s := startServer(t)
+	a, b := s.newUser(), s.newUser()
+	const n = 70
+	rooms := make([]int64, n)
+	for i := range n {
+		rooms[i] = s.room(a, b)
+		s.send(b, rooms[i], fmt.Sprintf("m%d", i))
+	}
+	cut := s.headPosition(t)
+	s.send(a, rooms[0], "later") // room 0 would come first now
+	r := s.do("GET", "/list-chatrooms/?as_of="+url.QueryEscape(cut), a.Access, nil)
+	wantStatus(t, r, http.StatusOK)
+	var got []struct {
+		ID          int64 `json:"id"`
+		LastMessage *struct {
+			Text string `json:"text"`
+		} `json:"last_message"`
+	}
+	r.JSON(t, &got)
+	if len(got) != n {
+		t.Fatalf("%d rooms as of the cut; want %d", len(got), n)
+	}
+	for k, room := range got {
+		i := n - 1 - k
+		if room.ID != rooms[i] || room.LastMessage == nil || room.LastMessage.Text != fmt.Sprintf("m%d", i) {
+			t.Fatalf("room %d as of the cut = %+v; want room %d with m%d", k, room, rooms[i], i)
+		}
+	}
+}
