@@ -111,7 +111,8 @@ type Config struct {
 	Limits      domain.Limits
 	Logger      *slog.Logger
 	Now         func() time.Time
-	// CacheSize bounds the aggregate-state cache (streams). Default 10,000.
+	// CacheSize bounds the aggregate-state cache (streams). Default
+	// DefaultCacheSize.
 	CacheSize int
 	// MaxRetries bounds conflict retries. Default 8.
 	MaxRetries int
@@ -166,6 +167,10 @@ type Service struct {
 	messages      ProjectedMessages
 }
 
+// DefaultCacheSize is how many streams' state a Service keeps cached
+// unless Config.CacheSize says otherwise.
+const DefaultCacheSize = 10_000
+
 // New returns a Service.
 func New(c Config) *Service {
 	if c.Logger == nil {
@@ -175,7 +180,7 @@ func New(c Config) *Service {
 		c.Now = time.Now
 	}
 	if c.CacheSize <= 0 {
-		c.CacheSize = 10_000
+		c.CacheSize = DefaultCacheSize
 	}
 	if c.MaxRetries <= 0 {
 		c.MaxRetries = 8

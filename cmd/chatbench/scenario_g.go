@@ -19,6 +19,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/evchat/evchat/auth"
+	"github.com/evchat/evchat/commands"
 	"github.com/evchat/evchat/domain"
 	"github.com/evchat/evchat/internal/chatd"
 	"github.com/evchat/evchat/internal/synthlog"
@@ -79,9 +80,8 @@ type growthCell struct {
 const (
 	growthUsers    = 200 // as in the rebuild benchmark's log
 	growthPassword = "growth-bench-password"
-	// stateCacheRooms is how many rooms' state chatd keeps in memory (the
-	// commands package's default cache size).
-	stateCacheRooms = 10_000
+	// stateCacheRooms is how many rooms' state chatd keeps in memory.
+	stateCacheRooms = commands.DefaultCacheSize
 )
 
 // parseCount reads a positive count: digits with an optional suffix k
