@@ -66,6 +66,14 @@ func TestSocketWritesInOrderThenCloses(t *testing.T) {
 	if !errors.As(err, &ce) || ce.Code != websocket.ClosePolicyViolation || ce.Text != "bye" {
 		t.Fatalf("after the frames: %v; want close 1008 bye", err)
 	}
+	// The writer shuts the socket just after the close frame went out,
+	// which the client may read first: wait for that, without a fixed delay.
+	for deadline := time.Now().Add(30 * time.Second); !ws.IsClosed(); {
+		if time.Now().After(deadline) {
+			t.Fatal("the socket did not shut after its close frame")
+		}
+		time.Sleep(time.Millisecond)
+	}
 	if err := ws.Write([]byte("late")); !errors.Is(err, errSocketClosed) {
 		t.Fatalf("write after the close frame: %v; want errSocketClosed", err)
 	}
