@@ -278,39 +278,34 @@ func growthCellRun(ctx context.Context, e *env, base *pgxpool.Pool, c *growthCel
 	if c.Insert, err = insertLoad(ctx, e, base, name+" insert", e.opts.warmup, phase); err != nil {
 		return err
 	}
-	spec := loadSpec{name: name + " send", workers: loadClients, warmup: e.opts.warmup, duration: phase, cpu: e.cpuNow}
-	from, err := readBlocks(ctx, e, db)
-	if err != nil {
-		return err
+	// measure runs one closed-loop load of op and reads the database's block
+	// counters around it.
+	measure := func(what string, op func(ctx context.Context, rng *rand.Rand) error) (summary, bufferUse, error) {
+		from, err := readBlocks(ctx, e, db)
+		if err != nil {
+			return summary{}, bufferUse{}, err
+		}
+		spec := loadSpec{name: name + " " + what, workers: loadClients, warmup: e.opts.warmup, duration: phase, cpu: e.cpuNow}
+		sums, err := closedLoop(ctx, spec, e.errs, func(ctx context.Context, _ int, rng *rand.Rand) (int, error) {
+			return 0, op(ctx, rng)
+		})
+		if err != nil {
+			return summary{}, bufferUse{}, err
+		}
+		to, err := readBlocks(ctx, e, db)
+		return sums[0], to.since(from), err
 	}
-	sums, err := closedLoop(ctx, spec, e.errs, func(ctx context.Context, _ int, rng *rand.Rand) (int, error) {
+	if c.Send, c.SendBuffers, err = measure("send", func(ctx context.Context, rng *rand.Rand) error {
 		r, u := pick(rng)
-		return 0, e.api.send(ctx, u, r, "chatbench g "+strconv.FormatUint(rng.Uint64(), 36))
-	})
-	if err != nil {
+		return e.api.send(ctx, u, r, "chatbench g "+strconv.FormatUint(rng.Uint64(), 36))
+	}); err != nil {
 		return err
 	}
-	c.Send = sums[0]
-	to, err := readBlocks(ctx, e, db)
-	if err != nil {
-		return err
-	}
-	c.SendBuffers = to.since(from)
-	spec.name = name + " list"
-	sums, err = closedLoop(ctx, spec, e.errs, func(ctx context.Context, _ int, rng *rand.Rand) (int, error) {
+	c.List, c.ListBuffers, err = measure("list", func(ctx context.Context, rng *rand.Rand) error {
 		r, u := pick(rng)
-		return 0, e.api.listRoom(ctx, u, r)
+		return e.api.listRoom(ctx, u, r)
 	})
-	if err != nil {
-		return err
-	}
-	c.List = sums[0]
-	end, err := readBlocks(ctx, e, db)
-	if err != nil {
-		return err
-	}
-	c.ListBuffers = end.since(to)
-	return nil
+	return err
 }
 
 // bufferUse is where a database's block reads were served from.
