@@ -59,10 +59,19 @@ func setup(ctx context.Context, opts options) (_ *env, err error) {
 	}
 	e.logf("starting PostgreSQL (durable settings) in %s", e.tmp)
 	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	if e.pg, err = embeddedpg.Start(ctx, embeddedpg.Config{DataDir: filepath.Join(e.tmp, "pg"), Logger: quiet}); err != nil {
+	cfg := embeddedpg.Config{DataDir: filepath.Join(e.tmp, "pg"), Logger: quiet}
+	if opts.statements > 0 {
+		cfg.PreloadLibraries = []string{statementsLibrary}
+	}
+	if e.pg, err = embeddedpg.Start(ctx, cfg); err != nil {
 		return nil, err
 	}
 	e.dbURL = e.pg.URL("postgres")
+	if opts.statements > 0 {
+		if err := e.enableStatements(ctx); err != nil {
+			return nil, fmt.Errorf("pg_stat_statements: %w", err)
+		}
+	}
 	if err := e.startChatd(ctx); err != nil {
 		return nil, err
 	}

@@ -79,6 +79,7 @@ type options struct {
 	chatd       string
 	chatdArgs   []string
 	jsonPath    string
+	statements  int
 }
 
 var allScenarios = []string{"a", "b", "c", "d", "e", "g", "r"}
@@ -103,6 +104,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.chatd, "chatd", "", "chatd binary (default: go build ./cmd/chatd into the temporary folder)")
 	chatdArgs := fs.String("chatd-args", "", "extra chatd flags, space-separated (e.g. \"-debug-addr 127.0.0.1:6060\" to profile it)")
 	fs.StringVar(&o.jsonPath, "json", "", "also write the results to this file as JSON")
+	fs.IntVar(&o.statements, "pg-statements", 0, "after each scenario, print the N statements that took PostgreSQL the most time in it (pg_stat_statements)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -143,6 +145,8 @@ func parseFlags(args []string) (options, error) {
 		return o, errors.New("-idle-sockets must be positive")
 	case o.idleSettle < 0:
 		return o, errors.New("-idle-settle must not be negative")
+	case o.statements < 0:
+		return o, errors.New("-pg-statements must not be negative")
 	case o.prefill < 0:
 		return o, errors.New("-prefill must not be negative")
 	}
@@ -232,8 +236,14 @@ func runScenarios(ctx context.Context, e *env, res *results) {
 			return false
 		}
 		err := e.checkpoint(ctx)
+		if err == nil && e.opts.statements > 0 {
+			err = e.resetStatements(ctx)
+		}
 		if err == nil {
 			err = fn()
+		}
+		if err == nil && e.opts.statements > 0 {
+			err = e.logStatements(ctx, name, e.opts.statements)
 		}
 		if err != nil {
 			if ctx.Err() != nil {

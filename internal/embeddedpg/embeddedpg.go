@@ -96,6 +96,11 @@ type Config struct {
 	// free port at every start.
 	Port int
 
+	// PreloadLibraries are loaded at server start (shared_preload_libraries),
+	// e.g. "pg_stat_statements" for a benchmark that reports where the
+	// server's time went.
+	PreloadLibraries []string
+
 	pickPort func() (int, error) // tests: nil means freePort
 }
 
@@ -445,6 +450,9 @@ func (s *Server) writeConf(port int, cfg Config) error {
 	b.WriteString("logging_collector = off\n")
 	if cfg.MaxPreparedTransactions > 0 {
 		fmt.Fprintf(&b, "max_prepared_transactions = %d\n", cfg.MaxPreparedTransactions)
+	}
+	if len(cfg.PreloadLibraries) > 0 {
+		fmt.Fprintf(&b, "shared_preload_libraries = %s\n", confQuote(strings.Join(cfg.PreloadLibraries, ",")))
 	}
 	if cfg.Fast {
 		b.WriteString("fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n")
