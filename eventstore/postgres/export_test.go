@@ -11,3 +11,24 @@ import (
 func (s *Store) ReadAllOnce(ctx context.Context, from eventstore.Position, count int) ([]eventstore.RecordedEvent, bool, error) {
 	return s.readAll(ctx, from, count)
 }
+
+// ReadShared is readShared: what a subscription reads after seeing wake-up
+// generation gen.
+func (s *Store) ReadShared(ctx context.Context, from eventstore.Position, count int, gen uint64, fresh bool) ([]eventstore.RecordedEvent, bool, bool, error) {
+	return s.readShared(ctx, from, count, gen, fresh)
+}
+
+// Generation is the wake-up generation subscriptions see now.
+func (s *Store) Generation() uint64 { return s.wake.generation() }
+
+// SharedQueries is how many of the subscriptions' reads went to the
+// database.
+func (s *Store) SharedQueries() int64 {
+	s.shared.mu.Lock()
+	defer s.shared.mu.Unlock()
+	return s.shared.queries
+}
+
+// Wake wakes the subscriptions as the end of an append does (which comes
+// after the append's caller is answered).
+func (s *Store) Wake() { s.wake.signal() }

@@ -86,7 +86,8 @@ type Store struct {
 	log  *slog.Logger
 	opts Options
 
-	wake *broadcaster
+	wake   *broadcaster
+	shared sharedReads // the subscriptions' recent reads of the log
 
 	ctx    context.Context
 	cancel context.CancelFunc

@@ -18,6 +18,8 @@ import (
 // latency, never data. When rows exist that the
 // visibility horizon still hides (a transaction older than them is running)
 // it looks again after a short, growing delay instead of waiting for a hint.
+// Subscriptions of one store that read from the same cursor share the read
+// (see readShared).
 func (s *Store) SubscribeAll(ctx context.Context, from eventstore.Position, handle func(context.Context, eventstore.Delivery) error) error {
 	s.startListener()
 	cursor := from
@@ -30,10 +32,15 @@ func (s *Store) SubscribeAll(ctx context.Context, from eventstore.Position, hand
 	defer timer.Stop()
 
 	var lastRead time.Time
+	// fresh asks for a read of the database rather than another
+	// subscription's result: after a poll interval or a wait for hidden
+	// rows, the point is to look again.
+	fresh := false
 	for {
-		woken := s.wake.wait()
+		woken, gen := s.wake.wait()
 		lastRead = time.Now()
-		events, hidden, err := s.readAll(ctx, cursor, s.opts.BatchSize)
+		events, hidden, current, err := s.readShared(ctx, cursor, s.opts.BatchSize, gen, fresh)
+		fresh = false
 		switch {
 		case ctx.Err() != nil:
 			return ctx.Err()
@@ -43,6 +50,7 @@ func (s *Store) SubscribeAll(ctx context.Context, from eventstore.Position, hand
 			if err := sleep(ctx, timer, delay); err != nil {
 				return err
 			}
+			fresh = true
 			continue
 		case err != nil:
 			return err
@@ -50,13 +58,15 @@ func (s *Store) SubscribeAll(ctx context.Context, from eventstore.Position, hand
 		failDelay.Reset()
 
 		if len(events) > 0 {
-			full := len(events) == s.opts.BatchSize
+			// A result older than this wake-up may stop short of the head:
+			// read again at once, and say caught up only from a current one.
+			more := len(events) == s.opts.BatchSize || !current
 			cursor = events[len(events)-1].Position
-			if err := handle(ctx, eventstore.Delivery{Events: events, CaughtUp: !full}); err != nil {
+			if err := handle(ctx, eventstore.Delivery{Events: events, CaughtUp: !more}); err != nil {
 				return err
 			}
-			reported = reported || !full
-			if full {
+			reported = reported || !more
+			if more {
 				continue
 			}
 		} else if !reported {
@@ -89,6 +99,7 @@ func (s *Store) SubscribeAll(ctx context.Context, from eventstore.Position, hand
 				}
 			}
 		case <-timer.C:
+			fresh = true
 		}
 	}
 }
@@ -158,23 +169,32 @@ func (s *Store) startListener() {
 }
 
 // broadcaster wakes every waiter at once: wait returns a channel that the
-// next signal closes.
+// next signal closes, and the generation: how many signals came before.
 type broadcaster struct {
-	mu sync.Mutex
-	ch chan struct{}
+	mu  sync.Mutex
+	ch  chan struct{}
+	gen uint64
 }
 
 func newBroadcaster() *broadcaster { return &broadcaster{ch: make(chan struct{})} }
 
-func (b *broadcaster) wait() <-chan struct{} {
+func (b *broadcaster) wait() (<-chan struct{}, uint64) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.ch
+	return b.ch, b.gen
+}
+
+// generation is the number of signals so far.
+func (b *broadcaster) generation() uint64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.gen
 }
 
 func (b *broadcaster) signal() {
 	b.mu.Lock()
 	close(b.ch)
 	b.ch = make(chan struct{})
+	b.gen++
 	b.mu.Unlock()
 }
