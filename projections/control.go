@@ -44,7 +44,8 @@ const (
 )
 
 // prepareState makes sure the projection's control row exists, so that
-// every batch holds it (see projection_unpaused) and a pause waits for it.
+// operators find it (and processes of earlier versions, whose batches hold
+// it, see projection_unpaused).
 func (p *Projector) prepareState(ctx context.Context) error {
 	if _, err := p.pool.Exec(ctx, `INSERT INTO public.projection_states (projection) VALUES ($1) ON CONFLICT DO NOTHING`,
 		p.proj.Name()); err != nil {
@@ -140,12 +141,24 @@ func Resume(ctx context.Context, pool *pgxpool.Pool, name string) error {
 	return setPaused(ctx, pool, name, false)
 }
 
+// projectionLock is the first key of the projections' advisory locks
+// ("proj"), as core migration 0017 takes it.
+const projectionLock = 0x70726f6a
+
 func setPaused(ctx context.Context, pool *pgxpool.Pool, name string, paused bool) error {
 	if !known(name) {
 		return fmt.Errorf("%w %q", ErrUnknownProjection, name)
 	}
-	_, err := pool.Exec(ctx, `INSERT INTO public.projection_states AS s (projection, paused) VALUES ($1, $2)
-		ON CONFLICT (projection) DO UPDATE SET paused = excluded.paused, changed_at = now()`, name, paused)
+	// The lock waits for the batches in flight, which hold it shared until
+	// they end (core 0017), and makes the batches after it see the change.
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, projectionLock, name); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO public.projection_states AS s (projection, paused) VALUES ($1, $2)
+			ON CONFLICT (projection) DO UPDATE SET paused = excluded.paused, changed_at = now()`, name, paused)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("set projection %s paused=%t: %w", name, paused, err)
 	}

@@ -284,12 +284,12 @@ func (p *Projector) applyBatch(ctx context.Context, from eventstore.Position, le
 	through := events[len(events)-1].Position
 	b := &pgx.Batch{}
 	b.Queue(`BEGIN`)
-	b.Queue(`SELECT set_config('search_path', $1, true)`, p.schema.SearchPath())
 	// The read model is derived from the log: a crash may lose the newest
 	// batches, but only together with their checkpoint (one WAL), and they
-	// are projected again. So the commit need not wait for the disk, and
-	// every write's read-your-writes wait is shorter by a flush.
-	b.Queue(`SET LOCAL synchronous_commit = off`)
+	// are projected again. So the commit need not wait for the disk
+	// (synchronous_commit off), and every write's read-your-writes wait is
+	// shorter by a flush.
+	b.Queue(`SELECT set_config('search_path', $1, true), set_config('synchronous_commit', 'off', true)`, p.schema.SearchPath())
 	// First, before the batch writes (this lock takes no transaction id, so
 	// a parked batch holds no log reader back): a rebuild's swap holds this
 	// table exclusively, which parks the batch here until the swap is done
@@ -297,9 +297,6 @@ func (p *Projector) applyBatch(ctx context.Context, from eventstore.Position, le
 	// parked batch then runs against the swapped-in read model, and the
 	// fence below refuses it there: that model's checkpoint is past from.
 	b.Queue(`LOCK TABLE checkpoints IN ROW EXCLUSIVE MODE`)
-	// Refused (EV003) while an operator has it paused; holds the control
-	// row so that a pause waits for this batch (core 0012).
-	b.Queue(`SELECT public.projection_unpaused($1)`, p.proj.Name())
 	if err := p.proj.Apply(b, events); err != nil {
 		return fmt.Errorf("project %s: %w", p.proj.Name(), err)
 	}
@@ -309,11 +306,16 @@ func (p *Projector) applyBatch(ctx context.Context, from eventstore.Position, le
 	if lease != nil {
 		name, holder, epoch = &lease.Name, &lease.Holder, &lease.Epoch
 	}
-	b.Queue(fenceCheckpoint, p.proj.Name(), int64(from.Commit), int64(from.Prepare),
-		int64(through.Commit), int64(through.Prepare), name, holder, epoch)
+	var channel, payload *string
 	if p.channel != "" {
-		b.Queue(`SELECT pg_notify($1, $2)`, p.channel, through.String())
+		channel, payload = &p.channel, new(through.String())
 	}
+	// Refused (EV003) while an operator has the projection paused, holding
+	// it so that a pause waits for this batch; then the fence, and the
+	// notification (core 0017).
+	b.Queue(`SELECT public.projector_commit($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, p.proj.Name(),
+		int64(from.Commit), int64(from.Prepare), int64(through.Commit), int64(through.Prepare),
+		name, holder, epoch, channel, payload)
 	if p.beforeCommit == nil {
 		b.Queue(`COMMIT`)
 	}
