@@ -32,3 +32,10 @@ func (s *Store) SharedQueries() int64 {
 // Wake wakes the subscriptions as the end of an append does (which comes
 // after the append's caller is answered).
 func (s *Store) Wake() { s.wake.signal() }
+
+// LimitSharedBytes bounds the event data the shared reads keep at n bytes.
+func (s *Store) LimitSharedBytes(n int) {
+	s.shared.mu.Lock()
+	defer s.shared.mu.Unlock()
+	s.shared.limit = n
+}

@@ -27,7 +27,12 @@ import (
 
 // sharedSlots is how many recent reads are kept: enough for a lagging
 // subscription to follow the reads of a leading one for a few batches.
-const sharedSlots = 8
+// sharedBytes bounds the event data they keep (large messages): beyond it
+// the oldest are let go, all but the newest read.
+const (
+	sharedSlots = 8
+	sharedBytes = 8 << 20
+)
 
 // sharedRead is one read of the log, in flight until done is closed.
 type sharedRead struct {
@@ -40,6 +45,8 @@ type sharedRead struct {
 	events []eventstore.RecordedEvent
 	hidden bool
 	err    error
+
+	size int // the events' data and metadata, once done; guarded by mu
 }
 
 // sharedReads holds the newest reads of the log, oldest first.
@@ -48,6 +55,8 @@ type sharedReads struct {
 	reads []*sharedRead
 	// queries counts the reads that went to the database (tests).
 	queries int64
+	// limit replaces sharedBytes when set (tests).
+	limit int
 }
 
 // readShared returns the batch of at most count events after from, for a
@@ -94,7 +103,36 @@ func (s *Store) readShared(ctx context.Context, from eventstore.Position, count 
 
 	r.events, r.hidden, r.err = s.readAll(ctx, from, count)
 	close(r.done)
+	sh.mu.Lock()
+	r.size = eventBytes(r.events)
+	sh.trim()
+	sh.mu.Unlock()
 	return slices.Clone(r.events), r.hidden, true, r.err
+}
+
+// trim lets the oldest reads go while those kept hold more than
+// sharedBytes (or limit), keeping the newest. Callers hold mu.
+func (sh *sharedReads) trim() {
+	total := 0
+	for _, r := range sh.reads {
+		total += r.size
+	}
+	limit := sharedBytes
+	if sh.limit > 0 {
+		limit = sh.limit
+	}
+	for len(sh.reads) > 1 && total > limit {
+		total -= sh.reads[0].size
+		sh.reads = slices.Delete(sh.reads, 0, 1)
+	}
+}
+
+func eventBytes(events []eventstore.RecordedEvent) int {
+	n := 0
+	for _, e := range events {
+		n += len(e.Data) + len(e.Metadata)
+	}
+	return n
 }
 
 // find returns the newest read from the cursor from of count events.

@@ -91,6 +91,39 @@ func TestSubscriptionsShareReads(t *testing.T) {
 	want("after a fresh read", read(eventstore.Start, later, false), true, 3, first, second)
 }
 
+// The shared reads keep a bounded amount of event data: past it the oldest
+// read is let go, and a subscription still at its cursor reads again.
+func TestSharedReadsLetTheOldestGo(t *testing.T) {
+	s, _ := newStoreAndPool(t, conformance.Options{})
+	s.LimitSharedBytes(1)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	read := func(from eventstore.Position) []eventstore.RecordedEvent {
+		t.Helper()
+		events, _, _, err := s.ReadShared(ctx, from, 10, s.Generation(), false)
+		if err != nil || len(events) == 0 {
+			t.Fatalf("read from %v: %d events, %v", from, len(events), err)
+		}
+		return events
+	}
+	if _, err := s.Append(ctx, "bounded-1", eventstore.Any(), testEvent()); err != nil {
+		t.Fatal(err)
+	}
+	first := read(eventstore.Start)
+	read(eventstore.Start)
+	if q := s.SharedQueries(); q != 1 {
+		t.Fatalf("%d queries for two reads of the newest batch; want 1 (the newest is always kept)", q)
+	}
+	if _, err := s.Append(ctx, "bounded-2", eventstore.Any(), testEvent()); err != nil {
+		t.Fatal(err)
+	}
+	read(first[len(first)-1].Position)
+	read(eventstore.Start)
+	if q := s.SharedQueries(); q != 3 {
+		t.Fatalf("%d queries; want 3: the first read was let go once a newer one filled the bound", q)
+	}
+}
+
 // Several subscriptions of one store that follow concurrent appends each see
 // every event once, in log order.
 func TestSubscriptionsSharingReadsMissNothing(t *testing.T) {
