@@ -181,7 +181,7 @@ func applyChunk(ctx context.Context, tx pgx.Tx, chat *Chat, schema migrations.Sc
 // saveCheckpoint stores a projection's position in the checkpoints table
 // named by %s; it never moves it back. Rebuild and Verify use it on their
 // own schemas, which no other projector writes; the live projector moves its
-// checkpoint with fenceCheckpoint.
+// checkpoint with projector_commit, fenced.
 const saveCheckpoint = `INSERT INTO %s AS c (projection, commit_pos, prepare_pos, updated_at) VALUES ($1, $2, $3, now())
 	ON CONFLICT (projection) DO UPDATE SET commit_pos = excluded.commit_pos, prepare_pos = excluded.prepare_pos, updated_at = now()
 	WHERE (c.commit_pos, c.prepare_pos) < (excluded.commit_pos, excluded.prepare_pos)`

@@ -329,12 +329,8 @@ func (p *Projector) applyBatch(ctx context.Context, from eventstore.Position, le
 	return nil
 }
 
-// fenceCheckpoint moves the checkpoint from the batch's start to its end,
-// checking the lease when one is given, or raises (migrations/core
-// 0006_projector_lease.sql).
-const fenceCheckpoint = `SELECT public.projector_checkpoint($1, $2, $3, $4, $5, $6, $7, $8)`
-
-// The SQLSTATEs projector_checkpoint raises.
+// The SQLSTATEs projector_commit raises (migrations/core 0006, 0012 and
+// 0017).
 const (
 	sqlstateFenced    = "EV001"
 	sqlstateLeaseLost = "EV002"
