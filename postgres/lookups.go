@@ -29,8 +29,9 @@ const missingUsers = `SELECT DISTINCT t.id FROM unnest($1::bigint[]) AS t(id)
 // receiptTargets: the reader's inbox row says whether a message is unread
 // for them; a message with none (their own, or sent before they joined) is
 // in the room but nothing to mark.
+// The inbox is keyed by the message's position.
 const receiptTargets = `SELECT m.id, coalesce(i.unread, false) FROM messages m
-	LEFT JOIN inbox i ON i.user_id = $2 AND i.message_id = m.id
+	LEFT JOIN inbox i ON i.user_id = $2 AND i.commit_pos = m.commit_pos AND i.prepare_pos = m.prepare_pos AND i.message_id = m.id
 	WHERE m.conversation_id = $1 AND m.id = ANY($3) ORDER BY m.id`
 
 // UsernameTaken implements commands.ProjectedLookups.

@@ -231,8 +231,9 @@ func (bb *bulkBatch) loadOrdered(ctx context.Context, tx pgx.Tx, schema migratio
 		b.Queue(`WITH r AS (
 				SELECT DISTINCT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[]) AS r(reader, message_id, room, c, p)),
 			newly AS (
-				UPDATE inbox i SET unread = false FROM r
-				 WHERE i.user_id = r.reader AND i.message_id = r.message_id AND i.conversation_id = r.room AND i.unread
+				UPDATE inbox i SET unread = false FROM r JOIN messages m ON m.id = r.message_id
+				 WHERE i.user_id = r.reader AND i.commit_pos = m.commit_pos AND i.prepare_pos = m.prepare_pos
+				   AND i.message_id = m.id AND i.conversation_id = r.room AND i.unread
 				   AND (i.commit_pos, i.prepare_pos) < (r.c, r.p)
 				RETURNING i.user_id, i.message_id),
 			agg AS (SELECT message_id, array_agg(user_id) AS readers FROM newly GROUP BY message_id)

@@ -111,10 +111,12 @@ func (c *Chat) apply(b *pgx.Batch, events []eventstore.RecordedEvent, messagesCo
 		case domain.UserForgotten:
 			queueForgotten(b, e)
 		case domain.MessagesRead:
+			// The inbox is keyed by the message's position (readmodel 0018).
 			b.Queue(`WITH newly AS (
-					UPDATE inbox SET unread = false
-					 WHERE user_id = $1 AND conversation_id = $2 AND message_id = ANY($3) AND unread
-					RETURNING message_id)
+					UPDATE inbox i SET unread = false FROM messages r
+					 WHERE r.id = ANY($3) AND i.user_id = $1 AND i.commit_pos = r.commit_pos AND i.prepare_pos = r.prepare_pos
+					   AND i.message_id = r.id AND i.conversation_id = $2 AND i.unread
+					RETURNING i.message_id)
 				UPDATE messages m SET read_by = (SELECT array_agg(x ORDER BY x) FROM unnest(m.read_by || $1::bigint) AS x)
 				  FROM newly WHERE m.id = newly.message_id`, e.ReaderID, e.ConversationID, e.MessageIDs)
 		}

@@ -368,7 +368,11 @@ func (s *Store) UserMessages(ctx context.Context, user int64, p Page) (PageResul
 		cols: []string{"i.commit_pos", "i.prepare_pos"},
 		bound: func(ctx context.Context, cursor int64) ([]any, bool, error) {
 			var c, pp int64
-			err := s.db.QueryRow(ctx, `SELECT commit_pos, prepare_pos FROM inbox WHERE user_id = $1 AND message_id = $2`, user, cursor).Scan(&c, &pp)
+			// The inbox is keyed by the message's position: find it
+			// through the message.
+			err := s.db.QueryRow(ctx, `SELECT i.commit_pos, i.prepare_pos FROM messages m JOIN inbox i
+				ON i.user_id = $1 AND i.commit_pos = m.commit_pos AND i.prepare_pos = m.prepare_pos AND i.message_id = m.id
+				WHERE m.id = $2`, user, cursor).Scan(&c, &pp)
 			if errors.Is(err, pgx.ErrNoRows) {
 				return nil, false, nil
 			}
