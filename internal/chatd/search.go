@@ -2,6 +2,7 @@ package chatd
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -76,17 +77,40 @@ func (m *Main) runSearch(goRun func(name string, fn func(context.Context) error)
 	if m.cfg.SearchOff {
 		return
 	}
-	projector := projections.NewProjector(m.pool, m.store, projections.NewSearch(domain.NewRegistry()), projections.ProjectorOptions{
-		Logger: m.log, Schema: migrations.Search, Channel: SearchChannel, BeforeCommit: m.cfg.Hooks.SearchBeforeCommit,
-		OnApplied: func(evs []eventstore.RecordedEvent, through eventstore.Position) {
-			m.metrics.Projected(projections.SearchName, len(evs))
-			m.searchWM.Advance(through)
-		},
-	})
 	goRun("search projector", func(ctx context.Context) error {
+		pool, err := m.schemaPool(ctx, migrations.Search)
+		if err != nil {
+			return err
+		}
+		defer pool.Close()
+		projector := projections.NewProjector(pool, m.store, projections.NewSearch(domain.NewRegistry()), projections.ProjectorOptions{
+			Logger: m.log, Schema: migrations.Search, Channel: SearchChannel, BeforeCommit: m.cfg.Hooks.SearchBeforeCommit,
+			OnApplied: func(evs []eventstore.RecordedEvent, through eventstore.Position) {
+				m.metrics.Projected(projections.SearchName, len(evs))
+				m.searchWM.Advance(through)
+			},
+		})
 		return projections.Leader(ctx, m.pool, projections.LeaderOptions{Logger: m.log, Name: SearchLease, Retry: m.cfg.LeaderRetry}, projector.RunLeased)
 	})
 	goRun("search tracker", func(ctx context.Context) error {
 		return projections.TrackIn(ctx, m.pool, m.searchWM, migrations.Search, projections.SearchName, 250*time.Millisecond, m.notifier.Channel(SearchChannel))
 	})
+}
+
+// schemaPool opens a small pool like the main one whose sessions search
+// schema's path, for the projector of that schema. A batch sets its
+// schema's path for its transaction anyway; but PostgreSQL plans a
+// session's cached statements (the fence function's among them) again
+// whenever they run under another path than the last time, so a projector
+// that shared the main pool's sessions with the chat projector had them
+// planned again at nearly every batch.
+func (m *Main) schemaPool(ctx context.Context, schema migrations.Schema) (*pgxpool.Pool, error) {
+	cfg := m.pool.Config()
+	cfg.ConnConfig.RuntimeParams["search_path"] = schema.SearchPath()
+	cfg.MaxConns, cfg.MinConns = 2, 0
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("pool for the %s schema: %w", schema.Name(), err)
+	}
+	return pool, nil
 }
