@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -31,11 +32,14 @@ func (c *Chat) ApplyBulk(ctx context.Context, tx pgx.Tx, schema migrations.Schem
 
 // bulkBatch is a batch decoded and turned into rows, ready to load.
 type bulkBatch struct {
-	events     []eventstore.RecordedEvent
-	msgs       copyRows                   // messageColumns
-	inbox      copyRows                   // inboxColumns
-	others     []eventstore.RecordedEvent // applied in order; their MessageSent events only add attachments
-	activity   roomActivity
+	events   []eventstore.RecordedEvent
+	msgs     copyRows                   // messageColumns
+	inbox    copyRows                   // inboxColumns
+	others   []eventstore.RecordedEvent // applied in order; their MessageSent events only add attachments
+	activity map[int64]struct {
+		at time.Time
+		id int64
+	}
 	maxMessage int64
 	chat       *Chat
 	// Read receipts, applied together: they only clear inbox flags and
@@ -57,7 +61,10 @@ type bulkBatch struct {
 // rebuild prepares the next batch while the database loads this one. With
 // deferInbox it builds no inbox rows (see bulkBatch.deferInbox).
 func (c *Chat) prepareBulk(events []eventstore.RecordedEvent, deferInbox bool) (*bulkBatch, error) {
-	bb := &bulkBatch{events: events, chat: c, deferInbox: deferInbox, activity: roomActivity{}}
+	bb := &bulkBatch{events: events, chat: c, deferInbox: deferInbox, activity: map[int64]struct {
+		at time.Time
+		id int64
+	}{}}
 	dec := c.decodeAll(events)
 	for i, re := range events {
 		if ok, err := bb.collectDelivery(re, dec[i]); err != nil || ok {
@@ -119,7 +126,12 @@ func (c *Chat) prepareBulk(events []eventstore.RecordedEvent, deferInbox bool) (
 				}
 			}
 		}
-		bb.activity.note(m.ConversationID, md.Time, m.MessageID)
+		a := bb.activity[m.ConversationID]
+		if md.Time.After(a.at) {
+			a.at = md.Time
+		}
+		a.id = max(a.id, m.MessageID)
+		bb.activity[m.ConversationID] = a
 		bb.maxMessage = max(bb.maxMessage, m.MessageID)
 		if m.Picture != nil || m.Video != nil {
 			// Its attachment rows are written in order with the rest:
@@ -229,7 +241,17 @@ func (bb *bulkBatch) loadOrdered(ctx context.Context, tx pgx.Tx, schema migratio
 			  FROM agg WHERE m.id = agg.message_id`, bb.readReader, bb.readMessage, bb.readRoom, bb.readCommit, bb.readPrepare)
 	}
 	bb.delivered.queue(b)
-	bb.activity.queue(b)
+	if len(bb.activity) > 0 {
+		ids := make([]int64, 0, len(bb.activity))
+		ats := make([]time.Time, 0, len(bb.activity))
+		last := make([]int64, 0, len(bb.activity))
+		for id, a := range bb.activity {
+			ids, ats, last = append(ids, id), append(ats, a.at), append(last, a.id)
+		}
+		b.Queue(`UPDATE conversations c SET last_activity_at = greatest(c.last_activity_at, v.at),
+				last_message_id = greatest(c.last_message_id, v.id)
+			FROM unnest($1::bigint[], $2::timestamptz[], $3::bigint[]) AS v(cid, at, id) WHERE c.id = v.cid`, ids, ats, last)
+	}
 	if bb.maxMessage > 0 {
 		b.Queue(`SELECT setval('ids.messages', $1) FROM ids.messages WHERE last_value < $1`, bb.maxMessage)
 	}

@@ -44,7 +44,6 @@ func (c *Chat) Apply(b *pgx.Batch, events []eventstore.RecordedEvent) error {
 func (c *Chat) apply(b *pgx.Batch, events []eventstore.RecordedEvent, messagesCopied bool) error {
 	var maxIDs [4]int64 // users, conversations, memberships, messages
 	bump := func(kind int, id int64) { maxIDs[kind] = max(maxIDs[kind], id) }
-	activity := roomActivity{}
 	for _, re := range events {
 		ev, md, ok, err := Decode(c.registry, re)
 		if err != nil {
@@ -106,7 +105,7 @@ func (c *Chat) apply(b *pgx.Batch, events []eventstore.RecordedEvent, messagesCo
 				break
 			}
 			bump(3, e.MessageID)
-			c.queueMessage(b, e, at, re.Position, activity)
+			c.queueMessage(b, e, at, re.Position)
 		case domain.MessageEdited, domain.MessageDeleted, domain.ReactionAdded, domain.ReactionRemoved:
 			queueMessageLife(b, e, at, re.Position)
 		case domain.UserForgotten:
@@ -123,7 +122,6 @@ func (c *Chat) apply(b *pgx.Batch, events []eventstore.RecordedEvent, messagesCo
 		}
 		c.applyRooms(b, ev, at)
 	}
-	activity.queue(b)
 	// Keep the id sequences ahead of the log: when this read model is built
 	// from a log that is older than its database (a restore, a new read
 	// replica of an EventStoreDB log), the sequences would otherwise hand out
@@ -141,7 +139,7 @@ func (c *Chat) apply(b *pgx.Batch, events []eventstore.RecordedEvent, messagesCo
 const pastMembers = `INSERT INTO past_members (user_id, conversation_id)
 	SELECT u, $1 FROM unnest($2::bigint[]) AS u ON CONFLICT DO NOTHING`
 
-func (c *Chat) queueMessage(b *pgx.Batch, e domain.MessageSent, at time.Time, pos eventstore.Position, activity roomActivity) {
+func (c *Chat) queueMessage(b *pgx.Batch, e domain.MessageSent, at time.Time, pos eventstore.Position) {
 	receivers := e.Receivers
 	if receivers == nil {
 		receivers = []int64{}
@@ -153,41 +151,9 @@ func (c *Chat) queueMessage(b *pgx.Batch, e domain.MessageSent, at time.Time, po
 		SELECT u, $1, $2, u <> $3, $9, $10 FROM unnest($4 || $3::bigint) AS u, m ON CONFLICT DO NOTHING`,
 		e.MessageID, e.ConversationID, e.SenderID, receivers, e.Text,
 		attachmentJSON(e.Picture), attachmentJSON(e.Video), at, int64(pos.Commit), int64(pos.Prepare), replyTo(e.ReplyTo))
-	activity.note(e.ConversationID, at, e.MessageID)
+	b.Queue(`UPDATE conversations SET last_activity_at = greatest(last_activity_at, $2), last_message_id = greatest(last_message_id, $3)
+		WHERE id = $1`, e.ConversationID, at, e.MessageID)
 	c.queueAttachments(b, e)
-}
-
-// roomActivity is the latest message time and id of each room a batch
-// sends to, written to its conversation row once per batch (queue): the
-// row only ever moves forward (greatest), so once per batch gives what
-// once per message did, and nothing in a batch reads it.
-type roomActivity map[int64]struct {
-	at time.Time
-	id int64
-}
-
-func (ra roomActivity) note(room int64, at time.Time, message int64) {
-	a := ra[room]
-	if at.After(a.at) {
-		a.at = at
-	}
-	a.id = max(a.id, message)
-	ra[room] = a
-}
-
-func (ra roomActivity) queue(b *pgx.Batch) {
-	if len(ra) == 0 {
-		return
-	}
-	ids := make([]int64, 0, len(ra))
-	ats := make([]time.Time, 0, len(ra))
-	last := make([]int64, 0, len(ra))
-	for id, a := range ra {
-		ids, ats, last = append(ids, id), append(ats, a.at), append(last, a.id)
-	}
-	b.Queue(`UPDATE conversations c SET last_activity_at = greatest(c.last_activity_at, v.at),
-			last_message_id = greatest(c.last_message_id, v.id)
-		FROM unnest($1::bigint[], $2::timestamptz[], $3::bigint[]) AS v(cid, at, id) WHERE c.id = v.cid`, ids, ats, last)
 }
 
 func (c *Chat) queueAttachments(b *pgx.Batch, e domain.MessageSent) {
