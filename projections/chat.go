@@ -111,14 +111,7 @@ func (c *Chat) apply(b *pgx.Batch, events []eventstore.RecordedEvent, messagesCo
 		case domain.UserForgotten:
 			queueForgotten(b, e)
 		case domain.MessagesRead:
-			// The inbox is keyed by the message's position (readmodel 0018).
-			b.Queue(`WITH newly AS (
-					UPDATE inbox i SET unread = false FROM messages r
-					 WHERE r.id = ANY($3) AND i.user_id = $1 AND i.commit_pos = r.commit_pos AND i.prepare_pos = r.prepare_pos
-					   AND i.message_id = r.id AND i.conversation_id = $2 AND i.unread
-					RETURNING i.message_id)
-				UPDATE messages m SET read_by = (SELECT array_agg(x ORDER BY x) FROM unnest(m.read_by || $1::bigint) AS x)
-				  FROM newly WHERE m.id = newly.message_id`, e.ReaderID, e.ConversationID, e.MessageIDs)
+			b.Queue(markReadSQL, e.ReaderID, e.ConversationID, e.MessageIDs)
 		}
 		c.applyRooms(b, ev, at)
 	}
@@ -133,6 +126,21 @@ func (c *Chat) apply(b *pgx.Batch, events []eventstore.RecordedEvent, messagesCo
 	}
 	return nil
 }
+
+// markReadSQL clears reader $1's unread inbox rows of the messages $3 of
+// room $2 and adds the reader to those messages' read_by. The inbox is
+// keyed by the message's position (readmodel 0018): each message is looked
+// up by key first (see deliveredSQL for why LATERAL).
+const markReadSQL = `WITH r AS (
+		SELECT found.* FROM unnest($3::bigint[]) AS x(id) CROSS JOIN LATERAL (
+			SELECT m.id, m.commit_pos, m.prepare_pos FROM messages m WHERE m.id = x.id LIMIT 1) AS found),
+	newly AS (
+		UPDATE inbox i SET unread = false FROM r
+		 WHERE i.user_id = $1 AND i.commit_pos = r.commit_pos AND i.prepare_pos = r.prepare_pos
+		   AND i.message_id = r.id AND i.conversation_id = $2 AND i.unread
+		RETURNING i.message_id)
+	UPDATE messages m SET read_by = (SELECT array_agg(x ORDER BY x) FROM unnest(m.read_by || $1::bigint) AS x)
+	  FROM newly WHERE m.id = newly.message_id`
 
 // pastMembers records that users are, and so have been, members of a room
 // (a leave keeps the row): a past listing of their rooms looks there.

@@ -2,7 +2,6 @@ package projections
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"testing"
 
@@ -13,14 +12,17 @@ import (
 	"github.com/evchat/evchat/migrations"
 )
 
-// TestDeliveriesLookUpMessagesByKey: the statement that records delivery
-// receipts finds each receipt's message by its key even when planned while
-// the messages table is small. Such a plan joined the receipts with the
-// whole table instead, and the projector's sessions kept it (a generic
-// plan) while the table grew: in a fan-out benchmark from an empty
-// database, 2 ms a batch of receipts at 10,000 messages, 44 % of the
-// server's time.
-func TestDeliveriesLookUpMessagesByKey(t *testing.T) {
+// The projector's statements are prepared once per session, and after a
+// few runs PostgreSQL may keep a generic plan for them until the tables'
+// statistics change. A plan made on a new installation's small tables is
+// then kept while they grow, so the statements that find rows from arrays
+// of ids must find them by key at any size. These tests plan them on
+// small analyzed tables, as generic and as custom plans.
+
+// smallReadModel returns a connection to a fresh read model holding the
+// first 500 messages of 200 rooms of 10, with their inbox rows, analyzed.
+func smallReadModel(t *testing.T) *pgxpool.Conn {
+	t.Helper()
 	ctx := context.Background()
 	cfg, err := pgxpool.ParseConfig(pgtest.NewDatabase(t))
 	if err != nil {
@@ -39,49 +41,100 @@ func TestDeliveriesLookUpMessagesByKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Release()
-	exec := func(sql string) {
-		t.Helper()
+	t.Cleanup(conn.Release)
+	for _, sql := range []string{
+		`INSERT INTO messages (id, conversation_id, sender_id, receivers, text, created_at, updated_at, commit_pos, prepare_pos)
+			SELECT g, g % 200, 1, '{2,3,4,5,6,7,8,9,10}', 'a message of some length, as chat messages go', now(), now(), g, g
+			  FROM generate_series(1, 500) g`,
+		`INSERT INTO inbox (user_id, message_id, conversation_id, unread, commit_pos, prepare_pos)
+			SELECT u, m.id, m.conversation_id, u <> 1, m.commit_pos, m.prepare_pos
+			  FROM messages m, generate_series(1, 10) u`,
+		`ANALYZE messages`,
+		`ANALYZE inbox`,
+	} {
 		if _, err := conn.Exec(ctx, sql); err != nil {
 			t.Fatalf("%s: %v", sql, err)
 		}
 	}
-	insert := func(from, to int) {
-		exec(fmt.Sprintf(`INSERT INTO messages (id, conversation_id, sender_id, receivers, text, created_at, updated_at, commit_pos, prepare_pos)
-			SELECT g, g %% 200, 1, '{1,2,3,4,5,6,7,8,9,10}', 'a message of some length, as chat messages go', now(), now(), g, g
-			  FROM generate_series(%d, %d) g`, from, to))
-	}
-	// The size a new installation's table has when the first batches of
-	// receipts come: a plan made now is kept while the table grows (a
-	// prepared statement's generic plan is not made again until the
-	// statistics change).
-	insert(1, 500)
-	exec(`ANALYZE messages`)
+	return conn
+}
 
+// plans returns the generic and the custom plan of sql, whose parameters
+// have the given types, for the given literal arguments.
+func plans(t *testing.T, conn *pgxpool.Conn, sql, types, args string) map[string][]string {
+	t.Helper()
+	ctx := context.Background()
+	out := map[string][]string{}
+	for _, mode := range []string{"force_generic_plan", "force_custom_plan"} {
+		for _, q := range []string{`SET plan_cache_mode = ` + mode, `PREPARE planned(` + types + `) AS ` + sql} {
+			if _, err := conn.Exec(ctx, q); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+		}
+		rows, err := conn.Query(ctx, `EXPLAIN EXECUTE planned(`+args+`)`, pgx.QueryExecModeSimpleProtocol)
+		if err != nil {
+			t.Fatal(err)
+		}
+		plan, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := conn.Exec(ctx, `DEALLOCATE planned`); err != nil {
+			t.Fatal(err)
+		}
+		out[mode] = plan
+	}
+	return out
+}
+
+// usesKey reports whether an index condition of plan holds every one of
+// conds.
+func usesKey(plan []string, conds ...string) bool {
+	for _, line := range plan {
+		if !strings.Contains(line, "Index Cond:") {
+			continue
+		}
+		all := true
+		for _, c := range conds {
+			all = all && strings.Contains(line, c)
+		}
+		if all {
+			return true
+		}
+	}
+	return false
+}
+
+// TestDeliveriesLookUpMessagesByKey: the statement that records delivery
+// receipts used to join them with the whole messages table when planned
+// on a small one: in a fan-out benchmark from an empty database, 2 ms a
+// batch of receipts at 10,000 messages, 44 % of the server's time.
+func TestDeliveriesLookUpMessagesByKey(t *testing.T) {
+	conn := smallReadModel(t)
 	for name, sql := range map[string]string{"deliveredNow": deliveredNow, "deliveredBefore": deliveredBefore} {
-		types, args := "bigint[], bigint[], bigint[]", "'{2,3}', '{15001,15002}', '{1,2}'"
+		types, args := "bigint[], bigint[], bigint[]", "'{2,3}', '{301,302}', '{101,102}'"
 		if name == "deliveredBefore" {
 			types, args = types+", bigint[], bigint[]", args+", '{99999,99999}', '{99999,99999}'"
 		}
-		for _, mode := range []string{"force_custom_plan", "force_generic_plan"} {
-			exec(`SET plan_cache_mode = ` + mode)
-			exec(`PREPARE receipts(` + types + `) AS ` + sql)
-			rows, err := conn.Query(ctx, `EXPLAIN EXECUTE receipts(`+args+`)`, pgx.QueryExecModeSimpleProtocol)
-			if err != nil {
-				t.Fatal(err)
-			}
-			plan, err := pgx.CollectRows(rows, pgx.RowTo[string])
-			if err != nil {
-				t.Fatal(err)
-			}
-			exec(`DEALLOCATE receipts`)
-			byKey := false
-			for _, line := range plan {
-				byKey = byKey || strings.Contains(line, "Index Cond:") && strings.Contains(line, "id = d.message_id")
-			}
-			if !byKey {
+		for mode, plan := range plans(t, conn, sql, types, args) {
+			if !usesKey(plan, "id = d.message_id") {
 				t.Errorf("%s (%s) does not look each receipt's message up by its key:\n%s", name, mode, strings.Join(plan, "\n"))
 			}
+		}
+	}
+}
+
+// TestReadReceiptsFindRowsByKey: a read receipt finds its messages by key,
+// and the reader's inbox rows through an index on the reader.
+func TestReadReceiptsFindRowsByKey(t *testing.T) {
+	conn := smallReadModel(t)
+	for mode, plan := range plans(t, conn, markReadSQL, "bigint, bigint, bigint[]", "2, 101, '{301,302}'") {
+		text := strings.Join(plan, "\n")
+		if !usesKey(plan, "id = x.id") {
+			t.Errorf("%s: the messages are not looked up by key:\n%s", mode, text)
+		}
+		if !usesKey(plan, "user_id = ") || strings.Contains(text, "Seq Scan on inbox") {
+			t.Errorf("%s: the reader's inbox rows are not found through an index:\n%s", mode, text)
 		}
 	}
 }
