@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"maps"
 	"net/http"
 	"net/url"
 	"reflect"
@@ -447,10 +448,7 @@ func (h *hub) close(ctx context.Context) error {
 		time.Sleep(5 * time.Millisecond)
 	}
 	h.mu.Lock()
-	socks := make([]*socket, 0, len(h.socks))
-	for ws := range h.socks {
-		socks = append(socks, ws)
-	}
+	socks := slices.Collect(maps.Keys(h.socks))
 	h.mu.Unlock()
 	for _, ws := range socks {
 		_ = ws.Close(websocket.CloseGoingAway, "server shutting down")

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -44,10 +46,7 @@ func (h *Hub) publish(ctx context.Context, c control) error {
 // ended (a logout: package auth tells every process).
 func (h *Hub) CloseSession(session uuid.UUID) {
 	h.mu.Lock()
-	all := make([]*Session, 0, len(h.all))
-	for so := range h.all {
-		all = append(all, so)
-	}
+	all := slices.Collect(maps.Keys(h.all))
 	h.mu.Unlock()
 	for _, so := range all {
 		if so.loginSession() != session {

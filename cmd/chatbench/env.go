@@ -238,16 +238,21 @@ func (e *env) provisionUsers(ctx context.Context, n int) error {
 	return nil
 }
 
-// checkpoint runs CHECKPOINT, so that a measured phase does not pay for
-// flushing what earlier work dirtied.
-func (e *env) checkpoint(ctx context.Context) error {
+// exec runs sql on the run's database, on a connection of its own.
+func (e *env) exec(ctx context.Context, sql string) error {
 	conn, err := pgx.Connect(ctx, e.dbURL)
 	if err != nil {
 		return err
 	}
 	defer conn.Close(context.Background())
-	_, err = conn.Exec(ctx, "CHECKPOINT")
+	_, err = conn.Exec(ctx, sql)
 	return err
+}
+
+// checkpoint runs CHECKPOINT, so that a measured phase does not pay for
+// flushing what earlier work dirtied.
+func (e *env) checkpoint(ctx context.Context) error {
+	return e.exec(ctx, "CHECKPOINT")
 }
 
 // room is a group room and its members.

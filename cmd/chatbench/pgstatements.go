@@ -25,16 +25,6 @@ func (e *env) resetStatements(ctx context.Context) error {
 	return e.exec(ctx, "SELECT pg_stat_statements_reset()")
 }
 
-func (e *env) exec(ctx context.Context, sql string) error {
-	conn, err := pgx.Connect(ctx, e.dbURL)
-	if err != nil {
-		return err
-	}
-	defer conn.Close(context.Background())
-	_, err = conn.Exec(ctx, sql)
-	return err
-}
-
 // statementCost is one line of the report.
 type statementCost struct {
 	calls   int64
