@@ -30,6 +30,7 @@ import (
 
 	"github.com/google/uuid"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
 
 	"github.com/EventStore/EventStore-Client-Go/v4/protos/serverfeatures"
 	"github.com/EventStore/EventStore-Client-Go/v4/protos/streams"
@@ -104,7 +105,12 @@ func (s *Server) listen(addr string) error {
 	if err != nil {
 		return fmt.Errorf("esdbtest: listen: %w", err)
 	}
-	srv := grpc.NewServer(grpc.WaitForHandlers(true))
+	// The client pings every 10 s by default, idle or not; a real server
+	// lets it. gRPC's default policy (at most one ping per 5 minutes)
+	// would answer the third ping with GOAWAY "too_many_pings" and cut the
+	// connection under a long test.
+	srv := grpc.NewServer(grpc.WaitForHandlers(true),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: time.Second, PermitWithoutStream: true}))
 	streams.RegisterStreamsServer(srv, &streamsServer{s: s})
 	serverfeatures.RegisterServerFeaturesServer(srv, featuresServer{})
 	done := make(chan struct{})
