@@ -3,6 +3,7 @@ package migrations_test
 import (
 	"context"
 	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -134,5 +135,83 @@ func TestSchemaNames(t *testing.T) {
 		if c.got != c.want {
 			t.Errorf("got %s; want %s", c.got, c.want)
 		}
+	}
+}
+
+// TestUnreadCountsBackfill: a read model projected with an inbox gets the
+// unread counters of its messages (readmodel 0019), for members and for
+// users who left, and loses the inbox.
+func TestUnreadCountsBackfill(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, pgtest.NewDatabase(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	ms, err := migrations.Load(migrations.ReadModelSet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exec := func(sql string, args ...any) {
+		t.Helper()
+		if _, err := conn.Exec(ctx, sql, args...); err != nil {
+			t.Fatalf("%.60s: %v", sql, err)
+		}
+	}
+	core, err := migrations.Load(migrations.CoreSet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range core {
+		exec(m.SQL)
+	}
+	exec(`CREATE SCHEMA rm; SET search_path = rm, public`)
+	var counts *migrations.Migration
+	for _, m := range ms {
+		if m.Name == "0019_unread_counts.sql" {
+			counts = &m
+			break
+		}
+		exec(m.SQL)
+	}
+	if counts == nil {
+		t.Fatal("no migration 0019_unread_counts.sql")
+	}
+	// Room 1: users 10 and 11, and 12 who left after message 2. Room 2:
+	// users 10 and 12.
+	exec(`INSERT INTO conversations (id, type, created_by, created_at, updated_at, last_activity_at)
+		VALUES (1, 'group', 10, now(), now(), now()), (2, 'chat', 10, now(), now(), now())`)
+	exec(`INSERT INTO members (conversation_id, user_id, membership_id, joined_at)
+		VALUES (1, 10, 1, now()), (1, 11, 2, now()), (2, 10, 3, now()), (2, 12, 4, now())`)
+	exec(`INSERT INTO past_members (user_id, conversation_id) VALUES (10, 1), (11, 1), (12, 1), (10, 2), (12, 2)`)
+	exec(`INSERT INTO messages (id, conversation_id, sender_id, receivers, read_by, text, created_at, updated_at, commit_pos, prepare_pos)
+		VALUES (1, 1, 10, '{11,12}', '{12}', 'a', now(), now(), 1, 1),
+		       (2, 1, 11, '{10,12,12}', '{}', 'b', now(), now(), 2, 2),
+		       (3, 1, 10, '{11}', '{11}', 'c', now(), now(), 3, 3),
+		       (4, 2, 12, '{10}', '{}', 'd', now(), now(), 4, 4)`)
+	exec(counts.SQL)
+	// unread = message_count - not_received - read_count for members;
+	// received_count - read_count for users who left.
+	rows, err := conn.Query(ctx, `SELECT ARRAY[pm.conversation_id, pm.user_id,
+			coalesce(c.message_count - me.not_received, pm.received_count) - pm.read_count]
+		FROM past_members pm JOIN conversations c ON c.id = pm.conversation_id
+		LEFT JOIN members me ON me.conversation_id = pm.conversation_id AND me.user_id = pm.user_id
+		ORDER BY pm.conversation_id, pm.user_id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := pgx.CollectRows(rows, pgx.RowTo[[]int64])
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := [][]int64{{1, 10, 1}, {1, 11, 1}, {1, 12, 1}, {2, 10, 1}, {2, 12, 0}}
+	if !slices.EqualFunc(got, want, slices.Equal) {
+		t.Fatalf("room, user, unread = %v; want %v", got, want)
+	}
+	var inbox *string
+	if err := conn.QueryRow(ctx, `SELECT to_regclass('rm.inbox')::text`).Scan(&inbox); err != nil || inbox != nil {
+		t.Fatalf("inbox after the migration: %v (%v); want none", inbox, err)
 	}
 }

@@ -66,7 +66,6 @@ func (Schema) Tables() []Table {
 		{Name: "conversations", Key: []string{"id"}},
 		{Name: "members", Key: []string{"conversation_id", "user_id"}},
 		{Name: "messages", Key: []string{"id"}},
-		{Name: "inbox", Key: []string{"user_id", "commit_pos", "prepare_pos", "message_id"}},
 		{Name: "attachments", Key: []string{"key", "conversation_id"}},
 		{Name: "message_edits", Key: []string{"message_id", "commit_pos", "prepare_pos"}},
 		{Name: "reactions", Key: []string{"message_id", "emoji", "user_id"}},

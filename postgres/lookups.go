@@ -26,13 +26,12 @@ const usernameTaken = `SELECT EXISTS (SELECT 1 FROM users WHERE username_key = $
 const missingUsers = `SELECT DISTINCT t.id FROM unnest($1::bigint[]) AS t(id)
 	WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.id = t.id) ORDER BY t.id`
 
-// receiptTargets: the reader's inbox row says whether a message is unread
-// for them; a message with none (their own, or sent before they joined) is
-// in the room but nothing to mark.
-// The inbox is keyed by the message's position.
-const receiptTargets = `SELECT m.id, coalesce(i.unread, false) FROM messages m
-	LEFT JOIN inbox i ON i.user_id = $2 AND i.commit_pos = m.commit_pos AND i.prepare_pos = m.prepare_pos AND i.message_id = m.id
-	WHERE m.conversation_id = $1 AND m.id = ANY($3) ORDER BY m.id`
+// receiptTargets: a message is unread for the reader when they received it
+// (a receiver other than its sender) and are not in its read_by; one they
+// did not receive (their own, or sent before they joined) is in the room
+// but nothing to mark.
+const receiptTargets = `SELECT m.id, m.sender_id <> $2 AND $2 = ANY(m.receivers) AND NOT $2 = ANY(m.read_by)
+	FROM messages m WHERE m.conversation_id = $1 AND m.id = ANY($3) ORDER BY m.id`
 
 // UsernameTaken implements commands.ProjectedLookups.
 func (s *Lookups) UsernameTaken(ctx context.Context, lower string) (bool, error) {

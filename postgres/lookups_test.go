@@ -16,11 +16,9 @@ func TestLookups(t *testing.T) {
 	// 12 (from 2 to 1); message 20 is in another room.
 	exec(t, pool, `INSERT INTO users (id, username, username_key, created_at)
 		VALUES (1, 'Alice', 'alice', now()), (2, 'bob', 'bob', now())`)
-	exec(t, pool, `INSERT INTO messages (id, conversation_id, sender_id, receivers, text, created_at, updated_at, commit_pos, prepare_pos)
-		VALUES (10, 5, 1, '{2}', 'a', now(), now(), 1, 1), (11, 5, 1, '{2}', 'b', now(), now(), 2, 2),
-		       (12, 5, 2, '{1}', 'c', now(), now(), 3, 3), (20, 6, 1, '{2}', 'd', now(), now(), 4, 4)`)
-	exec(t, pool, `INSERT INTO inbox (user_id, message_id, conversation_id, unread, commit_pos, prepare_pos)
-		VALUES (2, 10, 5, true, 1, 1), (2, 11, 5, false, 2, 2), (1, 12, 5, true, 3, 3), (1, 10, 5, false, 1, 1)`)
+	exec(t, pool, `INSERT INTO messages (id, conversation_id, sender_id, receivers, read_by, text, created_at, updated_at, commit_pos, prepare_pos)
+		VALUES (10, 5, 1, '{2}', '{}', 'a', now(), now(), 1, 1), (11, 5, 1, '{2}', '{2}', 'b', now(), now(), 2, 2),
+		       (12, 5, 2, '{1}', '{}', 'c', now(), now(), 3, 3), (20, 6, 1, '{2}', '{}', 'd', now(), now(), 4, 4)`)
 	l := postgres.NewLookups(pool)
 
 	for name, want := range map[string]bool{"alice": true, "bob": true, "carol": false} {

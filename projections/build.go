@@ -2,7 +2,6 @@ package projections
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -77,12 +76,8 @@ const forgetMigrations = `DELETE FROM public.schema_migrations WHERE schema_name
 // batch, until the log is exhausted or, when until is set, until that
 // position. It returns the new cursor and the number of events applied.
 //
-// It writes no inbox rows, only the messages' read_by: the caller drops the
-// inbox's key before (dropInboxKey), derives the inbox from the messages
-// after (fillInbox) and adds the key back. That is the bulk of a rebuild's
-// rows (a row per participant per message) written in two statements
-// inside the database, with no index to keep up, instead of sent over the
-// wire in order.
+// It counts no unread messages: the caller sets the counters from the
+// messages after (countUnread), in one statement inside the database.
 func buildInto(ctx context.Context, pool *pgxpool.Pool, log LogReader, chat *Chat, schema migrations.Schema,
 	cursor eventstore.Position, until *eventstore.Position, o RebuildOptions,
 ) (eventstore.Position, int64, error) {
@@ -139,7 +134,7 @@ func buildInto(ctx context.Context, pool *pgxpool.Pool, log LogReader, chat *Cha
 		defer close(batches)
 		for b := range read {
 			if b.err == nil && len(b.events) > 0 {
-				b.bb, b.err = chat.prepareBulk(b.events, true)
+				b.bb, b.err = chat.prepareBulk(b.events)
 			}
 			if !send(batches, b) || b.bb == nil {
 				return
@@ -172,7 +167,7 @@ func buildInto(ctx context.Context, pool *pgxpool.Pool, log LogReader, chat *Cha
 
 // applyChunk applies events and the checkpoint to schema in tx.
 func applyChunk(ctx context.Context, tx pgx.Tx, chat *Chat, schema migrations.Schema, events []eventstore.RecordedEvent) error {
-	if err := chat.ApplyBulk(ctx, tx, schema, events); err != nil {
+	if err := chat.ApplyInto(ctx, tx, schema, events); err != nil {
 		return fmt.Errorf("project into %s: %w", schema.Name(), err)
 	}
 	return saveChunkCheckpoint(ctx, tx, chat, schema, events)
@@ -194,76 +189,19 @@ func saveChunkCheckpoint(ctx context.Context, tx pgx.Tx, chat *Chat, schema migr
 	return err
 }
 
-// inboxKey is how to add back the inbox's primary key: its unique index,
-// built beside the other indexes, then the constraint taking it over.
-type inboxKey struct{ index, attach string }
-
-// dropInboxKey drops the primary key of schema's inbox, which must be
-// empty, and returns how to add it back.
-func dropInboxKey(ctx context.Context, pool *pgxpool.Pool, schema migrations.Schema) (inboxKey, error) {
-	inbox := schema.Qualified("inbox")
-	var name, index string
-	if err := pool.QueryRow(ctx, `SELECT conname, pg_get_indexdef(conindid) FROM pg_constraint
-		WHERE conrelid = $1::regclass AND contype = 'p'`, inbox).Scan(&name, &index); err != nil {
-		return inboxKey{}, fmt.Errorf("inbox key of %s: %w", schema.Name(), err)
-	}
-	id := pgx.Identifier{name}.Sanitize()
-	if _, err := pool.Exec(ctx, `ALTER TABLE `+inbox+` DROP CONSTRAINT `+id); err != nil {
-		return inboxKey{}, fmt.Errorf("drop the inbox key of %s: %w", schema.Name(), err)
-	}
-	return inboxKey{index: index, attach: `ALTER TABLE ` + inbox + ` ADD CONSTRAINT ` + id + ` PRIMARY KEY USING INDEX ` + id}, nil
-}
-
-// addBack builds the key's index with the other indexes (createIndexes,
-// then the statements after), and makes it the primary key. A plain ADD
-// CONSTRAINT would lock the inbox against the other index builds.
-func (k inboxKey) addBack(ctx context.Context, pool *pgxpool.Pool, indexes []string, after ...string) error {
-	if err := createIndexes(ctx, pool, append([]string{k.index}, indexes...), after...); err != nil {
+// countUnread sets schema's unread counters from its messages and
+// memberships (readmodel 0019's count_unread) once buildInto is done: the
+// bulk path copies messages and applies receipts without counting them.
+func countUnread(ctx context.Context, pool *pgxpool.Pool, schema migrations.Schema) error {
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT set_config('search_path', $1, true)`, schema.SearchPath()); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `SELECT count_unread()`)
 		return err
-	}
-	if _, err := pool.Exec(ctx, k.attach); err != nil {
-		return fmt.Errorf("inbox key: %w", err)
-	}
-	return nil
-}
-
-// fillInboxSQL writes the inbox rows of the messages whose id is $2 modulo
-// $1, as the projection of each MessageSent does (queueMessage): the sender's
-// row read, a row per other receiver (once, however often the event names
-// them), unread unless they read it (read_by, see readDeferredSQL), each at
-// its message's log position. %[1]s is the inbox, %[2]s the messages.
-const fillInboxSQL = `INSERT INTO %[1]s (user_id, message_id, conversation_id, unread, commit_pos, prepare_pos)
-	SELECT m.sender_id, m.id, m.conversation_id, false, m.commit_pos, m.prepare_pos
-	  FROM %[2]s m WHERE (m.id %% $1 + $1) %% $1 = $2
-	UNION ALL
-	SELECT r, m.id, m.conversation_id, NOT r = ANY(m.read_by), m.commit_pos, m.prepare_pos
-	  FROM %[2]s m, unnest(m.receivers) WITH ORDINALITY AS x(r, k)
-	 WHERE (m.id %% $1 + $1) %% $1 = $2 AND r <> m.sender_id AND array_position(m.receivers, r) = k`
-
-// fillInbox derives schema's inbox from its messages once buildInto is
-// done, in parts on connections of their own; a part that fails stops the
-// others.
-func fillInbox(ctx context.Context, pool *pgxpool.Pool, schema migrations.Schema) error {
-	const parts = 2
-	sql := fmt.Sprintf(fillInboxSQL, schema.Qualified("inbox"), schema.Qualified("messages"))
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	errs := make(chan error, parts)
-	for i := range parts {
-		go func() {
-			_, err := pool.Exec(ctx, sql, parts, i)
-			if err != nil {
-				cancel()
-			}
-			errs <- err
-		}()
-	}
-	var err error
-	for range parts {
-		err = errors.Join(err, <-errs)
-	}
+	})
 	if err != nil {
-		return fmt.Errorf("fill the inbox of %s: %w", schema.Name(), err)
+		return fmt.Errorf("count the unread messages of %s: %w", schema.Name(), err)
 	}
 	return nil
 }

@@ -3,7 +3,6 @@ package projections
 import (
 	"context"
 	"fmt"
-	"slices"
 	"sync"
 	"time"
 
@@ -14,27 +13,23 @@ import (
 	"github.com/evchat/evchat/migrations"
 )
 
-// ApplyBulk applies a batch of events to the tables of schema inside tx, the
-// way Apply does, but loads messages and inbox rows with COPY: the path of
-// rebuilds, where the tables are new and a batch holds thousands of events.
-// Messages go first, then every other event in log order (so a read receipt
-// finds its message), then the rooms' last activity.
-func (c *Chat) ApplyBulk(ctx context.Context, tx pgx.Tx, schema migrations.Schema, events []eventstore.RecordedEvent) error {
-	bb, err := c.prepareBulk(events, false)
-	if err != nil {
+// ApplyInto applies a batch of events to the tables of schema inside tx,
+// statement by statement as Apply does: the path of the few events a
+// rebuild or a verification applies after loading the log (buildInto),
+// whose counters are set by then.
+func (c *Chat) ApplyInto(ctx context.Context, tx pgx.Tx, schema migrations.Schema, events []eventstore.RecordedEvent) error {
+	b := &pgx.Batch{}
+	b.Queue(`SELECT set_config('search_path', $1, true)`, schema.SearchPath())
+	if err := c.apply(b, events, false); err != nil {
 		return err
 	}
-	if err := bb.copyInbox(ctx, tx, schema); err != nil {
-		return err
-	}
-	return bb.load(ctx, tx, schema)
+	return tx.SendBatch(ctx, b).Close()
 }
 
 // bulkBatch is a batch decoded and turned into rows, ready to load.
 type bulkBatch struct {
 	events   []eventstore.RecordedEvent
 	msgs     copyRows                   // messageColumns
-	inbox    copyRows                   // inboxColumns
 	others   []eventstore.RecordedEvent // applied in order; their MessageSent events only add attachments
 	activity map[int64]struct {
 		at time.Time
@@ -42,26 +37,22 @@ type bulkBatch struct {
 	}
 	maxMessage int64
 	chat       *Chat
-	// Read receipts, applied together: they only clear inbox flags and
-	// extend read_by, which commute. readCommit and readPrepare are the
-	// receipts' log positions: a receipt reaches only messages sent before
-	// it, as when events are applied one by one.
+	// Read receipts, applied together: they only extend read_by, which
+	// commutes (the read counts are set once the log is loaded:
+	// count_unread). readCommit and readPrepare are the receipts' log
+	// positions: a receipt reaches only messages sent before it, as when
+	// events are applied one by one.
 	readReader, readMessage, readRoom []int64
 	readCommit, readPrepare           []int64
-	// deferInbox: the batch writes no inbox rows and its read receipts
-	// extend read_by only; fillInbox derives the inbox from the messages
-	// once the log is loaded.
-	deferInbox bool
 	// delivered: delivery receipts, and the deliveries reads imply
 	// (rooms.go).
 	delivered deliveries
 }
 
 // prepareBulk decodes a batch and builds its rows; it does no I/O, so a
-// rebuild prepares the next batch while the database loads this one. With
-// deferInbox it builds no inbox rows (see bulkBatch.deferInbox).
-func (c *Chat) prepareBulk(events []eventstore.RecordedEvent, deferInbox bool) (*bulkBatch, error) {
-	bb := &bulkBatch{events: events, chat: c, deferInbox: deferInbox, activity: map[int64]struct {
+// rebuild prepares the next batch while the database loads this one.
+func (c *Chat) prepareBulk(events []eventstore.RecordedEvent) (*bulkBatch, error) {
+	bb := &bulkBatch{events: events, chat: c, activity: map[int64]struct {
 		at time.Time
 		id int64
 	}{}}
@@ -117,15 +108,6 @@ func (c *Chat) prepareBulk(events []eventstore.RecordedEvent, deferInbox bool) (
 		bb.msgs.int8(c)
 		bb.msgs.int8(p)
 		bb.msgs.int8OrNull(replyTo(m.ReplyTo))
-		if !deferInbox {
-			bb.inboxRow(m.SenderID, m.MessageID, m.ConversationID, false, c, p)
-			for i, r := range m.Receivers {
-				// A receiver named twice has one row, as live.
-				if r != m.SenderID && slices.Index(m.Receivers, r) == i {
-					bb.inboxRow(r, m.MessageID, m.ConversationID, true, c, p)
-				}
-			}
-		}
 		a := bb.activity[m.ConversationID]
 		if md.Time.After(a.at) {
 			a.at = md.Time
@@ -177,39 +159,9 @@ func (c *Chat) decodeAll(events []eventstore.RecordedEvent) []decoded {
 	return dec
 }
 
-// The columns of the rows bulkBatch.msgs and bulkBatch.inbox hold, in order.
-var (
-	messageColumns = []string{"id", "conversation_id", "sender_id", "receivers", "text", "picture", "video",
-		"created_at", "updated_at", "commit_pos", "prepare_pos", "reply_to"}
-	inboxColumns = []string{"user_id", "message_id", "conversation_id", "unread", "commit_pos", "prepare_pos"}
-)
-
-func (bb *bulkBatch) inboxRow(user, message, room int64, unread bool, commit, prepare int64) {
-	bb.inbox.row(len(inboxColumns))
-	bb.inbox.int8(user)
-	bb.inbox.int8(message)
-	bb.inbox.int8(room)
-	bb.inbox.bool(unread)
-	bb.inbox.int8(commit)
-	bb.inbox.int8(prepare)
-}
-
-// copyInbox loads the batch's inbox rows.
-func (bb *bulkBatch) copyInbox(ctx context.Context, tx pgx.Tx, schema migrations.Schema) error {
-	if err := bb.inbox.copyTo(ctx, tx, schema.Identifier("inbox"), inboxColumns); err != nil {
-		return fmt.Errorf("copy inbox: %w", err)
-	}
-	return nil
-}
-
-// load writes everything but the inbox rows, which must be visible before
-// the ordered statements run (read receipts update them).
-func (bb *bulkBatch) load(ctx context.Context, tx pgx.Tx, schema migrations.Schema) error {
-	if err := bb.copyMessages(ctx, tx, schema); err != nil {
-		return err
-	}
-	return bb.loadOrdered(ctx, tx, schema)
-}
+// messageColumns are the columns of the rows bulkBatch.msgs holds, in order.
+var messageColumns = []string{"id", "conversation_id", "sender_id", "receivers", "text", "picture", "video",
+	"created_at", "updated_at", "commit_pos", "prepare_pos", "reply_to"}
 
 // copyMessages loads the batch's message rows.
 func (bb *bulkBatch) copyMessages(ctx context.Context, tx pgx.Tx, schema migrations.Schema) error {
@@ -225,20 +177,8 @@ func (bb *bulkBatch) loadOrdered(ctx context.Context, tx pgx.Tx, schema migratio
 	if err := bb.chat.apply(b, bb.others, true); err != nil {
 		return err
 	}
-	if len(bb.readReader) > 0 && bb.deferInbox {
+	if len(bb.readReader) > 0 {
 		b.Queue(readDeferredSQL, bb.readReader, bb.readMessage, bb.readRoom, bb.readCommit, bb.readPrepare)
-	} else if len(bb.readReader) > 0 {
-		b.Queue(`WITH r AS (
-				SELECT DISTINCT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[]) AS r(reader, message_id, room, c, p)),
-			newly AS (
-				UPDATE inbox i SET unread = false FROM r JOIN messages m ON m.id = r.message_id
-				 WHERE i.user_id = r.reader AND i.commit_pos = m.commit_pos AND i.prepare_pos = m.prepare_pos
-				   AND i.message_id = m.id AND i.conversation_id = r.room AND i.unread
-				   AND (i.commit_pos, i.prepare_pos) < (r.c, r.p)
-				RETURNING i.user_id, i.message_id),
-			agg AS (SELECT message_id, array_agg(user_id) AS readers FROM newly GROUP BY message_id)
-			UPDATE messages m SET read_by = (SELECT array_agg(x ORDER BY x) FROM unnest(m.read_by || agg.readers) AS x)
-			  FROM agg WHERE m.id = agg.message_id`, bb.readReader, bb.readMessage, bb.readRoom, bb.readCommit, bb.readPrepare)
 	}
 	bb.delivered.queue(b)
 	if len(bb.activity) > 0 {
@@ -258,13 +198,11 @@ func (bb *bulkBatch) loadOrdered(ctx context.Context, tx pgx.Tx, schema migratio
 	return tx.SendBatch(ctx, b).Close()
 }
 
-// readDeferredSQL is the read receipts' statement of a batch whose inbox is
-// deferred: it adds each reader to read_by where the receipt would have
-// cleared an unread inbox row, that is where the message was sent to the
-// reader (who is not its sender) in the receipt's room before the receipt
-// in the log, and the reader is not in read_by yet (read_by gains a reader
-// exactly when their row is cleared). fillInbox then makes a receiver's row
-// unread unless they are in read_by.
+// readDeferredSQL is the read receipts' statement of a bulk batch: it adds
+// each reader to read_by where markReadSQL would, that is where the message
+// was sent to the reader (who is not its sender) in the receipt's room
+// before the receipt in the log, and the reader is not in read_by yet.
+// count_unread then counts each reader's reads from read_by.
 const readDeferredSQL = `WITH r AS (
 		SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[]) AS r(reader, message_id, room, c, p)),
 	agg AS (

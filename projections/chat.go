@@ -10,7 +10,7 @@ import (
 	"github.com/evchat/evchat/eventstore"
 )
 
-// Chat projects users, chatrooms, members, messages, inboxes and read
+// Chat projects users, chatrooms, members, messages, unread counts and read
 // receipts. Every statement is idempotent, so replaying a batch is harmless.
 type Chat struct {
 	registry *domain.Registry
@@ -39,7 +39,7 @@ func (c *Chat) Apply(b *pgx.Batch, events []eventstore.RecordedEvent) error {
 }
 
 // apply queues the statements of events. messagesCopied is set by the bulk
-// path, which has loaded the message and inbox rows of every MessageSent
+// path, which has loaded the message rows of every MessageSent
 // with COPY already: of those it queues only the attachment rows.
 func (c *Chat) apply(b *pgx.Batch, events []eventstore.RecordedEvent, messagesCopied bool) error {
 	var maxIDs [4]int64 // users, conversations, memberships, messages
@@ -88,16 +88,28 @@ func (c *Chat) apply(b *pgx.Batch, events []eventstore.RecordedEvent, messagesCo
 			b.Queue(`INSERT INTO members (conversation_id, user_id, membership_id, joined_at)
 				SELECT $1, u, m, $4 FROM unnest($2::bigint[], $3::bigint[]) AS t(u, m) ON CONFLICT DO NOTHING`,
 				e.ConversationID, users, mids, at)
-			b.Queue(pastMembers, e.ConversationID, users)
+			b.Queue(pastMembers, e.ConversationID, users, int64(re.Position.Commit), int64(re.Position.Prepare))
 		case domain.MemberJoined:
 			bump(2, e.MembershipID)
-			b.Queue(`INSERT INTO members (conversation_id, user_id, membership_id, joined_at)
-				VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`, e.ConversationID, e.UserID, e.MembershipID, at)
-			b.Queue(pastMembers, e.ConversationID, []int64{e.UserID})
+			// A returning member did not receive what was sent while they
+			// were away: all but what they received before (readmodel 0019).
+			b.Queue(`INSERT INTO members (conversation_id, user_id, membership_id, joined_at, not_received)
+				VALUES ($1, $2, $3, $4,
+					coalesce((SELECT message_count FROM conversations WHERE id = $1), 0)
+					- coalesce((SELECT received_count FROM past_members WHERE user_id = $2 AND conversation_id = $1), 0))
+				ON CONFLICT DO NOTHING`, e.ConversationID, e.UserID, e.MembershipID, at)
+			b.Queue(pastMembers, e.ConversationID, []int64{e.UserID}, int64(re.Position.Commit), int64(re.Position.Prepare))
 			b.Queue(`UPDATE conversations SET updated_at = greatest(updated_at, $2) WHERE id = $1`, e.ConversationID, at)
 		case domain.MemberLeft:
-			b.Queue(`DELETE FROM members WHERE conversation_id = $1 AND user_id = $2 AND membership_id = $3`,
-				e.ConversationID, e.UserID, e.MembershipID)
+			// What the member received stays with their past membership,
+			// for their unread count should they return.
+			b.Queue(`WITH gone AS (
+					DELETE FROM members WHERE conversation_id = $1 AND user_id = $2 AND membership_id = $3 RETURNING not_received)
+				UPDATE past_members pm
+				   SET received_count = coalesce((SELECT message_count FROM conversations WHERE id = $1), 0) - gone.not_received,
+				       left_commit = $4, left_prepare = $5
+				  FROM gone WHERE pm.user_id = $2 AND pm.conversation_id = $1`,
+				e.ConversationID, e.UserID, e.MembershipID, int64(re.Position.Commit), int64(re.Position.Prepare))
 			b.Queue(`UPDATE conversations SET updated_at = greatest(updated_at, $2) WHERE id = $1`, e.ConversationID, at)
 		case domain.MessageSent:
 			if messagesCopied {
@@ -127,40 +139,48 @@ func (c *Chat) apply(b *pgx.Batch, events []eventstore.RecordedEvent, messagesCo
 	return nil
 }
 
-// markReadSQL clears reader $1's unread inbox rows of the messages $3 of
-// room $2 and adds the reader to those messages' read_by. The inbox is
-// keyed by the message's position (readmodel 0018): each message is looked
-// up by key first (see deliveredSQL for why LATERAL).
+// markReadSQL adds reader $1 to the read_by of the messages $3 of room $2
+// they received and had not read, and counts them in the reader's
+// read_count (readmodel 0019). Each message is looked up by key (see
+// deliveredSQL for why LATERAL).
 const markReadSQL = `WITH r AS (
-		SELECT found.* FROM unnest($3::bigint[]) AS x(id) CROSS JOIN LATERAL (
-			SELECT m.id, m.commit_pos, m.prepare_pos FROM messages m WHERE m.id = x.id LIMIT 1) AS found),
+		SELECT DISTINCT m.id FROM unnest($3::bigint[]) AS want(id) CROSS JOIN LATERAL (
+			SELECT m.id, m.conversation_id, m.sender_id, m.receivers, m.read_by FROM messages m WHERE m.id = want.id LIMIT 1) AS m
+		 WHERE m.conversation_id = $2 AND m.sender_id <> $1 AND $1 = ANY(m.receivers) AND NOT $1 = ANY(m.read_by)),
 	newly AS (
-		UPDATE inbox i SET unread = false FROM r
-		 WHERE i.user_id = $1 AND i.commit_pos = r.commit_pos AND i.prepare_pos = r.prepare_pos
-		   AND i.message_id = r.id AND i.conversation_id = $2 AND i.unread
-		RETURNING i.message_id)
-	UPDATE messages m SET read_by = (SELECT array_agg(x ORDER BY x) FROM unnest(m.read_by || $1::bigint) AS x)
-	  FROM newly WHERE m.id = newly.message_id`
+		UPDATE messages m SET read_by = (SELECT array_agg(x ORDER BY x) FROM unnest(m.read_by || $1::bigint) AS x)
+		  FROM r WHERE m.id = r.id
+		RETURNING m.id)
+	UPDATE past_members SET read_count = read_count + (SELECT count(*) FROM newly)
+	 WHERE user_id = $1 AND conversation_id = $2 AND EXISTS (SELECT 1 FROM newly)`
 
 // pastMembers records that users are, and so have been, members of a room
-// (a leave keeps the row): a past listing of their rooms looks there.
-const pastMembers = `INSERT INTO past_members (user_id, conversation_id)
-	SELECT u, $1 FROM unnest($2::bigint[]) AS u ON CONFLICT DO NOTHING`
+// (a leave keeps the row): a past listing of their rooms looks there. The
+// first joining's position stays; a return clears the leaving's, and moves
+// what they received before into their membership's not_received.
+const pastMembers = `INSERT INTO past_members (user_id, conversation_id, joined_commit, joined_prepare)
+	SELECT DISTINCT u, $1::bigint, $3::bigint, $4::bigint FROM unnest($2::bigint[]) AS u
+	ON CONFLICT (user_id, conversation_id) DO UPDATE SET received_count = 0, left_commit = NULL, left_prepare = NULL`
 
 func (c *Chat) queueMessage(b *pgx.Batch, e domain.MessageSent, at time.Time, pos eventstore.Position) {
 	receivers := e.Receivers
 	if receivers == nil {
 		receivers = []int64{}
 	}
+	// The message, its sender's not_received and the room's count and
+	// last activity, in one statement; a message already there changes
+	// no count.
 	b.Queue(`WITH m AS (
 			INSERT INTO messages (id, conversation_id, sender_id, receivers, text, picture, video, created_at, updated_at, commit_pos, prepare_pos, reply_to)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10, $11) ON CONFLICT DO NOTHING RETURNING id)
-		INSERT INTO inbox (user_id, message_id, conversation_id, unread, commit_pos, prepare_pos)
-		SELECT u, $1, $2, u <> $3, $9, $10 FROM unnest($4 || $3::bigint) AS u, m ON CONFLICT DO NOTHING`,
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10, $11) ON CONFLICT DO NOTHING RETURNING id),
+		sender AS (
+			UPDATE members SET not_received = not_received + 1
+			 WHERE conversation_id = $2 AND user_id = $3 AND EXISTS (SELECT 1 FROM m))
+		UPDATE conversations SET last_activity_at = greatest(last_activity_at, $8), last_message_id = greatest(last_message_id, $1),
+			message_count = message_count + (SELECT count(*) FROM m)
+		WHERE id = $2`,
 		e.MessageID, e.ConversationID, e.SenderID, receivers, e.Text,
 		attachmentJSON(e.Picture), attachmentJSON(e.Video), at, int64(pos.Commit), int64(pos.Prepare), replyTo(e.ReplyTo))
-	b.Queue(`UPDATE conversations SET last_activity_at = greatest(last_activity_at, $2), last_message_id = greatest(last_message_id, $3)
-		WHERE id = $1`, e.ConversationID, at, e.MessageID)
 	c.queueAttachments(b, e)
 }
 

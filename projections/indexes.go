@@ -38,10 +38,8 @@ func dropSecondaryIndexes(ctx context.Context, pool *pgxpool.Pool, schema migrat
 	return defs, nil
 }
 
-// maintenanceWorkMem is the sort memory of each index build: a rebuild's
-// largest index, the inbox's key, sorts about 64 bytes a row (340 MB for
-// the 5.3 million rows of a million events), and a sort that fits in
-// memory is much cheaper than one that spills to disk.
+// maintenanceWorkMem is the sort memory of each index build: a sort that
+// fits in memory is much cheaper than one that spills to disk.
 const maintenanceWorkMem = "1GB"
 
 // createIndexes builds indexes two at a time, each with room to sort in

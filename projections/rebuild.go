@@ -34,10 +34,6 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, log LogReader, chat *Chat,
 	if err != nil {
 		return 0, err
 	}
-	key, err := dropInboxKey(ctx, pool, rebuildSchema)
-	if err != nil {
-		return 0, err
-	}
 	// Each phase's time is logged: where a rebuild spends it.
 	phase := time.Now()
 	phaseDone := func(name string) {
@@ -49,15 +45,15 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, log LogReader, chat *Chat,
 		return done, err
 	}
 	phaseDone("load")
-	if err := fillInbox(ctx, pool, rebuildSchema); err != nil {
+	if err := countUnread(ctx, pool, rebuildSchema); err != nil {
 		return done, fmt.Errorf("rebuild: %w", err)
 	}
-	phaseDone("inbox")
-	// The inbox's indexes first, its key leading: they are the largest, and
-	// the small ones then fill in beside the last of them. The tables are
-	// analyzed as the last indexes are built.
+	phaseDone("unread counts")
+	// The messages' indexes first: they are the largest, and the small
+	// ones then fill in beside the last of them. The tables are analyzed
+	// as the last indexes are built.
 	// (Only the order depends on how pg_indexes writes the table's name.)
-	on := " ON " + rebuildSchema.Name() + ".inbox "
+	on := " ON " + rebuildSchema.Name() + ".messages "
 	sort.SliceStable(indexes, func(i, j int) bool {
 		return strings.Contains(indexes[i], on) && !strings.Contains(indexes[j], on)
 	})
@@ -65,7 +61,7 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, log LogReader, chat *Chat,
 	for _, t := range rebuildSchema.Tables() {
 		analyze = append(analyze, `ANALYZE `+rebuildSchema.Qualified(t.Name))
 	}
-	if err := key.addBack(ctx, pool, indexes, analyze...); err != nil {
+	if err := createIndexes(ctx, pool, indexes, analyze...); err != nil {
 		return done, fmt.Errorf("rebuild: %w", err)
 	}
 	phaseDone("indexes")

@@ -71,18 +71,19 @@ func (d *deliveries) addAt(receiver, room int64, ids []int64, at eventstore.Posi
 // receipt d and its message m.
 //
 // Each receipt looks its message up by key (the LATERAL subquery, which
-// LIMIT keeps from being merged into a join): as a join, a plan made while
-// the table was small read all of it for every batch, and a session keeps
-// a prepared statement's generic plan while the table grows.
+// LIMIT keeps from being merged into a join, and from taking the
+// conditions on the message, which would let it walk the room's messages
+// by position instead): as a join, a plan made while the table was small
+// read all of it for every batch, and a session keeps a prepared
+// statement's generic plan while the table grows.
 const deliveredSQL = `WITH d AS (
 		SELECT DISTINCT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]%s) AS d(receiver, message_id, room%s)),
 	agg AS (
 		SELECT d.message_id, array_agg(d.receiver) AS rs
 		  FROM d CROSS JOIN LATERAL (
-			SELECT 1 FROM messages m
-			 WHERE m.id = d.message_id AND m.conversation_id = d.room
-			   AND d.receiver = ANY(m.receivers) AND NOT d.receiver = ANY(m.delivered_to)%s
-			 LIMIT 1) AS found
+			SELECT m.conversation_id, m.receivers, m.delivered_to, m.commit_pos, m.prepare_pos
+			  FROM messages m WHERE m.id = d.message_id LIMIT 1) AS m
+		 WHERE m.conversation_id = d.room AND d.receiver = ANY(m.receivers) AND NOT d.receiver = ANY(m.delivered_to)%s
 		 GROUP BY d.message_id)
 	UPDATE messages m SET delivered_to = (SELECT array_agg(DISTINCT x ORDER BY x) FROM unnest(m.delivered_to || agg.rs) AS x)
 	  FROM agg WHERE m.id = agg.message_id`
@@ -91,7 +92,7 @@ var (
 	deliveredNow = fmt.Sprintf(deliveredSQL, "", "", "")
 	// deliveredBefore: only to a message sent before the receipt.
 	deliveredBefore = fmt.Sprintf(deliveredSQL, ", $4::bigint[], $5::bigint[]", ", c, p",
-		"\n\t\t\t   AND (m.commit_pos, m.prepare_pos) < (d.c, d.p)")
+		"\n\t\t   AND (m.commit_pos, m.prepare_pos) < (d.c, d.p)")
 )
 
 func (d *deliveries) queue(b *pgx.Batch) {

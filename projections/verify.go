@@ -38,18 +38,11 @@ func Verify(ctx context.Context, pool *pgxpool.Pool, log LogReader, chat *Chat, 
 	if err != nil {
 		return nil, live, err
 	}
-	key, err := dropInboxKey(ctx, pool, verifySchema)
-	if err != nil {
-		return nil, live, err
-	}
 	cursor, _, err := buildInto(ctx, pool, log, chat, verifySchema, eventstore.Position{}, &live, o)
 	if err != nil {
 		return nil, live, err
 	}
-	if err := fillInbox(ctx, pool, verifySchema); err != nil {
-		return nil, live, err
-	}
-	if err := key.addBack(ctx, pool, nil); err != nil {
+	if err := countUnread(ctx, pool, verifySchema); err != nil {
 		return nil, live, fmt.Errorf("verify: %w", err)
 	}
 	tx, err := pool.Begin(ctx)

@@ -223,6 +223,10 @@ type keyset struct {
 	// keys link to the newest page or the first, which is what lies on the
 	// other side of a cursor with nothing past it.
 	byID bool
+	// perRoom: the query's base holds a %s inside the subquery of each
+	// room, where the cursor's condition, the order and the limit go; the
+	// order and the limit are then applied across the rooms too.
+	perRoom bool
 }
 
 // idKeys pages in message id order.
@@ -270,7 +274,7 @@ func (s *Store) pageQuery(ctx context.Context, base string, k keyset, p Page, ar
 	baseArgs := args[:n:n]
 	forward := p.After > 0 || p.Forward
 	var cursor int64 // 0: none
-	sql, op := base, ""
+	op := ""
 	switch {
 	case forward:
 		cursor, op = p.After, ">"
@@ -278,17 +282,22 @@ func (s *Store) pageQuery(ctx context.Context, base string, k keyset, p Page, ar
 		cursor, op = p.Before, "<"
 	}
 	var cursorCond func(op string) (string, []any)
+	var cond string
 	if cursor > 0 {
 		var err error
 		if cursorCond, err = k.cursorCond(ctx, cursor, n+1); err != nil {
 			return PageResult{}, fmt.Errorf("list messages: %w", err)
 		}
-		cond, vals := cursorCond(op)
-		sql += cond
+		var vals []any
+		cond, vals = cursorCond(op)
 		args = append(args, vals...)
 	}
-	sql += k.orderBy(!forward) + fmt.Sprintf(` LIMIT $%d`, len(args)+1)
+	tail := k.orderBy(!forward) + fmt.Sprintf(` LIMIT $%d`, len(args)+1)
 	args = append(args, p.Limit+1)
+	sql := base + cond + tail
+	if k.perRoom {
+		sql = fmt.Sprintf(base, cond+tail) + tail
+	}
 	rows, err := s.db.Query(ctx, sql, args...)
 	if err != nil {
 		return PageResult{}, fmt.Errorf("list messages: %w", err)
@@ -310,7 +319,11 @@ func (s *Store) pageQuery(ctx context.Context, base string, k keyset, p Page, ar
 	var beyond bool
 	if cursor > 0 {
 		cond, vals := cursorCond(map[string]string{">": "<=", "<": ">="}[op])
-		if err := s.db.QueryRow(ctx, `SELECT EXISTS (`+base+cond+`)`, append(baseArgs, vals...)...).Scan(&beyond); err != nil {
+		q := base + cond
+		if k.perRoom {
+			q = fmt.Sprintf(base, cond)
+		}
+		if err := s.db.QueryRow(ctx, `SELECT EXISTS (`+q+`)`, append(baseArgs, vals...)...).Scan(&beyond); err != nil {
 			return PageResult{}, fmt.Errorf("list messages: %w", err)
 		}
 	}
@@ -365,14 +378,11 @@ func (s *Store) ConversationMessages(ctx context.Context, conversation int64, p 
 // compared with message ids instead.
 func (s *Store) UserMessages(ctx context.Context, user int64, p Page) (PageResult, error) {
 	keys := keyset{
-		cols: []string{"i.commit_pos", "i.prepare_pos"},
+		cols: []string{"m.commit_pos", "m.prepare_pos"},
 		bound: func(ctx context.Context, cursor int64) ([]any, bool, error) {
 			var c, pp int64
-			// The inbox is keyed by the message's position: find it
-			// through the message.
-			err := s.db.QueryRow(ctx, `SELECT i.commit_pos, i.prepare_pos FROM messages m JOIN inbox i
-				ON i.user_id = $1 AND i.commit_pos = m.commit_pos AND i.prepare_pos = m.prepare_pos AND i.message_id = m.id
-				WHERE m.id = $2`, user, cursor).Scan(&c, &pp)
+			err := s.db.QueryRow(ctx, `SELECT m.commit_pos, m.prepare_pos FROM messages m
+				WHERE m.id = $2 AND (m.sender_id = $1 OR $1 = ANY(m.receivers))`, user, cursor).Scan(&c, &pp)
 			if errors.Is(err, pgx.ErrNoRows) {
 				return nil, false, nil
 			}
@@ -381,9 +391,23 @@ func (s *Store) UserMessages(ctx context.Context, user int64, p Page) (PageResul
 			}
 			return []any{c, pp}, true, nil
 		},
+		perRoom: true,
 	}
-	return s.pageQuery(ctx, `SELECT `+messageColumns+` FROM inbox i JOIN messages m ON m.id = i.message_id WHERE i.user_id = $1`, keys, p, user)
+	// Each room the user has been in is walked in log order from the
+	// cursor, between their first joining and their leaving (readmodel
+	// 0019), for the messages they sent or received; the page is the
+	// first of those across the rooms.
+	return s.pageQuery(ctx, `SELECT `+messageColumns+` FROM past_members pm CROSS JOIN LATERAL (
+			SELECT m.* FROM messages m
+			 WHERE m.conversation_id = pm.conversation_id
+			   AND (m.commit_pos, m.prepare_pos) > (coalesce(pm.joined_commit, -1), coalesce(pm.joined_prepare, -1))
+			   AND (m.commit_pos, m.prepare_pos) < (coalesce(pm.left_commit, `+maxPosition+`), coalesce(pm.left_prepare, `+maxPosition+`))
+			   AND (m.sender_id = $1 OR $1 = ANY(m.receivers))%s) AS m
+		WHERE pm.user_id = $1`, keys, p, user)
 }
+
+// maxPosition is past every log position, as SQL.
+const maxPosition = "9223372036854775807"
 
 const chatroomColumns = `c.id, c.type, c.name, c.description, c.created_by, c.created_at, c.updated_at,
 	coalesce((SELECT array_agg(mm.user_id ORDER BY mm.user_id) FROM members mm WHERE mm.conversation_id = c.id), '{}'),
@@ -409,7 +433,8 @@ func (s *Store) Chatroom(ctx context.Context, id int64) (Chatroom, error) {
 // with their unread counts and last messages.
 func (s *Store) UserChatrooms(ctx context.Context, user int64) ([]Chatroom, error) {
 	rows, err := s.db.Query(ctx, `SELECT `+chatroomColumns+`,
-			(SELECT count(*) FROM inbox i WHERE i.user_id = $1 AND i.conversation_id = c.id AND i.unread),
+			greatest(0, c.message_count - me.not_received - coalesce(
+				(SELECT pm.read_count FROM past_members pm WHERE pm.user_id = $1 AND pm.conversation_id = c.id), 0)),
 			c.last_message_id
 		FROM members me JOIN conversations c ON c.id = me.conversation_id
 		WHERE me.user_id = $1

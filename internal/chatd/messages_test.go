@@ -618,3 +618,69 @@ func TestListMessagesAcrossRoomsInLogOrder(t *testing.T) {
 		t.Fatalf("carol's newest page = %v; want [%d %d %d] (id order)", got, low, later, high)
 	}
 }
+
+// TestListMessagesAcrossMemberships: /list-messages/ holds the messages a
+// user sent or received, in every room they have been in, and nothing
+// sent before they joined or while they were away; unread_count counts
+// what they received and have not read, across a leave and a return.
+func TestListMessagesAcrossMemberships(t *testing.T) {
+	t.Parallel()
+	s := startServer(t)
+	a, b, d := s.newUser(), s.newUser(), s.newUser()
+	room, other := s.room(a, b), s.room(a, d)
+	join := func(u user) {
+		t.Helper()
+		wantStatus(t, s.callJSON(t, "POST", "/join-chatroom/", u.Access, map[string]any{"chatroom_id": room}), http.StatusCreated)
+	}
+	leave := func(u user) {
+		t.Helper()
+		wantStatus(t, s.callJSON(t, "DELETE", fmt.Sprintf("/leave-chatroom/%d/", room), u.Access, nil), http.StatusOK)
+	}
+	mine := func(t testing.TB, want ...int64) {
+		t.Helper()
+		if got := s.walk(t, d, "/list-messages/?after=0&limit=1", "next"); !slices.Equal(got, want) {
+			t.Fatalf("d's messages paging forward = %v; want %v", got, want)
+		}
+		if got := s.walk(t, d, "/list-messages/?limit=1", "prev"); !slices.Equal(got, want) {
+			t.Fatalf("d's messages paging back = %v; want %v", got, want)
+		}
+		sorted := slices.Sorted(slices.Values(want))
+		if got := ids(decodeMessages(t, s.callJSON(t, "GET", "/list-messages/", d.Access, nil))); !slices.Equal(got, sorted) {
+			t.Fatalf("d's newest page = %v; want %v", got, sorted)
+		}
+	}
+
+	m1 := s.send(a, room, "before d joined")
+	join(d)
+	m2 := s.send(b, room, "to d")
+	m3 := s.send(d, room, "from d")
+	x1 := s.send(a, other, "in the other room")
+	if n := s.unread(t, d, room); n != 1 {
+		t.Fatalf("d's unread_count = %d; want 1 (m2)", n)
+	}
+	leave(d)
+	m4 := s.send(a, room, "while d is away")
+	mine(t, m2, m3, x1)
+	join(d)
+	if n := s.unread(t, d, room); n != 1 {
+		t.Fatalf("d's unread_count after returning = %d; want 1 (m2, still unread)", n)
+	}
+	m5 := s.send(a, room, "after d returned")
+	mine(t, m2, m3, x1, m5)
+	if n := s.unread(t, d, room); n != 2 {
+		t.Fatalf("d's unread_count = %d; want 2 (m2, m5)", n)
+	}
+	wantStatus(t, s.callJSON(t, "POST", "/read-message/", d.Access, map[string]any{"conversation_id": room, "message_ids": []int64{m2, m4}}), http.StatusOK)
+	if n := s.unread(t, d, room); n != 1 {
+		t.Fatalf("d's unread_count after reading m2 (and m4, not theirs) = %d; want 1", n)
+	}
+	if n := s.unread(t, d, other); n != 1 {
+		t.Fatalf("d's unread_count of the other room = %d; want 1", n)
+	}
+	if n := s.unread(t, b, room); n != 4 {
+		t.Fatalf("b's unread_count = %d; want 4 (m1, m3, m4, m5)", n)
+	}
+	if got := ids(decodeMessages(t, s.callJSON(t, "GET", "/list-messages/", b.Access, nil))); !slices.Equal(got, []int64{m1, m2, m3, m4, m5}) {
+		t.Fatalf("b's messages = %v; want [%d %d %d %d %d]", got, m1, m2, m3, m4, m5)
+	}
+}
