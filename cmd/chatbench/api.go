@@ -186,6 +186,11 @@ func (a *api) listRoom(ctx context.Context, u *user, room int64) error {
 	return a.do(ctx, http.MethodGet, "/list-conversation-messages/"+strconv.FormatInt(room, 10)+"/", u.token, nil, http.StatusOK, nil)
 }
 
+// get gets path as u and discards the answer.
+func (a *api) get(ctx context.Context, u *user, path string) error {
+	return a.do(ctx, http.MethodGet, path, u.token, nil, http.StatusOK, nil)
+}
+
 // listRoomMessages gets and decodes the newest page of a room's messages.
 func (a *api) listRoomMessages(ctx context.Context, u *user, room int64) ([]message, error) {
 	var out []message

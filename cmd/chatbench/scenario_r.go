@@ -17,8 +17,13 @@ import (
 type readAfterWriteResult struct {
 	Clients int `json:"clients"`
 	Rooms   int `json:"rooms"`
-	// QuietList: lists while nobody writes.
-	QuietList summary `json:"quiet_list"`
+	// QuietList: lists of a room while nobody writes. QuietUserList and
+	// QuietRooms, in the same loop (each client takes the three in
+	// turn): the client's messages across rooms (list-messages) and its
+	// rooms with their unread counts (list-chatrooms).
+	QuietList     summary `json:"quiet_list"`
+	QuietUserList summary `json:"quiet_user_list"`
+	QuietRooms    summary `json:"quiet_rooms"`
 	// Send and ListAfterSend: each client sends, then lists the room it
 	// sent to, over and over.
 	Send          summary `json:"send"`
@@ -40,8 +45,16 @@ func runR(ctx context.Context, e *env) (*readAfterWriteResult, error) {
 	half := e.opts.duration / 2
 	e.logf("r: %d clients listing rooms for %s, then sending and listing for %s (+%s warm-up each)",
 		loadClients, half, half, e.opts.warmup)
-	quiet, err := closedLoop(ctx, loadSpec{name: "r quiet", workers: loadClients, warmup: e.opts.warmup, duration: half},
+	turn := make([]int, loadClients)
+	quiet, err := closedLoop(ctx, loadSpec{name: "r quiet", workers: loadClients, buckets: 3, warmup: e.opts.warmup, duration: half},
 		e.errs, func(ctx context.Context, w int, rng *rand.Rand) (int, error) {
+			turn[w]++
+			switch turn[w] % 3 {
+			case 1:
+				return 1, e.api.get(ctx, clients[w], "/list-messages/")
+			case 2:
+				return 2, e.api.get(ctx, clients[w], "/list-chatrooms/")
+			}
 			return 0, e.api.listRoom(ctx, clients[w], mine[w][rng.IntN(len(mine[w]))])
 		})
 	if err != nil {
@@ -82,7 +95,7 @@ func runR(ctx context.Context, e *env) (*readAfterWriteResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &readAfterWriteResult{Clients: loadClients, Rooms: spreadRooms, QuietList: quiet[0],
+	return &readAfterWriteResult{Clients: loadClients, Rooms: spreadRooms, QuietList: quiet[0], QuietUserList: quiet[1], QuietRooms: quiet[2],
 		Send: sums[0], ListAfterSend: sums[1], ListEchoed: sums[2], Stale: stale.Load()}, nil
 }
 
@@ -108,6 +121,10 @@ func evaluateR(r *readAfterWriteResult) goal {
 func rowsR(r *readAfterWriteResult, goals []goal) []row {
 	q := loadRow(fmt.Sprintf("r: list, %d clients, no writes", r.Clients), r.QuietList, "lists/s")
 	q.ratio = "-"
+	um := loadRow("r: list-messages, no writes", r.QuietUserList, "lists/s")
+	um.ratio = fmt.Sprintf("list-messages/list p50 = %s", fmtRatio(ratio(r.QuietUserList.P50Ms, r.QuietList.P50Ms)))
+	rooms := loadRow("r: list-chatrooms, no writes", r.QuietRooms, "lists/s")
+	rooms.ratio = fmt.Sprintf("list-chatrooms/list p50 = %s", fmtRatio(ratio(r.QuietRooms.P50Ms, r.QuietList.P50Ms)))
 	s := loadRow("r: send (then list)", r.Send, "sends/s")
 	l := loadRow("r: list after own send, head", r.ListAfterSend, "lists/s")
 	l.ratio = fmt.Sprintf("after-send/quiet p50 = %s, p99 = %s", fmtRatio(ratio(r.ListAfterSend.P50Ms, r.QuietList.P50Ms)),
@@ -115,5 +132,5 @@ func rowsR(r *readAfterWriteResult, goals []goal) []row {
 	x := loadRow("r: list after own send, echoed", r.ListEchoed, "lists/s")
 	x.ratio = fmt.Sprintf("echoed/quiet p50 = %s, p99 = %s", fmtRatio(ratio(r.ListEchoed.P50Ms, r.QuietList.P50Ms)),
 		fmtRatio(ratio(r.ListEchoed.P99Ms, r.QuietList.P99Ms)))
-	return []row{q, s, l.with(goalOf(goals, "r")), x}
+	return []row{q, um, rooms, s, l.with(goalOf(goals, "r")), x}
 }

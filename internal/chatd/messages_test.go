@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"net/http"
 	"path/filepath"
 	"reflect"
@@ -682,5 +683,51 @@ func TestListMessagesAcrossMemberships(t *testing.T) {
 	}
 	if got := ids(decodeMessages(t, s.callJSON(t, "GET", "/list-messages/", b.Access, nil))); !slices.Equal(got, []int64{m1, m2, m3, m4, m5}) {
 		t.Fatalf("b's messages = %v; want [%d %d %d %d %d]", got, m1, m2, m3, m4, m5)
+	}
+}
+
+// TestListMessagesPagesMergeRooms: /list-messages/ merges the user's rooms
+// in log order at any page size, forward and back, across rooms of every
+// activity, one the user left and one they joined late.
+func TestListMessagesPagesMergeRooms(t *testing.T) {
+	t.Parallel()
+	s := startServer(t)
+	u, v := s.newUser(), s.newUser()
+	var rooms []int64
+	for range 6 {
+		rooms = append(rooms, s.room(v, u))
+	}
+	late := s.room(v)
+	rng := rand.New(rand.NewPCG(1, 2))
+	var want []int64
+	away := map[int64]bool{late: true} // rooms u is not in
+	for i := range 60 {
+		switch i {
+		case 20:
+			wantStatus(t, s.callJSON(t, "DELETE", fmt.Sprintf("/leave-chatroom/%d/", rooms[0]), u.Access, nil), http.StatusOK)
+			away[rooms[0]] = true
+		case 30:
+			wantStatus(t, s.callJSON(t, "POST", "/join-chatroom/", u.Access, map[string]any{"chatroom_id": late}), http.StatusCreated)
+			away[late] = false
+		}
+		// Rooms of every activity: the first rooms get most messages.
+		all := append(slices.Clone(rooms), late)
+		room := all[min(rng.IntN(len(all)), rng.IntN(len(all)))]
+		sender := v
+		if rng.IntN(4) == 0 && !away[room] {
+			sender = u
+		}
+		id := s.send(sender, room, fmt.Sprintf("m%d", i))
+		if !away[room] {
+			want = append(want, id)
+		}
+	}
+	for _, limit := range []int{1, 2, 3, 7, 50} {
+		if got := s.walk(t, u, fmt.Sprintf("/list-messages/?after=0&limit=%d", limit), "next"); !slices.Equal(got, want) {
+			t.Fatalf("limit %d forward = %v; want %v", limit, got, want)
+		}
+		if got := s.walk(t, u, fmt.Sprintf("/list-messages/?limit=%d", limit), "prev"); !slices.Equal(got, want) {
+			t.Fatalf("limit %d back = %v; want %v", limit, got, want)
+		}
 	}
 }
