@@ -42,24 +42,30 @@ ALTER TABLE past_members
 CREATE INDEX messages_position ON messages (conversation_id, commit_pos, prepare_pos);
 
 -- count_unread sets every counter above from the messages and memberships
--- of the schema on the search path.
-CREATE FUNCTION count_unread() RETURNS void LANGUAGE sql AS $$
+-- of the schema on the search path. (PL/pgSQL, so that the counting can
+-- be a CREATE TABLE AS, which PostgreSQL may run in parallel; an UPDATE
+-- never is.)
+CREATE FUNCTION count_unread() RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
 UPDATE conversations c SET message_count = coalesce(n.n, 0)
   FROM conversations c2 LEFT JOIN (SELECT conversation_id, count(*) AS n FROM messages GROUP BY conversation_id) n
     ON n.conversation_id = c2.id
  WHERE c.id = c2.id AND c.message_count IS DISTINCT FROM coalesce(n.n, 0);
 
-WITH per AS (
+-- Per room and user, the messages received and read: each receiver once
+-- (at their first place in receivers), not the sender.
+CREATE TEMP TABLE unread_per ON COMMIT DROP AS
     SELECT m.conversation_id, r.u AS user_id, count(*) AS received,
            count(*) FILTER (WHERE r.u = ANY(m.read_by)) AS read
-      FROM messages m
-      CROSS JOIN LATERAL (SELECT DISTINCT u FROM unnest(m.receivers) AS u WHERE u <> m.sender_id) AS r
-     GROUP BY m.conversation_id, r.u),
-  counts AS (
+      FROM messages m, unnest(m.receivers) WITH ORDINALITY AS r(u, k)
+     WHERE r.u <> m.sender_id AND array_position(m.receivers, r.u) = r.k
+     GROUP BY m.conversation_id, r.u;
+
+WITH counts AS (
     SELECT pm.user_id, pm.conversation_id, coalesce(per.received, 0) AS received, coalesce(per.read, 0) AS read,
            me.user_id IS NOT NULL AS member
       FROM past_members pm
-      LEFT JOIN per ON per.conversation_id = pm.conversation_id AND per.user_id = pm.user_id
+      LEFT JOIN unread_per per ON per.conversation_id = pm.conversation_id AND per.user_id = pm.user_id
       LEFT JOIN members me ON me.conversation_id = pm.conversation_id AND me.user_id = pm.user_id),
   members_set AS (
     UPDATE members me SET not_received = c.message_count - n.received
@@ -69,6 +75,9 @@ UPDATE past_members pm
    SET received_count = CASE WHEN n.member THEN 0 ELSE n.received END, read_count = n.read
   FROM counts n
  WHERE pm.user_id = n.user_id AND pm.conversation_id = n.conversation_id;
+
+DROP TABLE unread_per;
+END
 $$;
 
 SELECT count_unread();
