@@ -62,7 +62,7 @@ test-esdb: postgres
 # Each fuzz target for FUZZTIME (their seeds also run in every go test).
 # go test fuzzes one target of one package at a time.
 FUZZTIME ?= 3s
-FUZZ_TARGETS := ./domain:FuzzParseMetadata ./internal/jsonscan:FuzzMembers ./http:FuzzJSONBodies ./http:FuzzSendForm ./http:FuzzPage ./http:FuzzDecodeFrame \
+FUZZ_TARGETS := ./domain:FuzzParseMetadata ./domain:FuzzScanMessageSent ./internal/jsonscan:FuzzMembers ./http:FuzzJSONBodies ./http:FuzzSendForm ./http:FuzzPage ./http:FuzzDecodeFrame \
 	./eventstore:FuzzParsePosition ./internal/ratelimit:FuzzParse
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
