@@ -17,39 +17,52 @@ import (
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
-// TestInboxPositionsBackfill: a read model projected before inbox rows
-// carried positions gets them from their messages.
-func TestInboxPositionsBackfill(t *testing.T) {
-	t.Parallel()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
+// migratedUpTo returns a connection to a new database with the core set
+// and the read-model set before the migration named name applied (to
+// schema rm, on the search path), an exec that fails the test on error,
+// and that migration.
+func migratedUpTo(t *testing.T, ctx context.Context, name string) (*pgx.Conn, func(string, ...any), migrations.Migration) {
+	t.Helper()
 	conn, err := pgx.Connect(ctx, pgtest.NewDatabase(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close(context.Background())
-	ms, err := migrations.Load(migrations.ReadModelSet)
-	if err != nil {
-		t.Fatal(err)
-	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
 	exec := func(sql string, args ...any) {
 		t.Helper()
 		if _, err := conn.Exec(ctx, sql, args...); err != nil {
 			t.Fatalf("%.60s: %v", sql, err)
 		}
 	}
+	core, err := migrations.Load(migrations.CoreSet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range core {
+		exec(m.SQL)
+	}
+	ms, err := migrations.Load(migrations.ReadModelSet)
+	if err != nil {
+		t.Fatal(err)
+	}
 	exec(`CREATE SCHEMA rm; SET search_path = rm, public`)
-	var backfill *migrations.Migration
 	for _, m := range ms {
-		if m.Name == "0003_inbox_positions.sql" {
-			backfill = &m
-			break
+		if m.Name == name {
+			return conn, exec, m
 		}
 		exec(m.SQL)
 	}
-	if backfill == nil {
-		t.Fatal("no migration 0003_inbox_positions.sql")
-	}
+	t.Fatalf("no migration %s", name)
+	return nil, nil, migrations.Migration{}
+}
+
+// TestInboxPositionsBackfill: a read model projected before inbox rows
+// carried positions gets them from their messages.
+func TestInboxPositionsBackfill(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	conn, exec, backfill := migratedUpTo(t, ctx, "0003_inbox_positions.sql")
 	exec(`INSERT INTO messages (id, conversation_id, sender_id, receivers, text, created_at, updated_at, commit_pos, prepare_pos)
 		VALUES (5, 1, 10, '{11}', 'hi', now(), now(), 700, 701), (6, 2, 11, '{10}', 'yo', now(), now(), 650, 650)`)
 	exec(`INSERT INTO inbox (user_id, message_id, conversation_id, unread)
@@ -145,40 +158,7 @@ func TestUnreadCountsBackfill(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, pgtest.NewDatabase(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	ms, err := migrations.Load(migrations.ReadModelSet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	exec := func(sql string, args ...any) {
-		t.Helper()
-		if _, err := conn.Exec(ctx, sql, args...); err != nil {
-			t.Fatalf("%.60s: %v", sql, err)
-		}
-	}
-	core, err := migrations.Load(migrations.CoreSet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range core {
-		exec(m.SQL)
-	}
-	exec(`CREATE SCHEMA rm; SET search_path = rm, public`)
-	var counts *migrations.Migration
-	for _, m := range ms {
-		if m.Name == "0019_unread_counts.sql" {
-			counts = &m
-			break
-		}
-		exec(m.SQL)
-	}
-	if counts == nil {
-		t.Fatal("no migration 0019_unread_counts.sql")
-	}
+	conn, exec, counts := migratedUpTo(t, ctx, "0019_unread_counts.sql")
 	// Room 1: users 10 and 11, and 12 who left after message 2. Room 2:
 	// users 10 and 12.
 	exec(`INSERT INTO conversations (id, type, created_by, created_at, updated_at, last_activity_at)
