@@ -26,7 +26,7 @@ func decodeMessageSent(b []byte) (Event, error) {
 // scanMessageSent is decodeMessageSent's fast path; ok false sends the
 // input to json.Unmarshal (which decides what is valid).
 func scanMessageSent(b []byte) (m MessageSent, ok bool) {
-	members, ok := jsonscan.Members(b)
+	members, ok := jsonscan.DistinctMembers(b)
 	if !ok {
 		return m, false
 	}

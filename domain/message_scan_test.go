@@ -14,6 +14,10 @@ func FuzzScanMessageSent(f *testing.F) {
 	f.Add([]byte(`{"conversation_id":3,"message_id":17,"sender_id":2,"receivers":null,"text":"a \"quoted\" word"}`))
 	f.Add([]byte(`{"conversation_id":3,"message_id":17,"sender_id":2,"receivers":[1],"text":"","attachment_picture":{"key":"k","content_type":"image/png","size":3},"attachment_video":null}`))
 	f.Add([]byte(`{"Text":"another case","receivers":[1,1],"message_id":-0}`))
+	// A repeated member: json.Unmarshal decodes every value (refusing a
+	// bad first one, merging objects).
+	f.Add([]byte(`{"conversation_id":"x","conversation_id":3}`))
+	f.Add([]byte(`{"attachment_picture":{"key":"a","size":3},"attachment_picture":{"key":"b"}}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		got, fast := scanMessageSent(b)
 		if !fast {

@@ -23,7 +23,7 @@ func ParseMetadata(b []byte) (Metadata, error) {
 // scanMetadata is ParseMetadata's fast path; ok false sends the input to
 // json.Unmarshal (which decides what is valid).
 func scanMetadata(b []byte) (md Metadata, ok bool) {
-	members, ok := jsonscan.Members(b)
+	members, ok := jsonscan.DistinctMembers(b)
 	if !ok {
 		return md, false
 	}

@@ -41,6 +41,7 @@ func FuzzParseMetadata(f *testing.F) {
 	f.Add([]byte(`{"v": 2, "time": "2026-12-06T18:22:09.149350367Z", "actor_id": 7, "request_id": "r-1"}`))
 	f.Add([]byte(`{"actor_id":1,"time":"2026-12-06T18:22:09Z"}`))
 	f.Add([]byte(`{"correlation_id": "x", "causation_id": "y"}`))
+	f.Add([]byte(`{"actor_id": "x", "actor_id": 3}`)) // json.Unmarshal decodes (and refuses) the first too
 	f.Fuzz(func(t *testing.T, b []byte) {
 		got, fast := scanMetadata(b)
 		if !fast {

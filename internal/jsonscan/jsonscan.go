@@ -16,6 +16,18 @@ type Span struct{ Start, End int }
 // twice is located at its last value, as encoding/json reads it. The
 // values are located, not checked.
 func Members(data []byte) (map[string]Span, bool) {
+	return members(data, false)
+}
+
+// DistinctMembers is Members for a decoder that reads each value as
+// encoding/json would: ok is also false when a name repeats, since
+// encoding/json decodes every value of a repeated member (failing on a
+// bad one, merging objects) where Members locates only the last.
+func DistinctMembers(data []byte) (map[string]Span, bool) {
+	return members(data, true)
+}
+
+func members(data []byte, distinct bool) (map[string]Span, bool) {
 	i := skipSpace(data, 0)
 	if i >= len(data) || data[i] != '{' {
 		return nil, false
@@ -41,6 +53,9 @@ func Members(data []byte) (map[string]Span, bool) {
 		i = skipSpace(data, i+1)
 		vend := valueEnd(data, i)
 		if vend < 0 {
+			return nil, false
+		}
+		if _, seen := out[name]; seen && distinct {
 			return nil, false
 		}
 		out[name] = Span{i, vend}

@@ -51,3 +51,16 @@ func TestMembersRefusesWhatFollowsTheObject(t *testing.T) {
 		t.Errorf("Members with spaces around: %v, %v", m, ok)
 	}
 }
+
+func TestDistinctMembersRefusesRepeatedNames(t *testing.T) {
+	in := []byte(`{"a":"x","b":2,"a":3}`)
+	if m, ok := Members(in); !ok || string(in[m["a"].Start:m["a"].End]) != "3" {
+		t.Errorf("Members(%s) = %v, %v; want a at its last value", in, m, ok)
+	}
+	if _, ok := DistinctMembers(in); ok {
+		t.Errorf("DistinctMembers(%s) accepted it", in)
+	}
+	if m, ok := DistinctMembers([]byte(`{"a":1,"b":2}`)); !ok || len(m) != 2 {
+		t.Errorf("DistinctMembers of distinct names: %v, %v", m, ok)
+	}
+}
