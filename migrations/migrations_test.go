@@ -165,7 +165,10 @@ func TestUnreadCountsBackfill(t *testing.T) {
 		VALUES (1, 'group', 10, now(), now(), now()), (2, 'chat', 10, now(), now(), now())`)
 	exec(`INSERT INTO members (conversation_id, user_id, membership_id, joined_at)
 		VALUES (1, 10, 1, now()), (1, 11, 2, now()), (2, 10, 3, now()), (2, 12, 4, now())`)
-	exec(`INSERT INTO past_members (user_id, conversation_id) VALUES (10, 1), (11, 1), (12, 1), (10, 2), (12, 2)`)
+	// 12 left room 1 before past_members existed: only the inbox knows.
+	exec(`INSERT INTO past_members (user_id, conversation_id) VALUES (10, 1), (11, 1), (10, 2), (12, 2)`)
+	exec(`INSERT INTO inbox (user_id, message_id, conversation_id, unread, commit_pos, prepare_pos)
+		VALUES (12, 1, 1, false, 1, 1), (12, 2, 1, true, 2, 2)`)
 	exec(`INSERT INTO messages (id, conversation_id, sender_id, receivers, read_by, text, created_at, updated_at, commit_pos, prepare_pos)
 		VALUES (1, 1, 10, '{11,12}', '{12}', 'a', now(), now(), 1, 1),
 		       (2, 1, 11, '{10,12,12}', '{}', 'b', now(), now(), 2, 2),

@@ -85,8 +85,14 @@ func (c *Chat) apply(b *pgx.Batch, events []eventstore.RecordedEvent, messagesCo
 					CASE WHEN $3::text IS NOT NULL THEN $5::bigint END, CASE WHEN $4::text IS NOT NULL THEN $5::bigint END)
 				ON CONFLICT DO NOTHING`,
 				e.ConversationID, string(e.Type), e.Name, e.Description, e.CreatedBy, at)
-			b.Queue(`INSERT INTO members (conversation_id, user_id, membership_id, joined_at)
-				SELECT $1, u, m, $4 FROM unnest($2::bigint[], $3::bigint[]) AS t(u, m) ON CONFLICT DO NOTHING`,
+			// not_received as for a join: 0 for a new room, and on a
+			// replay, where a member who left since comes back, all but
+			// what they had received.
+			b.Queue(`INSERT INTO members (conversation_id, user_id, membership_id, joined_at, not_received)
+				SELECT $1, u, m, $4,
+					coalesce((SELECT message_count FROM conversations WHERE id = $1), 0)
+					- coalesce((SELECT received_count FROM past_members WHERE user_id = u AND conversation_id = $1), 0)
+				  FROM unnest($2::bigint[], $3::bigint[]) AS t(u, m) ON CONFLICT DO NOTHING`,
 				e.ConversationID, users, mids, at)
 			b.Queue(pastMembers, e.ConversationID, users, int64(re.Position.Commit), int64(re.Position.Prepare))
 		case domain.MemberJoined:

@@ -2,6 +2,7 @@ package projections
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
@@ -14,7 +15,11 @@ import (
 // Replay applies the log from position from (exclusive) to the head to the
 // live read model again. The chat handlers are idempotent and converge when
 // replayed beside the live projector, so replay restores rows lost or
-// damaged after from without doubling any. It returns the events replayed.
+// damaged after from without doubling any. The unread counters (readmodel
+// 0019) are sums that a statement replayed beside the live projector can
+// take from a room that moved meanwhile, so once the log is replayed they
+// are counted again from the messages (recountUnread). It returns the
+// events replayed.
 func Replay(ctx context.Context, pool *pgxpool.Pool, log LogReader, chat *Chat, from eventstore.Position, o RebuildOptions) (int64, error) {
 	o = o.withDefaults()
 	var done int64
@@ -25,6 +30,9 @@ func Replay(ctx context.Context, pool *pgxpool.Pool, log LogReader, chat *Chat, 
 			return done, fmt.Errorf("replay: read the log: %w", err)
 		}
 		if len(events) == 0 {
+			if err := recountUnread(ctx, pool); err != nil {
+				return done, fmt.Errorf("replay: %w", err)
+			}
 			return done, nil
 		}
 		b := &pgx.Batch{}
@@ -39,4 +47,25 @@ func Replay(ctx context.Context, pool *pgxpool.Pool, log LogReader, chat *Chat, 
 		done += int64(len(events))
 		o.Progress(done)
 	}
+}
+
+// recountUnread counts the live read model's unread messages again with the
+// chat projection paused, so that no batch moves a counter meanwhile (a
+// batch in flight is refused at its commit and projected again after). A
+// projection an operator paused stays paused.
+func recountUnread(ctx context.Context, pool *pgxpool.Pool) error {
+	st, err := ReadState(ctx, pool, ChatName)
+	if err != nil {
+		return err
+	}
+	if !st.Paused {
+		if err := Pause(ctx, pool, ChatName); err != nil {
+			return err
+		}
+	}
+	err = countUnread(ctx, pool, migrations.ReadModel)
+	if !st.Paused {
+		err = errors.Join(err, Resume(context.WithoutCancel(ctx), pool, ChatName))
+	}
+	return err
 }

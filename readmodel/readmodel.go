@@ -441,11 +441,13 @@ func (w withoutBitmaps) Query(ctx context.Context, sql string, args ...any) (pgx
 	b.Queue(sql, args...)
 	br := w.DB.SendBatch(ctx, b)
 	if _, err := br.Exec(); err != nil {
-		return nil, errors.Join(err, br.Close())
+		_ = br.Close() // the same error
+		return nil, err
 	}
 	rows, err := br.Query()
 	if err != nil {
-		return nil, errors.Join(err, br.Close())
+		_ = br.Close() // the same error
+		return nil, err
 	}
 	return &batchRows{Rows: rows, br: br}, nil
 }
@@ -511,9 +513,9 @@ const maxPosition = "9223372036854775807"
 // message of each room (the first in the page's order) up to the edge, the
 // n-th of those firsts: the n rooms whose first messages come before it
 // hold n messages up to it. So each room is walked only up to the edge,
-// and a room whose first message lies beyond it not at all: with many
-// rooms, a page reads about n messages and a message per room, not n per
-// room.
+// and a room whose first message lies beyond it not at all: a page reads a
+// message per room and then the messages up to the edge, at most n in each
+// of at most n rooms (n² only when n rooms are all busier than the edge).
 func userMessagesPage(cond string, desc bool, limit string) string {
 	dir, upTo, none := " ASC", "<=", maxPosition
 	if desc {

@@ -80,6 +80,13 @@ DROP TABLE unread_per;
 END
 $$;
 
+-- Rooms left before past_members existed (readmodel 0012) are known only
+-- by their inbox rows: keep them, so that list-messages still finds those
+-- messages and their counts are kept.
+INSERT INTO past_members (user_id, conversation_id)
+SELECT DISTINCT user_id, conversation_id FROM inbox
+ON CONFLICT DO NOTHING;
+
 SELECT count_unread();
 
 DROP TABLE inbox;
