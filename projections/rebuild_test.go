@@ -185,26 +185,10 @@ func TestRebuildCountsUnreadAsLive(t *testing.T) {
 	member(2, 4, 24, false) // leaves for good with 3 read and 6 read
 	head := send(2, 12, 1)
 
-	ctx, cancel := context.WithCancel(t.Context())
-	chat := projections.NewChat(l.reg)
-	done := make(chan error, 1)
-	go func() {
-		done <- projections.NewProjector(l.pool, l.store, chat, projections.ProjectorOptions{}).RunOnce(ctx)
-	}()
-	l.waitCheckpoint(t, head)
-	cancel()
-	<-done
+	chat := l.projectTo(t, head)
 
 	for _, batch := range []int{1, 2, 3, 5, 100} {
-		diffs, _, err := projections.Verify(t.Context(), l.pool, l.store, chat, projections.RebuildOptions{BatchSize: batch})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, d := range diffs {
-			if !d.Equal {
-				t.Errorf("batches of %d: %s differs from the live projection: only live %v, only rebuilt %v", batch, d.Table, d.OnlyLive, d.OnlyRebuilt)
-			}
-		}
+		l.wantVerified(t, chat, batch, fmt.Sprintf("batches of %d", batch))
 	}
 	// The swap applies the events that came during a rebuild in one
 	// batch, counters and all: the whole log in one must give the same.
@@ -279,28 +263,12 @@ func TestReplayKeepsUnreadCounts(t *testing.T) {
 	send(5, 1, 2)
 	head := l.append(t, domain.ReceiptStream(1, 2), domain.MessagesRead{ConversationID: 1, ReaderID: 2, MessageIDs: []int64{5}})
 
-	ctx, cancel := context.WithCancel(t.Context())
-	chat := projections.NewChat(l.reg)
-	done := make(chan error, 1)
-	go func() {
-		done <- projections.NewProjector(l.pool, l.store, chat, projections.ProjectorOptions{}).RunOnce(ctx)
-	}()
-	l.waitCheckpoint(t, head)
-	cancel()
-	<-done
+	chat := l.projectTo(t, head)
 
 	if _, err := projections.Replay(t.Context(), l.pool, l.store, chat, eventstore.Position{}, projections.RebuildOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	diffs, _, err := projections.Verify(t.Context(), l.pool, l.store, chat, projections.RebuildOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, d := range diffs {
-		if !d.Equal {
-			t.Errorf("after the replay %s differs from a rebuild: only live %v, only rebuilt %v", d.Table, d.OnlyLive, d.OnlyRebuilt)
-		}
-	}
+	l.wantVerified(t, chat, 0, "after the replay")
 	// User 2 sent 1, received 2 and 3 (read 2), and not 4: one unread.
 	var unread int64
 	if err := l.pool.QueryRow(t.Context(), `SELECT c.message_count - me.not_received - pm.read_count
@@ -312,5 +280,36 @@ func TestReplayKeepsUnreadCounts(t *testing.T) {
 	st, err := projections.ReadState(t.Context(), l.pool, projections.ChatName)
 	if err != nil || st.Paused {
 		t.Errorf("chat projection after the replay: %+v (%v); want it running", st, err)
+	}
+}
+
+// projectTo runs the chat projector until the live checkpoint reaches head,
+// and returns the projection.
+func (l *testLog) projectTo(t *testing.T, head eventstore.Position) *projections.Chat {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	chat := projections.NewChat(l.reg)
+	done := make(chan error, 1)
+	go func() {
+		done <- projections.NewProjector(l.pool, l.store, chat, projections.ProjectorOptions{}).RunOnce(ctx)
+	}()
+	l.waitCheckpoint(t, head)
+	cancel()
+	<-done
+	return chat
+}
+
+// wantVerified checks that Verify, in batches of batch events (0: the
+// default), finds every table of the live read model as a rebuild makes it.
+func (l *testLog) wantVerified(t *testing.T, chat *projections.Chat, batch int, label string) {
+	t.Helper()
+	diffs, _, err := projections.Verify(t.Context(), l.pool, l.store, chat, projections.RebuildOptions{BatchSize: batch})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range diffs {
+		if !d.Equal {
+			t.Errorf("%s: %s differs from a rebuild: only live %v, only rebuilt %v", label, d.Table, d.OnlyLive, d.OnlyRebuilt)
+		}
 	}
 }
