@@ -22,21 +22,25 @@ import (
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
-// syntheticLog returns the rows of a chat log of n events: 200 users, 1,000
+// syntheticLog returns the rows of a chat log of n events: 200 users, rooms
 // rooms of 3 to 6 members, then messages spread over the rooms with a read
 // receipt every 20 messages.
-func syntheticLog(n int) [][]any {
-	return synthlog.Rows(synthlog.Config{Events: n, Users: 200, Rooms: 1000})
+func syntheticLog(n, rooms int) [][]any {
+	return synthlog.Rows(synthlog.Config{Events: n, Users: 200, Rooms: rooms})
 }
 
 // BenchmarkRebuild rebuilds the read model from a log of REBUILD_EVENTS
-// events (default 1,000,000) and reports events/s, next to a raw COPY of the
-// same rows into a plain table measured in the same run (copy-rows/s) and
-// the ratio. It runs once whatever b.N is.
+// events (default 1,000,000) over REBUILD_ROOMS rooms (default 1,000) and
+// reports events/s, next to a raw COPY of the same rows into a plain table
+// measured in the same run (copy-rows/s) and the ratio. It runs once
+// whatever b.N is.
 func BenchmarkRebuild(b *testing.B) {
-	n := 1_000_000
+	n, rooms := 1_000_000, 1000
 	if v, err := strconv.Atoi(os.Getenv("REBUILD_EVENTS")); err == nil && v > 0 {
 		n = v
+	}
+	if v, err := strconv.Atoi(os.Getenv("REBUILD_ROOMS")); err == nil && v > 0 {
+		rooms = v
 	}
 	ctx := context.Background()
 	cfg, err := pgxpool.ParseConfig(pgtest.NewDatabase(b))
@@ -52,7 +56,7 @@ func BenchmarkRebuild(b *testing.B) {
 	if _, err := migrations.Apply(ctx, pool); err != nil {
 		b.Fatal(err)
 	}
-	rows := syntheticLog(n)
+	rows := syntheticLog(n, rooms)
 	if err := synthlog.Load(ctx, pool, rows); err != nil {
 		b.Fatal(err)
 	}

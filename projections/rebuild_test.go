@@ -145,6 +145,11 @@ func TestRebuildCountsUnreadAsLive(t *testing.T) {
 	}
 	room(1, 1, 2, 3)
 	room(2, 1, 4)
+	// Named by its creator, who is not its first member, and a member
+	// named twice: the rebuild writes rooms in bulk as the live path does.
+	name := "three"
+	l.append(t, domain.ConversationStream(3), domain.ConversationCreated{ConversationID: 3, Type: domain.Group, Name: &name, CreatedBy: 2,
+		Members: []domain.Membership{{UserID: 3, MembershipID: 33}, {UserID: 2, MembershipID: 32}, {UserID: 3, MembershipID: 34}}})
 	read(1, 3, 5) // before message 5 is sent: no row to clear yet
 	send(1, 1, 1, 2, 3)
 	read(1, 2, 1)
@@ -230,7 +235,7 @@ func TestRebuildCountsUnreadAsLive(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := [][4]int64{{1, 1, 1, 1}, {1, 2, 2, 2}, {1, 3, 4, 4}, {1, 4, 2, 2}, {2, 1, 1, 1}}
+	want := [][4]int64{{1, 1, 1, 1}, {1, 2, 2, 2}, {1, 3, 4, 4}, {1, 4, 2, 2}, {2, 1, 1, 1}, {3, 2, 0, 0}, {3, 3, 0, 0}}
 	if !slices.Equal(got, want) {
 		t.Errorf("room, member, unread count, unread messages = %v; want %v", got, want)
 	}

@@ -46,7 +46,7 @@ func BenchmarkSearchBackfill(b *testing.B) {
 	if _, err := migrations.Apply(ctx, pool); err != nil {
 		b.Fatal(err)
 	}
-	if err := synthlog.Load(ctx, pool, syntheticLog(n)); err != nil {
+	if err := synthlog.Load(ctx, pool, syntheticLog(n, 1000)); err != nil {
 		b.Fatal(err)
 	}
 	store := postgres.New(pool, postgres.Options{})
