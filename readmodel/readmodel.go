@@ -231,7 +231,7 @@ type keyset struct {
 	page   func(cond string, desc bool, limit string) string
 	exists func(cond string) string
 	// ordered: the queries walk indexes in order and stop early, so they
-	// run with bitmap scans off (withoutBitmaps).
+	// run with bitmap scans off (Store.queries).
 	ordered bool
 }
 
@@ -304,14 +304,12 @@ func (s *Store) pageQuery(ctx context.Context, base string, k keyset, p Page, ar
 	if k.page != nil {
 		sql = k.page(cond, !forward, fmt.Sprintf("$%d", len(args)))
 	}
-	var msgs []Message
-	err := s.run(ctx, k.ordered, func(q DB) error {
-		rows, err := q.Query(ctx, sql, args...)
-		if err == nil {
-			msgs, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Message, error) { return scanMessage(r) })
-		}
-		return err
-	})
+	db := s.queries(k.ordered)
+	rows, err := db.Query(ctx, sql, args...)
+	if err != nil {
+		return PageResult{}, fmt.Errorf("list messages: %w", err)
+	}
+	msgs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Message, error) { return scanMessage(r) })
 	if err != nil {
 		return PageResult{}, fmt.Errorf("list messages: %w", err)
 	}
@@ -332,10 +330,7 @@ func (s *Store) pageQuery(ctx context.Context, base string, k keyset, p Page, ar
 		if k.exists != nil {
 			q = k.exists(cond)
 		}
-		err := s.run(ctx, k.ordered, func(db DB) error {
-			return db.QueryRow(ctx, `SELECT EXISTS (`+q+`)`, append(baseArgs, vals...)...).Scan(&beyond)
-		})
-		if err != nil {
+		if err := db.QueryRow(ctx, `SELECT EXISTS (`+q+`)`, append(baseArgs, vals...)...).Scan(&beyond); err != nil {
 			return PageResult{}, fmt.Errorf("list messages: %w", err)
 		}
 	}
@@ -413,7 +408,7 @@ func (s *Store) UserMessages(ctx context.Context, user int64, p Page) (PageResul
 	return s.pageQuery(ctx, "", keys, p, user)
 }
 
-// run calls f with the store's database or, when ordered, with one that
+// queries returns the store's database or, for ordered queries, one that
 // sends each query in a batch behind a setting that turns bitmap scans off
 // for it. A query that walks each room's messages in index order and stops
 // after a few may otherwise be planned as bitmap scans, which read every
@@ -421,11 +416,11 @@ func (s *Store) UserMessages(ctx context.Context, user int64, p Page) (PageResul
 // the statistics were taken on a smaller table (say a minute into a burst
 // of messages) is a few rows per room, and 100 rooms of 800 messages then
 // took 40 ms instead of 2.
-func (s *Store) run(ctx context.Context, ordered bool, f func(DB) error) error {
-	if !ordered {
-		return f(s.db)
+func (s *Store) queries(ordered bool) DB {
+	if ordered {
+		return withoutBitmaps{s.db}
 	}
-	return f(withoutBitmaps{s.db})
+	return s.db
 }
 
 // withoutBitmaps runs each query in a batch after set_config(...,
