@@ -26,37 +26,46 @@ func decodeMessageSent(b []byte) (Event, error) {
 // scanMessageSent is decodeMessageSent's fast path; ok false sends the
 // input to json.Unmarshal (which decides what is valid).
 func scanMessageSent(b []byte) (m MessageSent, ok bool) {
-	members, ok := jsonscan.DistinctMembers(b)
-	if !ok {
-		return m, false
-	}
-	for name, at := range members {
+	var seen uint8 // a name twice goes to json.Unmarshal, which reads both values
+	ok = jsonscan.Each(b, func(name []byte, at jsonscan.Span) bool {
 		v := b[at.Start:at.End]
-		switch name {
+		var bit uint8
+		var ok bool
+		switch string(name) {
 		case "conversation_id":
+			bit = 1
 			m.ConversationID, ok = integer(v)
 		case "message_id":
+			bit = 2
 			m.MessageID, ok = integer(v)
 		case "sender_id":
+			bit = 4
 			m.SenderID, ok = integer(v)
 		case "reply_to":
+			bit = 8
 			m.ReplyTo, ok = integer(v)
 		case "receivers":
+			bit = 16
 			m.Receivers, ok = integers(v)
 		case "text":
+			bit = 32
 			m.Text, ok = text(v)
 		case "attachment_picture":
+			bit = 64
 			m.Picture, ok = attachment(v)
 		case "attachment_video":
+			bit = 128
 			m.Video, ok = attachment(v)
 		default: // another member, or a name in another case
-			return m, false
+			return false
 		}
-		if !ok {
-			return m, false
+		if seen&bit != 0 {
+			return false
 		}
-	}
-	return m, true
+		seen |= bit
+		return ok
+	})
+	return m, ok
 }
 
 // integers reads a JSON array of integers that fit an int64 (an empty

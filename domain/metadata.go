@@ -23,36 +23,43 @@ func ParseMetadata(b []byte) (Metadata, error) {
 // scanMetadata is ParseMetadata's fast path; ok false sends the input to
 // json.Unmarshal (which decides what is valid).
 func scanMetadata(b []byte) (md Metadata, ok bool) {
-	members, ok := jsonscan.DistinctMembers(b)
-	if !ok {
-		return md, false
-	}
-	for name, at := range members {
+	var seen uint8 // a name twice goes to json.Unmarshal, which reads both values
+	ok = jsonscan.Each(b, func(name []byte, at jsonscan.Span) bool {
 		v := b[at.Start:at.End]
-		switch name {
+		var bit uint8
+		var ok bool
+		switch string(name) {
 		case "actor_id":
+			bit = 1
 			md.ActorID, ok = integer(v)
 		case "request_id":
+			bit = 2
 			md.RequestID, ok = plainString(v)
 		case "correlation_id":
+			bit = 4
 			md.CorrelationID, ok = plainString(v)
 		case "causation_id":
+			bit = 8
 			md.CausationID, ok = plainString(v)
 		case "time":
+			bit = 16
 			_, ok = plainString(v)
 			ok = ok && md.Time.UnmarshalJSON(v) == nil
 		case "v":
+			bit = 32
 			var n int64
 			n, ok = integer(v)
 			md.Version = int(n)
 		default: // another member, or a name in another case
-			return md, false
+			return false
 		}
-		if !ok {
-			return md, false
+		if seen&bit != 0 {
+			return false
 		}
-	}
-	return md, true
+		seen |= bit
+		return ok
+	})
+	return md, ok
 }
 
 // plainString reads a JSON string without escapes, of printable ASCII.

@@ -16,66 +16,65 @@ type Span struct{ Start, End int }
 // twice is located at its last value, as encoding/json reads it. The
 // values are located, not checked.
 func Members(data []byte) (map[string]Span, bool) {
-	return members(data, false)
-}
-
-// DistinctMembers is Members for a decoder that reads each value as
-// encoding/json would: ok is also false when a name repeats, since
-// encoding/json decodes every value of a repeated member (failing on a
-// bad one, merging objects) where Members locates only the last.
-func DistinctMembers(data []byte) (map[string]Span, bool) {
-	return members(data, true)
-}
-
-func members(data []byte, distinct bool) (map[string]Span, bool) {
-	i := skipSpace(data, 0)
-	if i >= len(data) || data[i] != '{' {
+	out := make(map[string]Span, 8)
+	ok := Each(data, func(name []byte, at Span) bool {
+		out[string(name)] = at
+		return true
+	})
+	if !ok {
 		return nil, false
 	}
-	out := make(map[string]Span, 8)
+	return out, true
+}
+
+// Each calls f with the name and the value's place of each top-level member
+// of a JSON object, in order, and reports whether the object is one Members
+// follows (see there) and f accepted every member: a decoder keeps what f
+// read only when Each returns true. A repeated name comes to f each time (a
+// decoder that must read as encoding/json does declines it: encoding/json
+// decodes every value, failing on a bad one, merging objects). name is
+// valid only during the call. Each allocates nothing.
+func Each(data []byte, f func(name []byte, at Span) bool) bool {
+	i := skipSpace(data, 0)
+	if i >= len(data) || data[i] != '{' {
+		return false
+	}
 	i = skipSpace(data, i+1)
 	if i < len(data) && data[i] == '}' {
-		return out, skipSpace(data, i+1) == len(data)
+		return skipSpace(data, i+1) == len(data)
 	}
 	for i < len(data) {
 		if data[i] != '"' {
-			return nil, false
+			return false
 		}
 		end := StringEnd(data, i)
 		if end < 0 || bytes.IndexByte(data[i+1:end], '\\') >= 0 {
-			return nil, false
+			return false
 		}
-		name := string(data[i+1 : end])
+		name := data[i+1 : end]
 		i = skipSpace(data, end+1)
 		if i >= len(data) || data[i] != ':' {
-			return nil, false
+			return false
 		}
 		i = skipSpace(data, i+1)
 		vend := valueEnd(data, i)
-		if vend < 0 {
-			return nil, false
+		if vend < 0 || !f(name, Span{i, vend}) {
+			return false
 		}
-		if _, seen := out[name]; seen && distinct {
-			return nil, false
-		}
-		out[name] = Span{i, vend}
 		i = skipSpace(data, vend)
 		if i >= len(data) {
-			return nil, false
+			return false
 		}
 		switch data[i] {
 		case ',':
 			i = skipSpace(data, i+1)
 		case '}':
-			if skipSpace(data, i+1) != len(data) {
-				return nil, false
-			}
-			return out, true
+			return skipSpace(data, i+1) == len(data)
 		default:
-			return nil, false
+			return false
 		}
 	}
-	return nil, false
+	return false
 }
 
 func skipSpace(data []byte, i int) int {

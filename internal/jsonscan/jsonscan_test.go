@@ -3,6 +3,7 @@ package jsonscan
 import (
 	"bytes"
 	"encoding/json"
+	"strings"
 	"testing"
 	"unicode/utf8"
 )
@@ -52,15 +53,23 @@ func TestMembersRefusesWhatFollowsTheObject(t *testing.T) {
 	}
 }
 
-func TestDistinctMembersRefusesRepeatedNames(t *testing.T) {
+func TestEachStopsWhereTheCallerDeclines(t *testing.T) {
 	in := []byte(`{"a":"x","b":2,"a":3}`)
 	if m, ok := Members(in); !ok || string(in[m["a"].Start:m["a"].End]) != "3" {
 		t.Errorf("Members(%s) = %v, %v; want a at its last value", in, m, ok)
 	}
-	if _, ok := DistinctMembers(in); ok {
-		t.Errorf("DistinctMembers(%s) accepted it", in)
+	var names []string
+	ok := Each(in, func(name []byte, _ Span) bool {
+		names = append(names, string(name))
+		return len(names) < 3
+	})
+	if ok || strings.Join(names, ",") != "a,b,a" {
+		t.Errorf("Each(%s) = %v after %v; want false after a,b,a", in, ok, names)
 	}
-	if m, ok := DistinctMembers([]byte(`{"a":1,"b":2}`)); !ok || len(m) != 2 {
-		t.Errorf("DistinctMembers of distinct names: %v, %v", m, ok)
+	if !Each([]byte(`{"a":1,"b":2}`), func([]byte, Span) bool { return true }) {
+		t.Error("Each refused an object its callback accepted")
+	}
+	if Each([]byte(`{"a":1} x`), func([]byte, Span) bool { return true }) {
+		t.Error("Each accepted what follows the object")
 	}
 }
