@@ -3,8 +3,6 @@ package domain
 import (
 	"encoding/json"
 	"unicode/utf8"
-
-	"github.com/evchat/evchat/internal/jsonscan"
 )
 
 // decodeMessageSent decodes a chat.message_sent payload as json.Unmarshal
@@ -26,44 +24,33 @@ func decodeMessageSent(b []byte) (Event, error) {
 // scanMessageSent is decodeMessageSent's fast path; ok false sends the
 // input to json.Unmarshal (which decides what is valid).
 func scanMessageSent(b []byte) (m MessageSent, ok bool) {
-	var seen uint8 // a name twice goes to json.Unmarshal, which reads both values
-	ok = jsonscan.Each(b, func(name []byte, at jsonscan.Span) bool {
-		v := b[at.Start:at.End]
-		var bit uint8
-		var ok bool
+	ok = scanMembers(b, func(name, v []byte) (field int, ok bool) {
 		switch string(name) {
 		case "conversation_id":
-			bit = 1
 			m.ConversationID, ok = integer(v)
 		case "message_id":
-			bit = 2
+			field = 1
 			m.MessageID, ok = integer(v)
 		case "sender_id":
-			bit = 4
+			field = 2
 			m.SenderID, ok = integer(v)
 		case "reply_to":
-			bit = 8
+			field = 3
 			m.ReplyTo, ok = integer(v)
 		case "receivers":
-			bit = 16
+			field = 4
 			m.Receivers, ok = integers(v)
 		case "text":
-			bit = 32
+			field = 5
 			m.Text, ok = text(v)
 		case "attachment_picture":
-			bit = 64
+			field = 6
 			m.Picture, ok = attachment(v)
 		case "attachment_video":
-			bit = 128
+			field = 7
 			m.Video, ok = attachment(v)
-		default: // another member, or a name in another case
-			return false
 		}
-		if seen&bit != 0 {
-			return false
-		}
-		seen |= bit
-		return ok
+		return field, ok // another member, or a name in another case: not ok
 	})
 	return m, ok
 }

@@ -23,43 +23,50 @@ func ParseMetadata(b []byte) (Metadata, error) {
 // scanMetadata is ParseMetadata's fast path; ok false sends the input to
 // json.Unmarshal (which decides what is valid).
 func scanMetadata(b []byte) (md Metadata, ok bool) {
-	var seen uint8 // a name twice goes to json.Unmarshal, which reads both values
-	ok = jsonscan.Each(b, func(name []byte, at jsonscan.Span) bool {
-		v := b[at.Start:at.End]
-		var bit uint8
-		var ok bool
+	ok = scanMembers(b, func(name, v []byte) (field int, ok bool) {
 		switch string(name) {
 		case "actor_id":
-			bit = 1
 			md.ActorID, ok = integer(v)
 		case "request_id":
-			bit = 2
+			field = 1
 			md.RequestID, ok = plainString(v)
 		case "correlation_id":
-			bit = 4
+			field = 2
 			md.CorrelationID, ok = plainString(v)
 		case "causation_id":
-			bit = 8
+			field = 3
 			md.CausationID, ok = plainString(v)
 		case "time":
-			bit = 16
+			field = 4
 			_, ok = plainString(v)
 			ok = ok && md.Time.UnmarshalJSON(v) == nil
 		case "v":
-			bit = 32
+			field = 5
 			var n int64
 			n, ok = integer(v)
 			md.Version = int(n)
-		default: // another member, or a name in another case
-			return false
 		}
-		if seen&bit != 0 {
+		return field, ok // another member, or a name in another case: not ok
+	})
+	return md, ok
+}
+
+// scanMembers walks the members of the JSON object b for a fast path: read
+// gets each member's name and value and returns the member's field number
+// (0 to 7) and whether it read the value. A field met twice declines the
+// object, as anything read refuses: encoding/json reads every value of a
+// repeated name (failing on a bad one, merging objects).
+func scanMembers(b []byte, read func(name, value []byte) (field int, ok bool)) bool {
+	var seen uint8
+	return jsonscan.Each(b, func(name []byte, at jsonscan.Span) bool {
+		field, ok := read(name, b[at.Start:at.End])
+		bit := uint8(1) << field
+		if !ok || seen&bit != 0 {
 			return false
 		}
 		seen |= bit
-		return ok
+		return true
 	})
-	return md, ok
 }
 
 // plainString reads a JSON string without escapes, of printable ASCII.
