@@ -83,12 +83,18 @@ func (l *testLog) append(t *testing.T, stream string, e domain.Event) eventstore
 	return r.Position
 }
 
+// users appends the registrations of users 1..n.
+func (l *testLog) users(t *testing.T, n int64) {
+	t.Helper()
+	for u := int64(1); u <= n; u++ {
+		l.append(t, domain.UserStream(u), domain.UserRegistered{UserID: u, Username: fmt.Sprintf("user%d", u), PasswordSet: true})
+	}
+}
+
 // room appends users 1..users and room 1, created by user 1 alone.
 func (l *testLog) room(t *testing.T, users int64) eventstore.Position {
 	t.Helper()
-	for u := int64(1); u <= users; u++ {
-		l.append(t, domain.UserStream(u), domain.UserRegistered{UserID: u, Username: fmt.Sprintf("user%d", u), PasswordSet: true})
-	}
+	l.users(t, users)
 	return l.append(t, domain.ConversationStream(1), domain.ConversationCreated{
 		ConversationID: 1, Type: domain.Group, CreatedBy: 1, Members: []domain.Membership{{UserID: 1, MembershipID: 1}}})
 }

@@ -120,9 +120,7 @@ func TestRebuildWritesAttachments(t *testing.T) {
 func TestRebuildCountsUnreadAsLive(t *testing.T) {
 	t.Parallel()
 	l := newTestLog(t)
-	for u := int64(1); u <= 4; u++ {
-		l.append(t, domain.UserStream(u), domain.UserRegistered{UserID: u, Username: fmt.Sprintf("user%d", u), PasswordSet: true})
-	}
+	l.users(t, 4)
 	room := func(id int64, members ...int64) {
 		var ms []domain.Membership
 		for _, u := range members {
@@ -249,9 +247,7 @@ func TestRebuildCountsUnreadAsLive(t *testing.T) {
 func TestReplayKeepsUnreadCounts(t *testing.T) {
 	t.Parallel()
 	l := newTestLog(t)
-	for u := int64(1); u <= 3; u++ {
-		l.append(t, domain.UserStream(u), domain.UserRegistered{UserID: u, Username: fmt.Sprintf("user%d", u), PasswordSet: true})
-	}
+	l.users(t, 3)
 	l.append(t, domain.ConversationStream(1), domain.ConversationCreated{ConversationID: 1, Type: domain.Group, CreatedBy: 1,
 		Members: []domain.Membership{{UserID: 1, MembershipID: 11}, {UserID: 2, MembershipID: 12}, {UserID: 3, MembershipID: 13}}})
 	send := func(id, sender int64, receivers ...int64) {
