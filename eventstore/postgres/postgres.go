@@ -27,7 +27,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -304,7 +303,7 @@ func (s *Store) readAll(ctx context.Context, from eventstore.Position, count int
 }
 
 func (s *Store) readBelow(ctx context.Context, query string, from eventstore.Position, count int) ([]eventstore.RecordedEvent, bool, error) {
-	rows, err := s.hot.Query(ctx, query, int64(from.Commit), int64(from.Prepare), count)
+	rows, err := s.hot.Query(ctx, query, logRowFormats, int64(from.Commit), int64(from.Prepare), count)
 	if err != nil {
 		return nil, false, fmt.Errorf("read all: %w", classify(err))
 	}
@@ -313,23 +312,14 @@ func (s *Store) readBelow(ctx context.Context, query string, from eventstore.Pos
 	hidden := false
 	for rows.Next() {
 		var e eventstore.RecordedEvent
-		var marker bool
-		var id *uuid.UUID
-		var stream, typ *string
-		var rev, tx, pos *int64
-		var created *time.Time
-		// The payloads scan straight into the event's byte slices: a
-		// string in between cost a second copy of every payload read.
-		if err := rows.Scan(&marker, &id, &stream, &rev, &tx, &pos, &typ, &e.Data, &e.Metadata, &created); err != nil {
-			return nil, false, fmt.Errorf("read all: %w", classify(err))
+		marker, err := decodeLogRow(rows.RawValues(), &e)
+		if err != nil {
+			return nil, false, fmt.Errorf("read all: %w", err)
 		}
 		if marker {
 			hidden = true
 			continue
 		}
-		e.ID, e.Stream, e.Revision, e.Type = *id, *stream, uint64(*rev), *typ
-		e.Position = eventstore.Position{Commit: uint64(*tx), Prepare: uint64(*pos)}
-		e.Created = created.UTC()
 		out = append(out, e)
 	}
 	if err := rows.Err(); err != nil {
@@ -342,7 +332,7 @@ func (s *Store) readBelow(ctx context.Context, query string, from eventstore.Pos
 // order, below the oldest running transaction, and appends one marker row
 // when rows past the cursor exist that the horizon still hides.
 const readAllSQL = `
-WITH h AS MATERIALIZED (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin),` + readBelowHorizon
+WITH x AS MATERIALIZED (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin),` + readBelowHorizon
 
 // readPastOthersSQL is readAllSQL with a horizon that ignores transactions
 // that cannot be appending. Every append statement takes its lock on events
@@ -367,26 +357,42 @@ others AS MATERIALIZED (
        AND NOT EXISTS (SELECT 1 FROM locks l
                         WHERE l.pid = t.pid AND l.locktype = 'relation' AND l.relation = 'events'::regclass
                           AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()))),
-h AS MATERIALIZED (
+x AS MATERIALIZED (
     SELECT least(pg_snapshot_xmax(snap.s)::text::bigint,
                  (SELECT min(x::text::bigint) FROM pg_snapshot_xip(snap.s) AS x
                    WHERE x::xid NOT IN (SELECT o.x FROM others o))) AS xmin
       FROM snap),` + readBelowHorizon
 
-// readBelowHorizon is the rest of a log read, given a horizon h.xmin.
+// readBelowHorizon is the rest of a log read, given a horizon x.xmin.
+//
+// The first hidden row, if any, is the first at or past both the cursor
+// and the horizon: h.hc and h.hp make that one bound, so that the look-up
+// starts its index scan there (with the horizon as a second condition
+// instead, PostgreSQL starts at the cursor and filters every row up to the
+// log's end: a catch-up read from the start of a long log would cost a
+// scan of all of it per batch). The bounds reach the scans as sub-selects,
+// which PostgreSQL evaluates once, before the scan, and can then use in
+// the index conditions. The visible rows come out of the index in order
+// and the marker row sorts last (its positions are NULL): the two merge
+// without sorting the rows.
 const readBelowHorizon = `
-v AS (
-    SELECT e.* FROM events e, h
-     WHERE (e.tx_id, e.position) > ($1, $2) AND e.tx_id < h.xmin
-     ORDER BY e.tx_id, e.position LIMIT $3)
+h AS MATERIALIZED (
+    SELECT x.xmin,
+           greatest(x.xmin, $1::bigint) AS hc,
+           CASE WHEN x.xmin > $1::bigint THEN 0 ELSE $2::bigint END AS hp
+      FROM x)
 SELECT * FROM (
-    SELECT false AS marker, v.event_id, v.stream_id, v.revision, v.tx_id, v.position, v.type,
-           v.data::text, v.metadata::text, v.created_at
-      FROM v
-    UNION ALL
-    SELECT true, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
-      FROM h WHERE EXISTS (SELECT 1 FROM events e WHERE (e.tx_id, e.position) > ($1, $2) AND e.tx_id >= h.xmin)
-) r ORDER BY r.marker, r.tx_id, r.position`
+    SELECT false AS marker, e.event_id, e.stream_id, e.revision, e.tx_id, e.position, e.type,
+           e.data::text, e.metadata::text, e.created_at
+      FROM events e
+     WHERE (e.tx_id, e.position) > ($1, $2) AND e.tx_id < (SELECT h.xmin FROM h)
+     ORDER BY e.tx_id, e.position LIMIT $3) v
+UNION ALL
+SELECT true, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+ WHERE (SELECT e.tx_id FROM events e
+         WHERE (e.tx_id, e.position) > ((SELECT h.hc FROM h), (SELECT h.hp FROM h))
+         ORDER BY e.tx_id, e.position LIMIT 1) IS NOT NULL
+ORDER BY tx_id, position`
 
 func scanEvents(rows pgx.Rows) ([]eventstore.RecordedEvent, error) {
 	defer rows.Close()
