@@ -93,6 +93,7 @@ bench-store:
 	$(GO) test -run '^$$' -bench Append -benchtime 5000x -count 3 ./eventstore/postgres/
 	$(GO) test -run '^$$' -bench Append -benchtime 3000x ./eventstore/esdb/
 	$(GO) test -run '^$$' -bench CatchUp -benchtime 20x ./eventstore/esdb/
+	$(GO) test -run '^$$' -bench CatchUp -benchtime 1x -timeout 20m ./eventstore/postgres/
 
 # A rebuild of 1,000,000 events (REBUILD_EVENTS to change) next to a raw COPY.
 bench-rebuild:

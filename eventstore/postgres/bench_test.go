@@ -212,3 +212,115 @@ func TestMainStopsBenchServer(t *testing.T) {
 		}
 	})
 }
+
+// BenchmarkCatchUp reads a log of 100,000 and of 1,000,000 events from its
+// start in batches, as a projector catching up or a rebuild does, next to
+// the baseline of the same rows read in the same batches by a plain keyset
+// query (no visibility horizon, no check for hidden rows) in the same run.
+// Metrics: events/s, baseline-events/s, store/baseline. A log twice as long
+// should cost twice as much to read, no more: compare the rates of the two
+// lengths.
+func BenchmarkCatchUp(b *testing.B) {
+	for _, n := range []int{100_000, 1_000_000} {
+		for _, batch := range []int{500, 10_000} {
+			b.Run(fmt.Sprintf("events=%d/batch=%d", n, batch), func(b *testing.B) { benchCatchUp(b, n, batch) })
+		}
+	}
+}
+
+// catchUpLogs holds the pool of each log length: one log serves both batch
+// sizes.
+var catchUpLogs sync.Map
+
+func benchCatchUp(b *testing.B, n, batch int) {
+	ctx := context.Background()
+	var pool *pgxpool.Pool
+	if p, ok := catchUpLogs.Load(n); ok {
+		pool = p.(*pgxpool.Pool)
+	} else {
+		pool = benchPool(b)
+		if _, err := pool.Exec(ctx, `INSERT INTO events (event_id, stream_id, revision, type, data, metadata)
+			SELECT gen_random_uuid(), 'conversation-' || g % 1000, g / 1000, 'MessageSent', $1::jsonb || jsonb_build_object('message_id', g), $2::jsonb
+			  FROM generate_series(0, $3::int - 1) g`, benchData, benchMeta, n); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := pool.Exec(ctx, `VACUUM ANALYZE events`); err != nil {
+			b.Fatal(err)
+		}
+		catchUpLogs.Store(n, pool)
+		b.Cleanup(func() { catchUpLogs.Delete(n) })
+	}
+	s := postgres.New(pool, postgres.Options{})
+	defer s.Close()
+	read := func() (time.Duration, error) {
+		start := time.Now()
+		got, from := 0, eventstore.Start
+		for {
+			evs, err := s.ReadAll(ctx, from, batch)
+			if err != nil {
+				return 0, err
+			}
+			if len(evs) == 0 {
+				break
+			}
+			got += len(evs)
+			from = evs[len(evs)-1].Position
+		}
+		if got != n {
+			return 0, fmt.Errorf("read %d events; want %d", got, n)
+		}
+		return time.Since(start), nil
+	}
+	plain := func() (time.Duration, error) {
+		start := time.Now()
+		got, tx, pos := 0, int64(0), int64(0)
+		for {
+			rows, err := pool.Query(ctx, `SELECT event_id, stream_id, revision, tx_id, position, type, data::text, metadata::text, created_at
+				FROM events WHERE (tx_id, position) > ($1, $2) ORDER BY tx_id, position LIMIT $3`, tx, pos, batch)
+			if err != nil {
+				return 0, err
+			}
+			k := 0
+			for rows.Next() {
+				var id uuid.UUID
+				var stream, typ, data, meta string
+				var rev int64
+				var created time.Time
+				if err := rows.Scan(&id, &stream, &rev, &tx, &pos, &typ, &data, &meta, &created); err != nil {
+					rows.Close()
+					return 0, err
+				}
+				k++
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return 0, err
+			}
+			if k == 0 {
+				break
+			}
+			got += k
+		}
+		if got != n {
+			return 0, fmt.Errorf("plain read %d rows; want %d", got, n)
+		}
+		return time.Since(start), nil
+	}
+	var store, base time.Duration
+	for b.Loop() {
+		d, err := read()
+		if err != nil {
+			b.Fatal(err)
+		}
+		p, err := plain()
+		if err != nil {
+			b.Fatal(err)
+		}
+		store, base = store+d, base+p
+	}
+	rate := float64(n*b.N) / store.Seconds()
+	baseRate := float64(n*b.N) / base.Seconds()
+	b.ReportMetric(rate, "events/s")
+	b.ReportMetric(baseRate, "baseline-events/s")
+	b.ReportMetric(rate/baseRate, "store/baseline")
+}
