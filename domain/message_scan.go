@@ -62,7 +62,14 @@ func integers(v []byte) ([]int64, bool) {
 	if i >= len(v) || v[i] != '[' {
 		return nil, false
 	}
-	out := []int64{}
+	// One allocation: the array holds at most one more element than commas.
+	n := 1
+	for _, c := range v[i:] {
+		if c == ',' {
+			n++
+		}
+	}
+	out := make([]int64, 0, n)
 	i = space(v, i+1)
 	if i < len(v) && v[i] == ']' {
 		return out, space(v, i+1) == len(v)

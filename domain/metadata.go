@@ -38,8 +38,7 @@ func scanMetadata(b []byte) (md Metadata, ok bool) {
 			md.CausationID, ok = plainString(v)
 		case "time":
 			field = 4
-			_, ok = plainString(v)
-			ok = ok && md.Time.UnmarshalJSON(v) == nil
+			ok = isPlainString(v) && md.Time.UnmarshalJSON(v) == nil
 		case "v":
 			field = 5
 			var n int64
@@ -71,15 +70,24 @@ func scanMembers(b []byte, read func(name, value []byte) (field int, ok bool)) b
 
 // plainString reads a JSON string without escapes, of printable ASCII.
 func plainString(v []byte) (string, bool) {
-	if len(v) < 2 || v[0] != '"' || v[len(v)-1] != '"' {
+	if !isPlainString(v) {
 		return "", false
+	}
+	return string(v[1 : len(v)-1]), true
+}
+
+// isPlainString reports whether v is a JSON string without escapes, of
+// printable ASCII.
+func isPlainString(v []byte) bool {
+	if len(v) < 2 || v[0] != '"' || v[len(v)-1] != '"' {
+		return false
 	}
 	for _, c := range v[1 : len(v)-1] {
 		if c == '\\' || c == '"' || c < 0x20 || c >= 0x7f {
-			return "", false
+			return false
 		}
 	}
-	return string(v[1 : len(v)-1]), true
+	return true
 }
 
 // integer reads a JSON integer that fits an int64.
