@@ -45,36 +45,23 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, log LogReader, chat *Chat,
 		return done, err
 	}
 	phaseDone("load")
-	// The unread counts are set from the messages while the messages'
-	// indexes are built: the counting only reads the messages and writes
-	// the memberships, so the two share no lock, and each fills the cores
-	// the other leaves idle. The other indexes follow (the members' index
-	// once its counters are written), and the tables are analyzed as the
-	// last of them are built.
-	on := " ON " + rebuildSchema.Name() + ".messages "
-	var messageIndexes, otherIndexes []string
-	for _, def := range indexes {
-		if strings.Contains(def, on) {
-			messageIndexes = append(messageIndexes, def)
-		} else {
-			otherIndexes = append(otherIndexes, def)
-		}
-	}
-	counted := make(chan error, 1)
-	go func() { counted <- countUnread(ctx, pool, rebuildSchema) }()
-	err = createIndexes(ctx, pool, messageIndexes)
-	if cerr := <-counted; cerr != nil {
-		return done, fmt.Errorf("rebuild: %w", cerr)
-	}
-	if err != nil {
+	if err := countUnread(ctx, pool, rebuildSchema); err != nil {
 		return done, fmt.Errorf("rebuild: %w", err)
 	}
-	phaseDone("unread counts and message indexes")
+	phaseDone("unread counts")
+	// The messages' indexes first: they are the largest, and the small
+	// ones then fill in beside the last of them. The tables are analyzed
+	// as the last indexes are built.
+	// (Only the order depends on how pg_indexes writes the table's name.)
+	on := " ON " + rebuildSchema.Name() + ".messages "
+	sort.SliceStable(indexes, func(i, j int) bool {
+		return strings.Contains(indexes[i], on) && !strings.Contains(indexes[j], on)
+	})
 	var analyze []string
 	for _, t := range rebuildSchema.Tables() {
 		analyze = append(analyze, `ANALYZE `+rebuildSchema.Qualified(t.Name))
 	}
-	if err := createIndexes(ctx, pool, otherIndexes, analyze...); err != nil {
+	if err := createIndexes(ctx, pool, indexes, analyze...); err != nil {
 		return done, fmt.Errorf("rebuild: %w", err)
 	}
 	phaseDone("indexes")
