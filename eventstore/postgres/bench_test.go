@@ -26,7 +26,19 @@ var benchServer struct {
 	once sync.Once
 	url  string
 	err  error
+	mu   sync.Mutex // guards stop
 	stop func()
+}
+
+// stopBenchServer stops the benchmarks' server, if one was started, and
+// removes its folder (TestMain).
+func stopBenchServer() {
+	benchServer.mu.Lock()
+	defer benchServer.mu.Unlock()
+	if benchServer.stop != nil {
+		benchServer.stop()
+		benchServer.stop = nil
+	}
 }
 
 func benchPool(b *testing.B) *pgxpool.Pool {
@@ -40,10 +52,13 @@ func benchPool(b *testing.B) *pgxpool.Pool {
 		srv, err := embeddedpg.Start(context.Background(), embeddedpg.Config{DataDir: filepath.Join(dir, "pg")})
 		if err != nil {
 			benchServer.err = err
+			_ = os.RemoveAll(dir)
 			return
 		}
 		benchServer.url = srv.URL("postgres")
+		benchServer.mu.Lock()
 		benchServer.stop = func() { _ = srv.Stop(context.Background()); _ = os.RemoveAll(dir) }
+		benchServer.mu.Unlock()
 	})
 	if benchServer.err != nil {
 		b.Fatal(benchServer.err)

@@ -16,7 +16,8 @@ import (
 	"github.com/evchat/evchat/migrations"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m) }
+// The benchmarks' durable server (bench_test.go) stops with the tests' one.
+func TestMain(m *testing.M) { pgtest.Main(m, stopBenchServer) }
 
 func newStore(t testing.TB, o conformance.Options) eventstore.Store {
 	t.Helper()

@@ -64,7 +64,14 @@ var shared struct {
 // and removes its folder. Call it from TestMain. It exits with the tests' exit
 // code, or 1 if they passed but the server could not be stopped. On SIGINT or
 // SIGTERM it stops the server before exiting, so that none is left behind.
-func Main(m *testing.M) {
+// The after functions run before the shared server stops, also on a signal:
+// a package that starts servers of its own stops them there.
+func Main(m *testing.M, after ...func()) {
+	runAfter := func() {
+		for _, f := range after {
+			f()
+		}
+	}
 	shared.mu.Lock()
 	shared.mainCalled = true
 	shared.mu.Unlock()
@@ -76,6 +83,7 @@ func Main(m *testing.M) {
 		select {
 		case sig := <-sigs:
 			fmt.Fprintf(os.Stderr, "pgtest: %v: stopping the test server\n", sig)
+			runAfter()
 			if err := shutdown(); err != nil {
 				fmt.Fprintf(os.Stderr, "pgtest: %v\n", err)
 			}
@@ -87,6 +95,7 @@ func Main(m *testing.M) {
 	code := m.Run()
 	signal.Stop(sigs)
 	close(done)
+	runAfter()
 	if err := shutdown(); err != nil {
 		fmt.Fprintf(os.Stderr, "pgtest: %v\n", err)
 		if code == 0 {
