@@ -3,6 +3,8 @@ package postgres
 import (
 	"context"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/evchat/evchat/eventstore"
 )
 
@@ -39,3 +41,12 @@ func (s *Store) LimitSharedBytes(n int) {
 	defer s.shared.mu.Unlock()
 	s.shared.limit = n
 }
+
+// DecodeLogRow is decodeLogRow: a log read's row from its binary values.
+var DecodeLogRow = decodeLogRow
+
+// LogReadStatements are the statements of log reads, by name.
+var LogReadStatements = map[string]string{"readAllSQL": readAllSQL, "readPastOthersSQL": readPastOthersSQL}
+
+// ScanEvents is scanEvents: rows of selectEvent's columns through pgx's Scan.
+func ScanEvents(rows pgx.Rows) ([]eventstore.RecordedEvent, error) { return scanEvents(rows) }

@@ -1,4 +1,4 @@
-package postgres
+package postgres_test
 
 import (
 	"encoding/json"
@@ -9,34 +9,18 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/evchat/evchat/eventstore"
-	"github.com/evchat/evchat/internal/pgtest"
-	"github.com/evchat/evchat/migrations"
+	"github.com/evchat/evchat/eventstore/conformance"
+	"github.com/evchat/evchat/eventstore/postgres"
 )
-
-func migratedPool(t *testing.T) *pgxpool.Pool {
-	t.Helper()
-	pool, err := pgxpool.New(t.Context(), pgtest.NewDatabase(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	if _, err := migrations.Apply(t.Context(), pool); err != nil {
-		t.Fatal(err)
-	}
-	return pool
-}
 
 // Log reads decode their rows from the binary encodings by hand: they must
 // give what pgx's own scanning of the same rows gives, for timestamps on
 // either side of PostgreSQL's epoch and payloads of any content.
 func TestLogReadsDecodeLikeScan(t *testing.T) {
 	ctx := t.Context()
-	pool := migratedPool(t)
-	s := New(pool, Options{})
-	t.Cleanup(s.Close)
+	s, pool := newStoreAndPool(t, conformance.Options{})
 	payloads := []string{`{}`, `{"text":"héllo \"wörld\" ✓","n":-1.5e300}`, `[1,2,3]`, `{"long":"` + strings.Repeat("x", 70_000) + `"}`}
 	for i, p := range payloads {
 		e := eventstore.EventData{ID: uuid.New(), Type: fmt.Sprintf("test.kind%d", i%2), Data: []byte(p), Metadata: []byte(`{"actor":` + fmt.Sprint(i) + `}`)}
@@ -57,7 +41,7 @@ func TestLogReadsDecodeLikeScan(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, err := scanEvents(rows)
+	want, err := postgres.ScanEvents(rows)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,10 +80,10 @@ func TestDecodeLogRowRefusesMalformedRows(t *testing.T) {
 		return [][]byte{{0}, make([]byte, 16), []byte("s"), i8(1), i8(2), i8(3), []byte("t"), []byte("{}"), []byte("{}"), i8(4)}
 	}
 	var e eventstore.RecordedEvent
-	if marker, err := decodeLogRow(good(), &e); marker || err != nil {
+	if marker, err := postgres.DecodeLogRow(good(), &e); marker || err != nil {
 		t.Fatalf("a good row: marker %v, %v", marker, err)
 	}
-	if marker, err := decodeLogRow(append([][]byte{{1}}, make([][]byte, 9)...), &e); !marker || err != nil {
+	if marker, err := postgres.DecodeLogRow(append([][]byte{{1}}, make([][]byte, 9)...), &e); !marker || err != nil {
 		t.Fatalf("the marker row: marker %v, %v", marker, err)
 	}
 	for name, bad := range map[string]func(r [][]byte) [][]byte{
@@ -111,7 +95,7 @@ func TestDecodeLogRowRefusesMalformedRows(t *testing.T) {
 		"null data":      func(r [][]byte) [][]byte { r[7] = nil; return r },
 		"infinity":       func(r [][]byte) [][]byte { r[9] = []byte{0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}; return r },
 	} {
-		if _, err := decodeLogRow(bad(good()), &e); err == nil {
+		if _, err := postgres.DecodeLogRow(bad(good()), &e); err == nil {
 			t.Errorf("%s: decoded", name)
 		}
 	}
@@ -123,7 +107,7 @@ func TestDecodeLogRowRefusesMalformedRows(t *testing.T) {
 // cost n²/batch index entries).
 func TestHiddenRowsCheckDoesNotWalkTheLog(t *testing.T) {
 	ctx := t.Context()
-	pool := migratedPool(t)
+	_, pool := newStoreAndPool(t, conformance.Options{})
 	if _, err := pool.Exec(ctx, `INSERT INTO events (event_id, stream_id, revision, type, data, metadata)
 		SELECT gen_random_uuid(), 'stream-' || g, 0, 'test.happened', '{}', '{}' FROM generate_series(1, 50000) g`); err != nil {
 		t.Fatal(err)
@@ -136,7 +120,7 @@ func TestHiddenRowsCheckDoesNotWalkTheLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Release()
-	for name, sql := range map[string]string{"readAllSQL": readAllSQL, "readPastOthersSQL": readPastOthersSQL} {
+	for name, sql := range postgres.LogReadStatements {
 		for _, mode := range []string{"force_generic_plan", "force_custom_plan"} {
 			for _, q := range []string{`DEALLOCATE ALL`, `SET plan_cache_mode = ` + mode, `PREPARE r(bigint, bigint, int) AS ` + sql} {
 				if _, err := conn.Exec(ctx, q); err != nil {
