@@ -30,7 +30,8 @@ func syntheticLog(n, rooms int) [][]any {
 }
 
 // BenchmarkRebuild rebuilds the read model from a log of REBUILD_EVENTS
-// events (default 1,000,000) over REBUILD_ROOMS rooms (default 1,000) and
+// events (default 1,000,000) over REBUILD_ROOMS rooms (default 1,000), in
+// batches of REBUILD_BATCH events (default chatctl's, RebuildBatch), and
 // reports events/s, next to a raw COPY of the same rows into a plain table
 // measured in the same run (copy-rows/s) and the ratio. It runs once
 // whatever b.N is.
@@ -41,6 +42,10 @@ func BenchmarkRebuild(b *testing.B) {
 	}
 	if v, err := strconv.Atoi(os.Getenv("REBUILD_ROOMS")); err == nil && v > 0 {
 		rooms = v
+	}
+	batch := projections.RebuildBatch // as chatctl projections rebuild
+	if v, err := strconv.Atoi(os.Getenv("REBUILD_BATCH")); err == nil && v > 0 {
+		batch = v
 	}
 	ctx := context.Background()
 	cfg, err := pgxpool.ParseConfig(pgtest.NewDatabase(b))
@@ -76,7 +81,7 @@ func BenchmarkRebuild(b *testing.B) {
 	b.ResetTimer()
 	goCPU, pgCPU := cpuSeconds(b, pool)
 	start = time.Now()
-	done, err := projections.Rebuild(ctx, pool, store, projections.NewChat(domain.NewRegistry()), projections.RebuildOptions{BatchSize: 10000})
+	done, err := projections.Rebuild(ctx, pool, store, projections.NewChat(domain.NewRegistry()), projections.RebuildOptions{BatchSize: batch})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -216,7 +216,7 @@ func (e *env) projectionRun(ctx context.Context, label, synopsis string, args []
 func (e *env) rebuild(ctx context.Context, args []string) error {
 	var batch int
 	fs, err := e.subcommand("projections rebuild", "projections rebuild [chat|search]", args, func(fs *flag.FlagSet) {
-		fs.IntVar(&batch, "batch", 5000, "events per transaction")
+		fs.IntVar(&batch, "batch", projections.RebuildBatch, "events per transaction")
 	})
 	if err != nil {
 		return err
