@@ -95,7 +95,8 @@ bench-store:
 	$(GO) test -run '^$$' -bench CatchUp -benchtime 20x ./eventstore/esdb/
 	$(GO) test -run '^$$' -bench CatchUp -benchtime 1x -timeout 20m ./eventstore/postgres/
 
-# A rebuild of 1,000,000 events (REBUILD_EVENTS to change) next to a raw COPY.
+# A rebuild of 1,000,000 events next to a raw COPY (REBUILD_EVENTS, REBUILD_ROOMS
+# and REBUILD_BATCH change the log and the batch size).
 bench-rebuild:
 	$(GO) test -run '^$$' -bench Rebuild -benchtime 1x -timeout 20m ./projections/
 
