@@ -65,7 +65,7 @@ func decodeLogRow(vals [][]byte, e *eventstore.RecordedEvent) (marker bool, err 
 	e.Stream = string(vals[2])
 	e.Revision = uint64(rev)
 	e.Position = eventstore.Position{Commit: uint64(tx), Prepare: uint64(pos)}
-	e.Type = eventType(vals[6])
+	e.Type = eventTypes.get(vals[6])
 	payloads := make([]byte, len(vals[7])+len(vals[8]))
 	n := copy(payloads, vals[7])
 	copy(payloads[n:], vals[8])
@@ -91,11 +91,6 @@ func int8Value(b []byte) (int64, bool) {
 // allocate the same few strings for every row. It only grows by types that
 // are in the log, a few dozen.
 var eventTypes = newInterner(256)
-
-// eventType returns b as a string, shared with every other row of the type.
-func eventType(b []byte) string {
-	return eventTypes.get(b)
-}
 
 // interner shares strings: get returns an earlier string equal to b when
 // there is one, and keeps up to max of them.
