@@ -59,6 +59,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"syscall"
@@ -80,6 +81,7 @@ type options struct {
 	chatdArgs   []string
 	jsonPath    string
 	statements  int
+	cpuProfile  string
 }
 
 var allScenarios = []string{"a", "b", "c", "d", "e", "g", "r"}
@@ -105,6 +107,7 @@ func parseFlags(args []string) (options, error) {
 	chatdArgs := fs.String("chatd-args", "", "extra chatd flags, space-separated (e.g. \"-debug-addr 127.0.0.1:6060\" to profile it)")
 	fs.StringVar(&o.jsonPath, "json", "", "also write the results to this file as JSON")
 	fs.IntVar(&o.statements, "pg-statements", 0, "after each scenario, print the N statements that took PostgreSQL the most time in it (pg_stat_statements)")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of chatbench itself (the load client, not chatd) to this file")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -175,6 +178,23 @@ func run() int {
 		<-ctx.Done()
 		stop() // from now on a second Ctrl-C ends the process at once
 	}()
+	if opts.cpuProfile != "" {
+		f, err := os.Create(opts.cpuProfile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "chatbench:", err)
+			return 1
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, "chatbench:", err)
+			return 1
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			if err := f.Close(); err != nil {
+				fmt.Fprintln(os.Stderr, "chatbench:", err)
+			}
+		}()
+	}
 	if err := raiseOpenFiles(); err != nil {
 		fmt.Fprintln(os.Stderr, "chatbench: raising RLIMIT_NOFILE:", err)
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -341,6 +342,7 @@ func details(r *results) []string {
 			fmt.Sprintf("d: send-to-receive latency %s", d.LatencyHistogram),
 			fmt.Sprintf("d: deliveries expected %d, delivered %d, missing %d, duplicate %d, out of order %d, wrong room %d, of failed sends %d; error frames %d; drained in %.1fs",
 				d.Expected, d.Delivered, d.Missing, d.Duplicates, d.OutOfOrder, d.WrongRoom, d.FailedSendFrames, d.ErrorFrames, d.DrainSeconds),
+			"d: frames received over the whole run, by type: "+frameCounts(d.Frames),
 			"d: sockets closed by the server during the run: "+closures(d.UnexpectedClosures))
 	}
 	out = append(out, cpuLines(r)...)
@@ -436,4 +438,22 @@ func writeJSON(path string, r *results) error {
 		return err
 	}
 	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+// frameCounts lists frame counts by type, the most frequent first.
+func frameCounts(m map[string]int64) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	types := slices.SortedFunc(maps.Keys(m), func(a, b string) int {
+		if c := cmp.Compare(m[b], m[a]); c != 0 {
+			return c
+		}
+		return strings.Compare(a, b)
+	})
+	parts := make([]string, len(types))
+	for i, t := range types {
+		parts[i] = fmt.Sprintf("%s %d", t, m[t])
+	}
+	return strings.Join(parts, ", ")
 }

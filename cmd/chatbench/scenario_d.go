@@ -36,6 +36,9 @@ type fanoutResult struct {
 	OutOfOrder  int64 `json:"out_of_order"`
 	WrongRoom   int64 `json:"wrong_room"`
 	ErrorFrames int64 `json:"error_frames"`
+	// Frames counts every frame the sockets received over the whole run
+	// (warm-up and drain included), by type.
+	Frames map[string]int64 `json:"frames_by_type"`
 	// FailedSendFrames are deliveries of sends that answered an error.
 	FailedSendFrames int64   `json:"failed_send_frames"`
 	CPU              *cpuUse `json:"cpu_cores,omitempty"`
@@ -63,6 +66,7 @@ type receiver struct {
 	outOfOrder int64
 	wrongRoom  int64
 	errors     int64 // "error" frames
+	frames     map[string]int64
 }
 
 // runD opens opts.sockets sockets in rooms of fanoutRoomSize members (one
@@ -97,6 +101,7 @@ func runD(ctx context.Context, e *env) (*fanoutResult, error) {
 	recv := make([]receiver, len(specs))
 	for i, s := range specs {
 		recv[i].room = s.room
+		recv[i].frames = map[string]int64{}
 	}
 	onFrame := func(i int, data []byte) {
 		at := time.Since(base)
@@ -106,7 +111,12 @@ func runD(ctx context.Context, e *env) (*fanoutResult, error) {
 			Conversation int64  `json:"conversation"`
 			Text         string `json:"text"`
 		}
-		if json.Unmarshal(data, &f) != nil || f.Type != "message" {
+		if json.Unmarshal(data, &f) != nil {
+			recv[i].frames["(not JSON)"]++
+			return
+		}
+		recv[i].frames[f.Type]++
+		if f.Type != "message" {
 			if f.Type == "error" {
 				recv[i].errors++
 			}
@@ -222,7 +232,11 @@ func runD(ctx context.Context, e *env) (*fanoutResult, error) {
 	}
 	res.Missing = res.Expected - res.Delivered
 	var lat, sl []time.Duration
+	res.Frames = map[string]int64{}
 	for i := range recv {
+		for t, n := range recv[i].frames {
+			res.Frames[t] += n
+		}
 		lat = append(lat, recv[i].latencies...)
 		res.OutOfOrder += recv[i].outOfOrder
 		res.WrongRoom += recv[i].wrongRoom
