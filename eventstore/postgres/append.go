@@ -294,11 +294,16 @@ func (s *Store) execBatch(batch []*appendReq) ([]appendResult, error) {
 	kinds := make([]int32, m)
 	expected := make([]int64, m)
 	counts := make([]int32, m)
-	var ids []uuid.UUID
+	// The ids go as [16]byte, which pgx encodes directly: a uuid.UUID
+	// goes through its driver.Valuer, a string pgx fails to encode, then
+	// parses back.
+	var ids [][16]byte
 	var types, data, meta []string
 	for i, r := range batch {
 		streams[i], kinds[i], expected[i], counts[i] = r.stream, int32(r.kind), r.expected, int32(len(r.ids))
-		ids = append(ids, r.ids...)
+		for _, id := range r.ids {
+			ids = append(ids, id)
+		}
 		types = append(types, r.types...)
 		data = append(data, r.data...)
 		meta = append(meta, r.meta...)

@@ -302,13 +302,19 @@ func (s *Store) readAll(ctx context.Context, from eventstore.Position, count int
 	return append(events, more...), hidden, err
 }
 
+// readPrealloc is the room a log read makes for its rows before it has any.
+const readPrealloc = 32
+
 func (s *Store) readBelow(ctx context.Context, query string, from eventstore.Position, count int) ([]eventstore.RecordedEvent, bool, error) {
 	rows, err := s.hot.Query(ctx, query, logRowFormats, int64(from.Commit), int64(from.Prepare), count)
 	if err != nil {
 		return nil, false, fmt.Errorf("read all: %w", classify(err))
 	}
 	defer rows.Close()
-	out := make([]eventstore.RecordedEvent, 0, min(count, 1024))
+	// A live read returns a few rows of the count it asks for: a slice of
+	// the whole count (144 bytes an event) for every read was most of what
+	// a busy server allocated. Catch-up reads grow it.
+	out := make([]eventstore.RecordedEvent, 0, min(count, readPrealloc))
 	hidden := false
 	for rows.Next() {
 		var e eventstore.RecordedEvent
