@@ -56,7 +56,7 @@ func newSendQueues() *sendQueues { return &sendQueues{queues: map[int64]*sendQue
 
 // sendCombined sends a message without an idempotency key through the
 // room's queue. It waits for its own result or its own context only: the
-// batches run in a goroutine of their own.
+// batches behind its own run in a goroutine of their own.
 func (s *Service) sendCombined(ctx context.Context, a Actor, cmd SendMessage) (Sent, error) {
 	if err := ctx.Err(); err != nil {
 		return Sent{}, err
@@ -77,7 +77,7 @@ func (s *Service) sendCombined(ctx context.Context, a Actor, cmd SendMessage) (S
 	if lead {
 		// The leader works for the sends queued behind this one too: it
 		// keeps this request's values but not its cancellation.
-		go s.leadSends(context.WithoutCancel(ctx), cmd.ConversationID, q)
+		s.leadFirst(context.WithoutCancel(ctx), cmd.ConversationID, q)
 	}
 	select {
 	case r := <-req.done:
@@ -94,6 +94,26 @@ func (s *Service) sendCombined(ctx context.Context, a Actor, cmd SendMessage) (S
 		default:
 			return Sent{}, ctx.Err()
 		}
+	}
+}
+
+// leadFirst appends the first batch of a room's queue on the caller's
+// goroutine, and hands what queued behind it to a goroutine of its own, so
+// that the caller answers once its own batch is appended. A room without
+// contention (most sends) then starts no goroutine: a new one grew its
+// stack again for every batch, encoding the events, about a tenth of a
+// send's time in chatd.
+func (s *Service) leadFirst(ctx context.Context, room int64, q *sendQueue) {
+	batch := s.nextBatch(room, q)
+	if len(batch) == 0 {
+		return
+	}
+	s.sendBatch(ctx, room, batch)
+	if next := s.nextBatch(room, q); len(next) > 0 {
+		go func() {
+			s.sendBatch(ctx, room, next)
+			s.leadSends(ctx, room, q)
+		}()
 	}
 }
 
