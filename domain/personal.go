@@ -56,6 +56,23 @@ type Personal struct {
 	Fields []PersonalField
 }
 
+// Member returns the owner or field name of p that name spells (p's own
+// string, so that nothing is allocated): the shredder keeps only these
+// members of a payload.
+func (p Personal) Member(name []byte) (string, bool) {
+	for _, o := range p.Owner {
+		if string(name) == o {
+			return o, true
+		}
+	}
+	for _, f := range p.Fields {
+		if string(name) == f.Name {
+			return f.Name, true
+		}
+	}
+	return "", false
+}
+
 var (
 	forgottenText     = PersonalField{Name: "text", Forgotten: `"` + ForgottenText + `"`}
 	forgottenName     = PersonalField{Name: "name", Forgotten: `"` + ForgottenText + `"`}

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strconv"
 
+	"github.com/evchat/evchat/domain"
 	"github.com/evchat/evchat/internal/jsonscan"
 )
 
@@ -14,9 +15,57 @@ import (
 // once (package jsonscan) and the rewritten values are spliced in;
 // everything else is copied as it is.
 
+// members are the located values of the members of a payload that a
+// domain.Personal names (its owners and its fields); a payload's other
+// members are passed over. A slice of a few: a map of every member, with a
+// string for each name, was most of what opening an event allocated.
+type members []member
+
+type member struct {
+	name string // the Personal's string: nothing allocated per payload
+	at   jsonscan.Span
+}
+
+// locate locates the members of data that p names. ok is false for a
+// payload jsonscan does not follow. A member named twice is located at its
+// last value, as encoding/json reads it.
+func locate(data []byte, p domain.Personal) (m members, ok bool) {
+	ok = jsonscan.Each(data, func(name []byte, at jsonscan.Span) bool {
+		wanted, found := p.Member(name)
+		if !found {
+			return true
+		}
+		for i := range m {
+			if m[i].name == wanted {
+				m[i].at = at
+				return true
+			}
+		}
+		if m == nil {
+			m = make(members, 0, len(p.Owner)+len(p.Fields))
+		}
+		m = append(m, member{name: wanted, at: at})
+		return true
+	})
+	if !ok {
+		return nil, false
+	}
+	return m, true
+}
+
+// get returns where the member named name lies.
+func (m members) get(name string) (jsonscan.Span, bool) {
+	for _, x := range m {
+		if x.name == name {
+			return x.at, true
+		}
+	}
+	return jsonscan.Span{}, false
+}
+
 // memberInt returns the integer value of a member, if it is one.
-func memberInt(data []byte, m map[string]jsonscan.Span, name string) (int64, bool) {
-	s, ok := m[name]
+func memberInt(data []byte, m members, name string) (int64, bool) {
+	s, ok := m.get(name)
 	if !ok {
 		return 0, false
 	}

@@ -8,7 +8,6 @@ import (
 
 	"github.com/evchat/evchat/domain"
 	"github.com/evchat/evchat/eventstore"
-	"github.com/evchat/evchat/internal/jsonscan"
 )
 
 // ReadStream reads from the decorated store and opens the events.
@@ -77,7 +76,7 @@ func (s *Store) Ping(ctx context.Context) error { return s.inner.Ping(ctx) }
 type personalEvent struct {
 	i     int
 	p     domain.Personal
-	m     map[string]jsonscan.Span
+	m     members
 	owner int64
 }
 
@@ -97,7 +96,7 @@ func (s *Store) open(ctx context.Context, evs []eventstore.RecordedEvent) error 
 		if !ok {
 			continue
 		}
-		m, ok := jsonscan.Members(evs[i].Data)
+		m, ok := locate(evs[i].Data, p)
 		if !ok {
 			continue // not ours to judge: the decoder reports it
 		}
@@ -136,7 +135,7 @@ func (s *Store) open(ctx context.Context, evs []eventstore.RecordedEvent) error 
 		c := states[pe.owner]
 		var edits []edit
 		for _, f := range pe.p.Fields {
-			at, ok := pe.m[f.Name]
+			at, ok := pe.m.get(f.Name)
 			if !ok || isNullValue(e.Data[at.Start:at.End]) {
 				continue
 			}
@@ -167,7 +166,7 @@ func (s *Store) Inner() eventstore.Store { return s.inner }
 // hasSealed reports whether any personal field of pe is sealed.
 func hasSealed(data []byte, pe personalEvent) bool {
 	for _, f := range pe.p.Fields {
-		if at, ok := pe.m[f.Name]; ok {
+		if at, ok := pe.m.get(f.Name); ok {
 			if _, ok := sealedBox(data[at.Start:at.End]); ok {
 				return true
 			}

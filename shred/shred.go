@@ -25,7 +25,6 @@ import (
 
 	"github.com/evchat/evchat/domain"
 	"github.com/evchat/evchat/eventstore"
-	"github.com/evchat/evchat/internal/jsonscan"
 )
 
 // KeyState is what the key store holds of one user: their key, or that they
@@ -268,13 +267,13 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 // sealEvent returns the payload with its personal fields sealed, or nil
 // when it holds none to seal.
 func (s *Store) sealEvent(ctx context.Context, eventType string, p domain.Personal, data []byte) ([]byte, error) {
-	m, ok := jsonscan.Members(data)
+	m, ok := locate(data, p)
 	if !ok {
 		return nil, fmt.Errorf("seal %s: the payload is not a JSON object this package reads", eventType)
 	}
 	var todo []string
 	for _, f := range p.Fields {
-		if at, ok := m[f.Name]; ok && !isNullValue(data[at.Start:at.End]) {
+		if at, ok := m.get(f.Name); ok && !isNullValue(data[at.Start:at.End]) {
 			if _, already := sealedBox(data[at.Start:at.End]); !already {
 				todo = append(todo, f.Name)
 			}
@@ -293,7 +292,7 @@ func (s *Store) sealEvent(ctx context.Context, eventType string, p domain.Person
 	}
 	edits := make([]edit, 0, len(todo))
 	for _, name := range todo {
-		at := m[name]
+		at, _ := m.get(name)
 		v, err := seal(aead, additional(owner, eventType, name), data[at.Start:at.End])
 		if err != nil {
 			return nil, err
@@ -304,7 +303,7 @@ func (s *Store) sealEvent(ctx context.Context, eventType string, p domain.Person
 }
 
 // ownerOf returns the user id in the first owner member present.
-func ownerOf(data []byte, m map[string]jsonscan.Span, p domain.Personal) (int64, bool) {
+func ownerOf(data []byte, m members, p domain.Personal) (int64, bool) {
 	for _, name := range p.Owner {
 		if id, ok := memberInt(data, m, name); ok && id != 0 {
 			return id, true
