@@ -156,6 +156,19 @@ func (s *Service) nextBatch(room int64, q *sendQueue) []*sendReq {
 	return batch
 }
 
+// loadForSends is loadConversationAt for a batch of sends. A cached state
+// comes as a copy that shares its members, admins and invites with the
+// cached one (see convState.forSends): a batch of sends applies its
+// messages only, which change none of them.
+func (s *Service) loadForSends(ctx context.Context, room int64, optimistic bool) (*convState, int64, error) {
+	if optimistic {
+		if state, rev, ok := s.convs.get(domain.ConversationStream(room)); ok {
+			return state.forSends(), rev, nil
+		}
+	}
+	return s.loadConversationAt(ctx, room, optimistic)
+}
+
 // sendBatch decides and appends a batch of sends to one room.
 func (s *Service) sendBatch(ctx context.Context, room int64, batch []*sendReq) {
 	stream := domain.ConversationStream(room)
@@ -167,7 +180,7 @@ func (s *Service) sendBatch(ctx context.Context, room int64, batch []*sendReq) {
 		}
 	}
 	for attempt := 0; ; attempt++ {
-		st, rev, err := s.loadConversationAt(ctx, room, attempt == 0)
+		st, rev, err := s.loadForSends(ctx, room, attempt == 0)
 		if err != nil {
 			fail(err)
 			return

@@ -469,7 +469,7 @@ func (s *Service) updateConversation(ctx context.Context, a Actor, id int64, key
 		for _, e := range events {
 			c.apply(e, res.Position)
 		}
-		s.appended(ctx, stream, c, rev, len(data), int64(res.Revision), data[len(data)-1].ID)
+		s.appended(ctx, stream, c.clone(), rev, len(data), int64(res.Revision), data[len(data)-1].ID)
 		return Written{Position: res.Position, At: at}, c, nil
 	}
 }

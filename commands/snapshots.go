@@ -71,7 +71,7 @@ func (s *Service) saveSnapshot(ctx context.Context, stream string, c *domain.Con
 // appended records a conversation's state c after appending n events at
 // revision prev (-1: a new stream) landed with rev as the last one's
 // revision and id as its id: in the cache, and every snapshotEvery events as
-// a snapshot.
+// a snapshot. The cache keeps c itself: the caller changes it no more.
 func (s *Service) appended(ctx context.Context, stream string, c *convState, prev int64, n int, rev int64, id uuid.UUID) {
 	if rev != prev+int64(n) {
 		// The store answered with an earlier append of these event ids
@@ -79,7 +79,7 @@ func (s *Service) appended(ctx context.Context, stream string, c *convState, pre
 		s.convs.drop(stream)
 		return
 	}
-	s.convs.putIfNewer(stream, c.clone(), rev)
+	s.convs.putIfNewer(stream, c, rev)
 	if (prev+1)/s.snapshotEvery != (rev+1)/s.snapshotEvery {
 		s.saveSnapshot(ctx, stream, c.conv, rev, id)
 	}

@@ -102,6 +102,14 @@ func (c *Conversation) Clone() *Conversation {
 	return &d
 }
 
+// ShallowCopy returns a copy of c that shares its members, admins,
+// invites and parties: only for applying MessageSent events, which change
+// none of them (Clone copies everything).
+func (c *Conversation) ShallowCopy() *Conversation {
+	d := *c
+	return &d
+}
+
 // Apply evolves the conversation by one event. Events of other kinds are ignored.
 func (c *Conversation) Apply(e Event) {
 	if c.members == nil {
@@ -314,11 +322,12 @@ func (c *Conversation) CheckSend(sender int64, m MessageContent, l Limits) error
 // other members now.
 func (c *Conversation) Send(sender, messageID int64, m MessageContent) []Event {
 	receivers := make([]int64, 0, len(c.members))
-	for _, u := range c.Members() {
+	for u := range c.members {
 		if u != sender {
 			receivers = append(receivers, u)
 		}
 	}
+	slices.Sort(receivers) // as Members: in ascending order
 	return []Event{MessageSent{
 		ConversationID: c.ID, MessageID: messageID, SenderID: sender, Receivers: receivers,
 		Text: m.Text, Picture: m.Picture, Video: m.Video, ReplyTo: m.ReplyTo,

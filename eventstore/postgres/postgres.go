@@ -303,7 +303,7 @@ func (s *Store) readAll(ctx context.Context, from eventstore.Position, count int
 }
 
 // readPrealloc is the room a log read makes for its rows before it has any.
-const readPrealloc = 32
+const readPrealloc = 8
 
 func (s *Store) readBelow(ctx context.Context, query string, from eventstore.Position, count int) ([]eventstore.RecordedEvent, bool, error) {
 	rows, err := s.hot.Query(ctx, query, logRowFormats, int64(from.Commit), int64(from.Prepare), count)
