@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -10,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/evchat/evchat/internal/jsonscan"
 )
 
 // fanoutResult is the real-time delivery of an open-loop send load.
@@ -105,13 +108,8 @@ func runD(ctx context.Context, e *env) (*fanoutResult, error) {
 	}
 	onFrame := func(i int, data []byte) {
 		at := time.Since(base)
-		var f struct {
-			Type         string `json:"type"`
-			ID           int64  `json:"id"`
-			Conversation int64  `json:"conversation"`
-			Text         string `json:"text"`
-		}
-		if json.Unmarshal(data, &f) != nil {
+		f, ok := readFrame(data)
+		if !ok {
 			recv[i].frames["(not JSON)"]++
 			return
 		}
@@ -300,4 +298,67 @@ func parseFanoutText(s string) (seq int, sent time.Duration, ok bool) {
 		return 0, 0, false
 	}
 	return seq, time.Duration(ns), true
+}
+
+// frame is what (d) reads of a frame.
+type frame struct {
+	Type         string `json:"type"`
+	ID           int64  `json:"id"`
+	Conversation int64  `json:"conversation"`
+	Text         string `json:"text"`
+}
+
+var frameFields = []string{"type", "id", "conversation", "text"}
+
+// readFrame reads a frame's type, id, conversation and text. The members
+// are located without decoding the rest (20,000 frames a second: decoding
+// each whole was a fifth of the load client's CPU, taken from the server on
+// a shared machine); the ones read are parsed strictly, and a frame this
+// does not follow (escapes, numbers that are not integers) goes to
+// encoding/json.
+func readFrame(data []byte) (frame, bool) {
+	var f frame
+	ok := jsonscan.Each(data, func(name []byte, at jsonscan.Span) bool {
+		v := data[at.Start:at.End]
+		var ok bool
+		switch string(name) {
+		case "type":
+			f.Type, ok = plainString(v)
+		case "text":
+			f.Text, ok = plainString(v)
+		case "id":
+			f.ID, ok = integer(v)
+		case "conversation":
+			f.Conversation, ok = integer(v)
+		default:
+			// encoding/json matches names regardless of case: leave
+			// "Text" and the like to it.
+			for _, field := range frameFields {
+				if strings.EqualFold(string(name), field) {
+					return false
+				}
+			}
+			return true
+		}
+		return ok
+	})
+	if ok {
+		return f, true
+	}
+	f = frame{}
+	return f, json.Unmarshal(data, &f) == nil
+}
+
+// plainString is a JSON string without escapes, or not ok.
+func plainString(v []byte) (string, bool) {
+	if len(v) < 2 || v[0] != '"' || v[len(v)-1] != '"' || bytes.IndexByte(v, '\\') >= 0 {
+		return "", false
+	}
+	return string(v[1 : len(v)-1]), true
+}
+
+// integer is a JSON integer, or not ok.
+func integer(v []byte) (int64, bool) {
+	n, err := strconv.ParseInt(string(v), 10, 64)
+	return n, err == nil
 }
