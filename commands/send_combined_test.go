@@ -162,3 +162,41 @@ func TestAbandonedQueuedSendIsNotAppended(t *testing.T) {
 		t.Errorf("room holds %q; want a, c: the abandoned b must not be appended", got)
 	}
 }
+
+// A batch of sends works on a copy that shares the cached state's maps
+// (convState.forSends): the state a send leaves in the cache must still
+// see a member who joins after it, and the states cached before must not
+// change.
+func TestSendsShareNoChangeWithTheCache(t *testing.T) {
+	ctx := context.Background()
+	mem := newMemStore()
+	s := commands.New(commands.Config{Store: mem, IDs: &ids{}, Lookups: noLookups{}, Registry: domain.NewRegistry(), Credentials: discardCredentials{}})
+	room := newGroup(t, s)
+	send := func(user int64, text string) commands.Sent {
+		t.Helper()
+		sent, err := s.SendMessage(ctx, commands.Actor{UserID: user}, commands.SendMessage{ConversationID: room, Content: domain.MessageContent{Text: text}})
+		if err != nil {
+			t.Fatalf("send %q: %v", text, err)
+		}
+		return sent
+	}
+	send(1, "a")
+	before, later, ok := commands.CachedMembers(s, room)
+	if !ok || len(before) != 1 {
+		t.Fatalf("cached members %v, %v; want the creator alone", before, ok)
+	}
+	send(1, "b")
+	if _, err := s.JoinChatroom(ctx, commands.Actor{UserID: 2}, room, ""); err != nil {
+		t.Fatal(err)
+	}
+	if got := send(1, "c").Message.Receivers; len(got) != 1 || got[0] != 2 {
+		t.Errorf("receivers after the join = %v; want [2]", got)
+	}
+	send(2, "d")
+	if got := later(); len(got) != 1 || got[0] != 1 {
+		t.Errorf("a state cached before the join now has members %v; want [1]: a cached state changed", got)
+	}
+	if now, _, _ := commands.CachedMembers(s, room); len(now) != 2 {
+		t.Errorf("cached members %v; want 1 and 2", now)
+	}
+}
