@@ -376,10 +376,17 @@ const noisyOther = 0.25
 // cpuLines say how busy each process was in each measured window.
 func cpuLines(r *results) []string {
 	var out []string
-	add := func(name string, u *cpuUse) {
+	add := func(name string, u *cpuUse, sendRate ...float64) {
 		if u != nil {
 			line := fmt.Sprintf("cpu %-10s chatd %.2f, postgres %.2f, chatbench %.2f, other processes %.2f cores (of %d)",
 				name+":", u.Chatd, u.Postgres, u.Chatbench, u.Other, r.Settings.CPUs)
+			if len(sendRate) > 0 && sendRate[0] > 0 {
+				// CPU time per send: steadier from run to run than the
+				// latencies, which the machine's other work moves.
+				per := func(cores float64) float64 { return cores / sendRate[0] * 1000 }
+				line += fmt.Sprintf("; per send chatd %.3f + postgres %.3f + chatbench %.3f = %.3f ms",
+					per(u.Chatd), per(u.Postgres), per(u.Chatbench), per(u.Chatd+u.Postgres+u.Chatbench))
+			}
 			if u.Other >= noisyOther {
 				line += " <- the machine was busy with other work: noisy"
 			}
@@ -390,10 +397,10 @@ func cpuLines(r *results) []string {
 		add("baseline", r.Baseline.Inserts.CPU)
 	}
 	if r.A != nil {
-		add("a", r.A.Sends.CPU)
+		add("a", r.A.Sends.CPU, r.A.Sends.Rate)
 	}
 	if r.B != nil {
-		add("b", r.B.Sends.CPU)
+		add("b", r.B.Sends.CPU, r.B.Sends.Rate)
 	}
 	if r.C != nil {
 		add("c send", r.C.SendBig.CPU)
@@ -403,7 +410,7 @@ func cpuLines(r *results) []string {
 		}
 	}
 	if r.D != nil {
-		add("d", r.D.CPU)
+		add("d", r.D.CPU, r.D.Sends.Rate)
 	}
 	if r.R != nil {
 		add("r", r.R.ListAfterSend.CPU)
