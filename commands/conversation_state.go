@@ -36,7 +36,7 @@ func (s *convState) clone() *convState {
 // shares s's maps (joined, and the conversation's), which applying a
 // MessageSent leaves alone. The states of the cache never change (every
 // command works on a copy), so sharing their maps is safe; cloning them
-// for every batch of sends was a tenth of what a send allocated.
+// for every batch of sends was about a twentieth of what a send allocated.
 func (s *convState) forSends() *convState {
 	return &convState{conv: s.conv.ShallowCopy(), joined: s.joined, floor: s.floor}
 }
