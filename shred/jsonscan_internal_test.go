@@ -4,13 +4,14 @@ import (
 	"testing"
 
 	"github.com/evchat/evchat/domain"
-	"github.com/evchat/evchat/internal/jsonscan"
 )
 
 func TestSplice(t *testing.T) {
 	data := []byte(`{"a":"x","b":1,"c":"yy"}`)
-	m, _ := jsonscan.Members(data)
-	got := splice(data, []edit{{at: m["c"], value: []byte(`null`)}, {at: m["a"], value: []byte(`{"sealed":"v1:z"}`)}})
+	m, _ := locate(data, domain.Personal{Fields: []domain.PersonalField{{Name: "a"}, {Name: "c"}}})
+	a, _ := m.get("a")
+	c, _ := m.get("c")
+	got := splice(data, []edit{{at: c, value: []byte(`null`)}, {at: a, value: []byte(`{"sealed":"v1:z"}`)}})
 	if want := `{"a":{"sealed":"v1:z"},"b":1,"c":null}`; string(got) != want {
 		t.Errorf("splice = %s; want %s", got, want)
 	}

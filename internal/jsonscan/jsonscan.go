@@ -9,28 +9,13 @@ import "bytes"
 // Span is where one member's value lies in a payload: data[Start:End].
 type Span struct{ Start, End int }
 
-// Members locates the values of the top-level members of a JSON object.
-// ok is false for anything it does not follow (not an object, escaped
-// member names, malformed input, anything after the object): the caller
-// leaves such a payload alone, or hands it to encoding/json. A member named
-// twice is located at its last value, as encoding/json reads it. The
-// values are located, not checked.
-func Members(data []byte) (map[string]Span, bool) {
-	out := make(map[string]Span, 8)
-	ok := Each(data, func(name []byte, at Span) bool {
-		out[string(name)] = at
-		return true
-	})
-	if !ok {
-		return nil, false
-	}
-	return out, true
-}
-
 // Each calls f with the name and the value's place of each top-level member
-// of a JSON object, in order, and reports whether the object is one Members
-// follows (see there) and f accepted every member: a decoder keeps what f
-// read only when Each returns true. A repeated name comes to f each time (a
+// of a JSON object, in order, and reports whether the object is one it
+// follows and f accepted every member: a decoder keeps what f read only
+// when Each returns true. It does not follow anything but an object,
+// escaped member names, malformed input, or anything after the object: the
+// caller leaves such a payload alone, or hands it to encoding/json. The
+// values are located, not checked. A repeated name comes to f each time (a
 // decoder that must read as encoding/json does declines it: encoding/json
 // decodes every value, failing on a bad one, merging objects). name is
 // valid only during the call. Each allocates nothing.
