@@ -3,6 +3,8 @@ package domain
 import (
 	"encoding/json"
 	"unicode/utf8"
+
+	"github.com/evchat/evchat/internal/jsonscan"
 )
 
 // decodeMessageSent decodes a chat.message_sent payload as json.Unmarshal
@@ -27,16 +29,16 @@ func scanMessageSent(b []byte) (m MessageSent, ok bool) {
 	ok = scanMembers(b, func(name, v []byte) (field int, ok bool) {
 		switch string(name) {
 		case "conversation_id":
-			m.ConversationID, ok = integer(v)
+			m.ConversationID, ok = jsonscan.Integer(v)
 		case "message_id":
 			field = 1
-			m.MessageID, ok = integer(v)
+			m.MessageID, ok = jsonscan.Integer(v)
 		case "sender_id":
 			field = 2
-			m.SenderID, ok = integer(v)
+			m.SenderID, ok = jsonscan.Integer(v)
 		case "reply_to":
 			field = 3
-			m.ReplyTo, ok = integer(v)
+			m.ReplyTo, ok = jsonscan.Integer(v)
 		case "receivers":
 			field = 4
 			m.Receivers, ok = integers(v)
@@ -79,7 +81,7 @@ func integers(v []byte) ([]int64, bool) {
 		for i < len(v) && v[i] != ',' && v[i] != ']' && v[i] != ' ' && v[i] != '\t' && v[i] != '\n' && v[i] != '\r' {
 			i++
 		}
-		n, ok := integer(v[start:i])
+		n, ok := jsonscan.Integer(v[start:i])
 		if !ok {
 			return nil, false
 		}

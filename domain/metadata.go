@@ -2,7 +2,6 @@ package domain
 
 import (
 	"encoding/json"
-	"strconv"
 
 	"github.com/evchat/evchat/internal/jsonscan"
 )
@@ -26,23 +25,23 @@ func scanMetadata(b []byte) (md Metadata, ok bool) {
 	ok = scanMembers(b, func(name, v []byte) (field int, ok bool) {
 		switch string(name) {
 		case "actor_id":
-			md.ActorID, ok = integer(v)
+			md.ActorID, ok = jsonscan.Integer(v)
 		case "request_id":
 			field = 1
-			md.RequestID, ok = plainString(v)
+			md.RequestID, ok = jsonscan.PlainString(v)
 		case "correlation_id":
 			field = 2
-			md.CorrelationID, ok = plainString(v)
+			md.CorrelationID, ok = jsonscan.PlainString(v)
 		case "causation_id":
 			field = 3
-			md.CausationID, ok = plainString(v)
+			md.CausationID, ok = jsonscan.PlainString(v)
 		case "time":
 			field = 4
-			ok = isPlainString(v) && md.Time.UnmarshalJSON(v) == nil
+			ok = jsonscan.IsPlainString(v) && md.Time.UnmarshalJSON(v) == nil
 		case "v":
 			field = 5
 			var n int64
-			n, ok = integer(v)
+			n, ok = jsonscan.Integer(v)
 			md.Version = int(n)
 		}
 		return field, ok // another member, or a name in another case: not ok
@@ -66,44 +65,4 @@ func scanMembers(b []byte, read func(name, value []byte) (field int, ok bool)) b
 		seen |= bit
 		return true
 	})
-}
-
-// plainString reads a JSON string without escapes, of printable ASCII.
-func plainString(v []byte) (string, bool) {
-	if !isPlainString(v) {
-		return "", false
-	}
-	return string(v[1 : len(v)-1]), true
-}
-
-// isPlainString reports whether v is a JSON string without escapes, of
-// printable ASCII.
-func isPlainString(v []byte) bool {
-	if len(v) < 2 || v[0] != '"' || v[len(v)-1] != '"' {
-		return false
-	}
-	for _, c := range v[1 : len(v)-1] {
-		if c == '\\' || c == '"' || c < 0x20 || c >= 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
-// integer reads a JSON integer that fits an int64.
-func integer(v []byte) (int64, bool) {
-	digits := v
-	if len(digits) > 0 && digits[0] == '-' {
-		digits = digits[1:]
-	}
-	if len(digits) == 0 || (len(digits) > 1 && digits[0] == '0') {
-		return 0, false
-	}
-	for _, c := range digits {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-	}
-	n, err := strconv.ParseInt(string(v), 10, 64)
-	return n, err == nil
 }

@@ -4,7 +4,10 @@
 // decoding the whole payload.
 package jsonscan
 
-import "bytes"
+import (
+	"bytes"
+	"strconv"
+)
 
 // Span is where one member's value lies in a payload: data[Start:End].
 type Span struct{ Start, End int }
@@ -140,4 +143,46 @@ func endsLiteral(c byte) bool {
 		return true
 	}
 	return false
+}
+
+// PlainString reads a JSON string without escapes, of printable ASCII:
+// what encoding/json would read, without its decoder. Anything else is not
+// ok, for the caller to hand to encoding/json.
+func PlainString(v []byte) (string, bool) {
+	if !IsPlainString(v) {
+		return "", false
+	}
+	return string(v[1 : len(v)-1]), true
+}
+
+// IsPlainString reports whether v is a JSON string without escapes, of
+// printable ASCII.
+func IsPlainString(v []byte) bool {
+	if len(v) < 2 || v[0] != '"' || v[len(v)-1] != '"' {
+		return false
+	}
+	for _, c := range v[1 : len(v)-1] {
+		if c == '\\' || c == '"' || c < 0x20 || c >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// Integer reads a JSON integer that fits an int64.
+func Integer(v []byte) (int64, bool) {
+	digits := v
+	if len(digits) > 0 && digits[0] == '-' {
+		digits = digits[1:]
+	}
+	if len(digits) == 0 || (len(digits) > 1 && digits[0] == '0') {
+		return 0, false
+	}
+	for _, c := range digits {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+	}
+	n, err := strconv.ParseInt(string(v), 10, 64)
+	return n, err == nil
 }

@@ -89,3 +89,23 @@ func TestEachStopsWhereTheCallerDeclines(t *testing.T) {
 		t.Error("Each accepted what follows the object")
 	}
 }
+
+// PlainString and Integer read only what encoding/json reads the same way.
+func TestPlainStringAndInteger(t *testing.T) {
+	for in, want := range map[string]bool{
+		`"abc"`: true, `""`: true, `"a\"b"`: false, `"caf` + "\xc3\xa9" + `"`: false, "\"a\xffb\"": false,
+		`"a` + "\t" + `b"`: false, `abc`: false, `"`: false, `"a`: false,
+	} {
+		if _, ok := PlainString([]byte(in)); ok != want {
+			t.Errorf("PlainString(%q) ok = %v; want %v", in, ok, want)
+		}
+	}
+	for in, want := range map[string]bool{
+		`0`: true, `-7`: true, `9223372036854775807`: true, `9223372036854775808`: false,
+		`01`: false, `+1`: false, `-`: false, `1e3`: false, `1.0`: false, ``: false,
+	} {
+		if _, ok := Integer([]byte(in)); ok != want {
+			t.Errorf("Integer(%q) ok = %v; want %v", in, ok, want)
+		}
+	}
+}
