@@ -17,6 +17,8 @@ func TestReadFrameAgreesWithEncodingJSON(t *testing.T) {
 		`{"type":"typ\u0065","id":-4,"conversation":0,"text":""}`,
 		`{"type":"message","id":"7"}`,
 		`{"type":"message","id":1,}`,
+		"{\"type\":\"message\",\"id\":1,\"conversation\":2,\"text\":\"a\xffb\"}", // encoding/json reads U+FFFD
+		`{"type":"message","id":1,"conversation":2,"text":"café  "}`,
 		`[1,2]`,
 		`not json`,
 	} {

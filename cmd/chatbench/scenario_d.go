@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -314,8 +313,8 @@ var frameFields = []string{"type", "id", "conversation", "text"}
 // are located without decoding the rest (20,000 frames a second: decoding
 // each whole was a fifth of the load client's CPU, taken from the server on
 // a shared machine); the ones read are parsed strictly, and a frame this
-// does not follow (escapes, numbers that are not integers) goes to
-// encoding/json.
+// does not follow (escapes, anything but printable ASCII in a string,
+// numbers that are not integers) goes to encoding/json.
 func readFrame(data []byte) (frame, bool) {
 	var f frame
 	ok := jsonscan.Each(data, func(name []byte, at jsonscan.Span) bool {
@@ -323,13 +322,13 @@ func readFrame(data []byte) (frame, bool) {
 		var ok bool
 		switch string(name) {
 		case "type":
-			f.Type, ok = plainString(v)
+			f.Type, ok = jsonscan.PlainString(v)
 		case "text":
-			f.Text, ok = plainString(v)
+			f.Text, ok = jsonscan.PlainString(v)
 		case "id":
-			f.ID, ok = integer(v)
+			f.ID, ok = jsonscan.Integer(v)
 		case "conversation":
-			f.Conversation, ok = integer(v)
+			f.Conversation, ok = jsonscan.Integer(v)
 		default:
 			// encoding/json matches names regardless of case: leave
 			// "Text" and the like to it.
@@ -347,18 +346,4 @@ func readFrame(data []byte) (frame, bool) {
 	}
 	f = frame{}
 	return f, json.Unmarshal(data, &f) == nil
-}
-
-// plainString is a JSON string without escapes, or not ok.
-func plainString(v []byte) (string, bool) {
-	if len(v) < 2 || v[0] != '"' || v[len(v)-1] != '"' || bytes.IndexByte(v, '\\') >= 0 {
-		return "", false
-	}
-	return string(v[1 : len(v)-1]), true
-}
-
-// integer is a JSON integer, or not ok.
-func integer(v []byte) (int64, bool) {
-	n, err := strconv.ParseInt(string(v), 10, 64)
-	return n, err == nil
 }
