@@ -20,9 +20,10 @@ import (
 // (shared/API.md). It keeps connections alive and is safe for concurrent
 // use.
 type api struct {
-	base string // http://127.0.0.1:PORT
-	hc   *http.Client
-	ws   *websocket.Dialer
+	base  string // http://127.0.0.1:PORT
+	hc    *http.Client
+	ws    *websocket.Dialer
+	sends *sendConns
 }
 
 func newAPI(base string) *api {
@@ -34,8 +35,9 @@ func newAPI(base string) *api {
 		DisableCompression:  true,
 	}
 	return &api{
-		base: base,
-		hc:   &http.Client{Transport: tr, Timeout: 30 * time.Second},
+		base:  base,
+		sends: newSendConns(strings.TrimPrefix(base, "http://")),
+		hc:    &http.Client{Transport: tr, Timeout: 30 * time.Second},
 		ws: &websocket.Dialer{
 			HandshakeTimeout: 15 * time.Second,
 			ReadBufferSize:   2048,
@@ -170,7 +172,19 @@ type sendBody struct {
 
 // send posts a text message and discards the response.
 func (a *api) send(ctx context.Context, u *user, room int64, text string) error {
-	return a.do(ctx, http.MethodPost, "/send-message/", u.token, sendBody{room, text}, http.StatusCreated, nil)
+	h, _ := ctx.Value(headerKey{}).([2]string)
+	req, err := sendRequest(a.sends.addr, u.token, room, text, h)
+	if err != nil {
+		return err
+	}
+	status, body, err := a.sends.post(ctx, req, http.StatusCreated)
+	if err != nil {
+		return fmt.Errorf("POST /send-message/: %w", err)
+	}
+	if status != http.StatusCreated {
+		return &httpError{method: http.MethodPost, path: "/send-message/", status: status, body: body}
+	}
+	return nil
 }
 
 // message is the part of a message object the benchmark reads.
