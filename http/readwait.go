@@ -32,8 +32,9 @@ import (
 //  3. ReadWaitHead (the default): the head of the log as the read starts.
 //     The write answered after its event was durable, so the head is at or
 //     after it whichever process took it: safe with any number of
-//     processes and any client. It costs one look-up of the head per read,
-//     and under write load the read also waits for everyone else's writes
+//     processes and any client. It costs a look-up of the head, one for
+//     all the reads that arrive while another is in flight (heads), and
+//     under write load the read also waits for everyone else's writes
 //     that reached the log first (about one projector batch). While the log
 //     cannot be read, nothing can be written or projected either: the read
 //     waits for 2 only and answers from the read model as it is.
@@ -165,7 +166,7 @@ func (s *Server) readPosition(ctx context.Context, c echo.Context, user int64) (
 	if s.cfg.ReadWait == ReadWaitUser {
 		return p, nil
 	}
-	head, err := s.store.Head(ctx)
+	head, err := s.heads.Head(ctx)
 	if err != nil {
 		// The log cannot be read: no write can be appended either, and
 		// the projector cannot move. The caller's writes through this

@@ -164,6 +164,7 @@ type Server struct {
 	cmd         Commands
 	rm          Queries
 	store       Log
+	heads       *heads // shared look-ups of store's head
 	tokens      Tokens
 	throttle    LoginThrottle
 	passwords   Passwords
@@ -187,6 +188,9 @@ func New(cfg Config) *Server {
 	}
 	if s.observer == nil {
 		s.observer = nopObserver{}
+	}
+	if cfg.Log != nil {
+		s.heads = newHeads(cfg.Log.Head)
 	}
 	s.hub = newHub(s)
 	s.echo = s.routes()
