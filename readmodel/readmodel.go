@@ -533,8 +533,14 @@ func userMessagesPage(cond string, desc bool, limit string) string {
 }
 
 const chatroomColumns = `c.id, c.type, c.name, c.description, c.created_by, c.created_at, c.updated_at,
-	coalesce((SELECT array_agg(mm.user_id ORDER BY mm.user_id) FROM members mm WHERE mm.conversation_id = c.id), '{}'),
-	coalesce((SELECT array_agg(ma.user_id ORDER BY ma.user_id) FROM members ma WHERE ma.conversation_id = c.id AND ma.admin), '{}')`
+	coalesce(mem.members, '{}'), coalesce(mem.admins, '{}')`
+
+// chatroomMembers joins each room c with its members and its admins (mem),
+// read in one pass over the room's members.
+const chatroomMembers = `CROSS JOIN LATERAL (
+	SELECT array_agg(mm.user_id ORDER BY mm.user_id) AS members,
+	       array_agg(mm.user_id ORDER BY mm.user_id) FILTER (WHERE mm.admin) AS admins
+	  FROM members mm WHERE mm.conversation_id = c.id) AS mem`
 
 func scanChatroom(row pgx.Row, c *Chatroom, extra ...any) error {
 	dest := append([]any{&c.ID, &c.Type, &c.Name, &c.Description, &c.CreatedBy, &c.CreatedAt, &c.UpdatedAt, &c.Members,
@@ -545,7 +551,7 @@ func scanChatroom(row pgx.Row, c *Chatroom, extra ...any) error {
 // Chatroom returns one conversation. ErrNotFound when none.
 func (s *Store) Chatroom(ctx context.Context, id int64) (Chatroom, error) {
 	var c Chatroom
-	err := scanChatroom(s.db.QueryRow(ctx, `SELECT `+chatroomColumns+` FROM conversations c WHERE c.id = $1`, id), &c)
+	err := scanChatroom(s.db.QueryRow(ctx, `SELECT `+chatroomColumns+` FROM conversations c `+chatroomMembers+` WHERE c.id = $1`, id), &c)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Chatroom{}, ErrNotFound
 	}
@@ -559,7 +565,7 @@ func (s *Store) UserChatrooms(ctx context.Context, user int64) ([]Chatroom, erro
 			greatest(0, c.message_count - me.not_received - coalesce(
 				(SELECT pm.read_count FROM past_members pm WHERE pm.user_id = $1 AND pm.conversation_id = c.id), 0)),
 			c.last_message_id
-		FROM members me JOIN conversations c ON c.id = me.conversation_id
+		FROM members me JOIN conversations c ON c.id = me.conversation_id `+chatroomMembers+`
 		WHERE me.user_id = $1
 		ORDER BY c.last_activity_at DESC, c.id DESC`, user)
 	if err != nil {
